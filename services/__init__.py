@@ -1,0 +1,1 @@
+"""ClipStream services: one deployable each."""

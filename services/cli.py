@@ -1,0 +1,116 @@
+"""``clipstream``: one command line for the platform."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from shared.service import configure_logging
+from shared.settings import KafkaSettings
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from shared.runtime.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port, host=args.host)
+    stop = {"now": False}
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        stop["now"] = True
+        broker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    broker.start()
+    print(f"embedded broker ready on {broker.bootstrap}  (export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}); Ctrl-C stops it",
+          flush=True)
+    code = broker.wait() if broker.running else 0
+    return 0 if stop["now"] else code
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from shared.runtime.admin import ensure_topics, list_topics
+
+    bootstrap = args.bootstrap or KafkaSettings().bootstrap_servers
+    if args.action == "create":
+        created = asyncio.run(ensure_topics(bootstrap))
+        print(f"created {len(created)} topics: {', '.join(created) or '-'}")
+    for name in asyncio.run(list_topics(bootstrap)):
+        print(name)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from services.registry import runner
+
+    run = runner(args.service)
+    try:
+        asyncio.run(run(args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from services.tail import run_tail
+
+    bootstrap = args.bootstrap or KafkaSettings().bootstrap_servers
+    run_tail(bootstrap, args.topics, args.from_beginning, args.count, args.timeout)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.demo import run_demo
+
+    return run_demo(workdir=args.workdir, serve=args.serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipstream", description=__doc__)
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu, memory storage)")
+    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="list the broker's topics, or create the registry's")
+    p.add_argument("action", choices=["list", "create"], nargs="?", default="list")
+    p.add_argument("--bootstrap")
+    p.set_defaults(func=cmd_topics)
+
+    from services.registry import SERVICES
+
+    p = sub.add_parser("run", help="run one service")
+    p.add_argument("service", choices=sorted(SERVICES))
+    p.add_argument("--port", type=int, help="HTTP port for the API or /metrics /health /ready")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tail", help="print events from topics as they arrive")
+    p.add_argument("topics", nargs="+")
+    p.add_argument("--bootstrap")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--count", type=int)
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("demo", help="run the platform on the embedded broker and show events travel")
+    p.add_argument("--workdir", default="var/demo")
+    p.add_argument("--serve", action="store_true", help="keep everything running until Ctrl-C")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

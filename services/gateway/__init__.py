@@ -1,0 +1,1 @@
+"""The HTTP API that platform backends and client apps call."""

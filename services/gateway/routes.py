@@ -1,0 +1,73 @@
+"""Routes: validate, turn the request into an event, publish. No other logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import ValidationError
+
+from shared import topics
+from shared.codec import describe_validation_error
+from shared.events import VideoUploaded, WatchEvent
+from shared.publisher import publish, publish_many
+from shared.safety import UnsafeSource, check_source
+from services.gateway.auth import ApiKey
+from services.gateway.limits import SERVICE, rejected_requests
+from services.gateway.schemas import Accepted, BatchAccepted, Rejected, VideoUploadIn, WatchBatchIn, WatchEventIn
+
+router = APIRouter(prefix="/v1")
+
+
+def to_watch_event(body: WatchEventIn) -> WatchEvent:
+    return WatchEvent(**body.model_dump(exclude_none=True))
+
+
+async def _publish(request: Request, topic: topics.Topic, events: list) -> None:
+    try:
+        await publish_many(request.app.state.broker, topic, events, SERVICE) if len(events) > 1 else \
+            await publish(request.app.state.broker, topic, events[0], SERVICE)
+    except Exception as exc:  # broker unreachable or refusing: the client should retry
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"event bus unavailable: {type(exc).__name__}") from exc
+
+
+@router.post("/videos", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["videos"],
+             summary="Register an uploaded video for ingestion")
+async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Accepted:
+    settings = request.app.state.settings
+    try:
+        await asyncio.to_thread(check_source, body.source, settings.media_root, settings.allowed_url_hosts)
+    except UnsafeSource as exc:
+        rejected_requests().labels("unsafe_source").inc()
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"source refused: {exc}") from exc
+    event = VideoUploaded(**body.model_dump())
+    await _publish(request, topics.VIDEOS_UPLOADED, [event])
+    return Accepted(id=event.video_id, topic=topics.VIDEOS_UPLOADED.name)
+
+
+@router.post("/events/watch", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["events"],
+             summary="Record one watch event")
+async def record_watch(body: WatchEventIn, request: Request, _: ApiKey) -> Accepted:
+    event = to_watch_event(body)
+    await _publish(request, topics.WATCH_EVENTS, [event])
+    return Accepted(id=event.event_id, topic=topics.WATCH_EVENTS.name)
+
+
+@router.post("/events/watch/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted,
+             tags=["events"], summary="Record many watch events; invalid ones are listed, valid ones kept")
+async def record_watch_batch(body: WatchBatchIn, request: Request, _: ApiKey) -> BatchAccepted:
+    limit = request.app.state.settings.max_batch
+    if len(body.events) > limit:
+        rejected_requests().labels("batch_too_large").inc()
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"batch of {len(body.events)} events exceeds the limit of {limit}")
+    events, rejected = [], []
+    for index, raw in enumerate(body.events):
+        try:
+            events.append(to_watch_event(WatchEventIn.model_validate(raw)))
+        except ValidationError as exc:
+            rejected.append(Rejected(index=index, error=describe_validation_error(exc)))
+    if rejected:
+        rejected_requests().labels("invalid_event").inc(len(rejected))
+    if events:
+        await _publish(request, topics.WATCH_EVENTS, events)
+    return BatchAccepted(topic=topics.WATCH_EVENTS.name, accepted=len(events), rejected=rejected)

@@ -1,0 +1,1 @@
+"""Library code every ClipStream service imports. It never runs by itself."""

@@ -1,0 +1,110 @@
+"""The consuming side every service uses: validation, dead-lettering and metrics in one place.
+
+A service registers ``async def handler(event) -> None`` for a topic with :func:`consume`.
+Every message is decoded against the topic's model; a message that fails to decode, or
+whose handler raises, is published to ``<topic>.dlq`` as a :class:`DeadLetter` with the
+original bytes, the reason and its source partition/offset, then committed, and the
+consumer goes on. Only when the dead letter itself cannot be written does the message stay
+uncommitted (it is redelivered), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from shared.codec import Rejection, decode, encode
+from shared.events import DeadLetter, DeadLetterReason, Event
+from shared.metrics import consumer_metrics
+from shared.settings import KafkaSettings
+from shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[E], Awaitable[None]]
+
+
+class Reject(Exception):
+    """Raised by a handler for input it refuses (unsafe path, unknown topic...): dead-lettered as ``rejected``."""
+
+
+def dead_letter_for(raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
+                    rejection: Rejection, service: str, max_payload: int) -> DeadLetter:
+    payload = raw or b""
+    return DeadLetter(
+        source_topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key.decode("utf-8", "replace") if key is not None else None,
+        payload_b64=base64.b64encode(payload[:max_payload]).decode(),
+        payload_size=len(payload),
+        reason=rejection.reason,
+        detail=rejection.detail[:4000],
+        service=service,
+    )
+
+
+async def _raw(msg: Any) -> bytes:
+    return msg.body
+
+
+def consume(
+    broker: KafkaBroker,
+    topic: Topic,
+    model: type[E],
+    handler: Handler[E],
+    *,
+    service: str,
+    group_id: str,
+    settings: KafkaSettings | None = None,
+    **subscriber_options: Any,
+):
+    """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber."""
+    settings = settings or KafkaSettings()
+    metrics = consumer_metrics(service)
+    options = dict(
+        group_id=group_id,
+        auto_offset_reset=settings.auto_offset_reset,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_partition_fetch_bytes=max(settings.max_message_bytes * 16, 1024 * 1024),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw,
+    )
+    options.update(subscriber_options)
+
+    async def dead_letter(body: bytes | None, msg: KafkaMessage, rejection: Rejection) -> None:
+        record = msg.raw_message
+        letter = dead_letter_for(body, record.key, topic.name, record.partition, record.offset,
+                                 rejection, service, settings.max_message_bytes)
+        await broker.publish(encode(letter), topic=topic.dlq, key=record.key)
+        metrics.dead_letters.labels(topic.name, rejection.reason.value).inc()
+        metrics.messages.labels(topic.name, "dead_lettered").inc()
+        log.warning("dead-lettered %s[%d]@%d: %s: %s", topic.name, record.partition, record.offset,
+                    rejection.reason.value, rejection.detail)
+
+    async def on_message(body: bytes, msg: KafkaMessage) -> None:
+        started = time.perf_counter()
+        event = decode(body, model, settings.max_message_bytes)
+        if isinstance(event, Rejection):
+            return await dead_letter(body, msg, event)
+        try:
+            await handler(event)
+        except Reject as exc:
+            return await dead_letter(body, msg, Rejection(DeadLetterReason.REJECTED, str(exc)))
+        except Exception as exc:  # a bug or an outage in one message must not stop the consumer
+            log.exception("handler for %s failed", topic.name)
+            return await dead_letter(body, msg, Rejection(DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+        metrics.messages.labels(topic.name, "ok").inc()
+        metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)
+
+    on_message.__name__ = f"on_{topic.name.replace('.', '_')}"
+    return broker.subscriber(topic.name, **options)(on_message)

@@ -1,0 +1,1 @@
+"""Embedded runtime: the Tansu broker process and topic administration."""

@@ -1,0 +1,98 @@
+"""Configuration: pydantic-settings, one class per concern, environment prefix ``CLIPSTREAM_``.
+
+The two switches between the embedded default and production are also read under their
+conventional names: ``KAFKA_BOOTSTRAP_SERVERS`` and ``QDRANT_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+PREFIX = "CLIPSTREAM_"
+
+
+def _config(section: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"{PREFIX}{section}", extra="ignore", populate_by_name=True)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class KafkaSettings(BaseSettings):
+    model_config = _config("KAFKA_")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("CLIPSTREAM_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    client_id: str = "clipstream"
+    max_message_bytes: int = Field(1024 * 1024, ge=1024)
+    """Largest event body a consumer accepts; larger ones are dead-lettered as oversized."""
+    session_timeout_ms: int = Field(6000, ge=1000)
+    heartbeat_interval_ms: int = Field(1000, ge=100)
+    auto_offset_reset: str = "earliest"
+
+
+class QdrantSettings(BaseSettings):
+    model_config = _config("QDRANT_")
+
+    url: str | None = Field(None, validation_alias=AliasChoices("CLIPSTREAM_QDRANT_URL", "QDRANT_URL"))
+    """Qdrant server URL; unset means the embedded engine (qdrant-edge) under ``data_dir``."""
+    api_key: SecretStr | None = None
+    data_dir: Path = Path("var/qdrant")
+    timeout_s: float = 10.0
+
+
+class ServiceSettings(BaseSettings):
+    """Where a service serves /metrics, /health and /ready."""
+
+    model_config = _config("SERVICE_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8001, ge=0, le=65535)
+    log_level: str = "info"
+
+
+class GatewaySettings(BaseSettings):
+    model_config = _config("GATEWAY_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: Annotated[list[SecretStr], NoDecode] = [SecretStr("dev-key")]
+    """Comma-separated in the environment. The default is for the embedded demo only."""
+    media_root: Path = Path("var/media")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(1000, ge=1)
+    allowed_url_hosts: Annotated[list[str], NoDecode] = []
+    """Hosts exempt from the private-address check (for example an internal CDN)."""
+
+    @field_validator("api_keys", "allowed_url_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+class FetchSettings(BaseSettings):
+    """Limits on fetching media that events point at."""
+
+    model_config = _config("FETCH_")
+
+    media_root: Path = Field(
+        Path("var/media"),
+        validation_alias=AliasChoices("CLIPSTREAM_FETCH_MEDIA_ROOT", "CLIPSTREAM_GATEWAY_MEDIA_ROOT"),
+    )
+    allowed_url_hosts: Annotated[list[str], NoDecode] = []
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("allowed_url_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
