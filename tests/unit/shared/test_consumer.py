@@ -1,0 +1,80 @@
+"""The dead-letter mechanism, wired through FastStream's in-memory TestKafkaBroker."""
+
+import asyncio
+import base64
+import json
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from shared import topics
+from shared.bus import make_broker
+from shared.consumer import Reject, consume
+from shared.events import DeadLetterReason, WatchEvent
+from shared.metrics import consumer_metrics
+from shared.settings import KafkaSettings
+
+GOOD = {"schema_version": 1, "user_id": "u1", "video_id": "v1", "action": "like"}
+
+
+def counted(service: str, topic: str, outcome: str) -> float:
+    return consumer_metrics(service).messages.labels(topic, outcome)._value.get()
+
+
+@pytest.fixture
+def setup():
+    settings = KafkaSettings(max_message_bytes=4096)
+    broker = make_broker("unit", settings)
+    seen: list[WatchEvent] = []
+    letters: list[dict] = []
+
+    async def handler(event: WatchEvent) -> None:
+        if event.video_id == "boom":
+            raise RuntimeError("model exploded")
+        if event.video_id == "refused":
+            raise Reject("video refused: unsafe source")
+        seen.append(event)
+
+    consume(broker, topics.WATCH_EVENTS, WatchEvent, handler, service="unit", group_id="unit", settings=settings)
+
+    @broker.subscriber(topics.WATCH_EVENTS.dlq)
+    async def on_dlq(body: dict) -> None:
+        letters.append(body)
+
+    return broker, seen, letters
+
+
+async def test_good_and_bad_messages(setup):
+    broker, seen, letters = setup
+    ok_before = counted("unit", "watch.events", "ok")
+    async with TestKafkaBroker(broker) as br:
+        bad = [b"{oops", json.dumps({**GOOD, "schema_version": 7}).encode(),
+               json.dumps({k: v for k, v in GOOD.items() if k != "user_id"}).encode(),
+               json.dumps({**GOOD, "pad": "x" * 10000}).encode(),
+               json.dumps({**GOOD, "video_id": "boom"}).encode(),
+               json.dumps({**GOOD, "video_id": "refused"}).encode()]
+        await br.publish(json.dumps(GOOD).encode(), topic="watch.events", key=b"u1")
+        for raw in bad:
+            await br.publish(raw, topic="watch.events", key=b"u1")
+        await br.publish(json.dumps({**GOOD, "video_id": "v2"}).encode(), topic="watch.events", key=b"u1")
+    assert [e.video_id for e in seen] == ["v1", "v2"], "bad messages in between must not stop the consumer"
+    assert [l["reason"] for l in letters] == [
+        DeadLetterReason.MALFORMED_JSON, DeadLetterReason.UNKNOWN_SCHEMA_VERSION, DeadLetterReason.INVALID_EVENT,
+        DeadLetterReason.OVERSIZED, DeadLetterReason.PROCESSING_ERROR, DeadLetterReason.REJECTED]
+    first = letters[0]
+    assert base64.b64decode(first["payload_b64"]) == b"{oops"
+    assert first["source_topic"] == "watch.events" and first["service"] == "unit" and first["key"] == "u1"
+    assert "user_id" in letters[2]["detail"]
+    assert "model exploded" in letters[4]["detail"]
+    oversized = letters[3]
+    assert oversized["payload_size"] > 10000 and len(base64.b64decode(oversized["payload_b64"])) == 4096
+    assert counted("unit", "watch.events", "ok") - ok_before == 2
+    assert consumer_metrics("unit").dead_letters.labels("watch.events", "oversized")._value.get() >= 1
+
+
+async def test_subscriber_is_named_for_its_topic(setup):
+    broker, _, _ = setup
+    from faststream.specification import AsyncAPI
+
+    channels = AsyncAPI(broker).to_specification().to_jsonable()["channels"]
+    assert "watch.events:OnWatchEvents" in channels
