@@ -13,22 +13,30 @@ from shared.settings import KafkaSettings
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
+    import time
+
     from shared.runtime.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=args.port, host=args.host)
-    stop = {"now": False}
+    stop = {"requested": False}
 
     def on_signal(signum, frame):  # noqa: ARG001
-        stop["now"] = True
-        broker.stop()
+        stop["requested"] = True
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     broker.start()
-    print(f"embedded broker ready on {broker.bootstrap}  (export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}); Ctrl-C stops it",
-          flush=True)
-    code = broker.wait() if broker.running else 0
-    return 0 if stop["now"] else code
+    print(f"embedded broker ready on {broker.bootstrap}  (export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}); "
+          "Ctrl-C stops it", flush=True)
+    while broker.running and not stop["requested"]:
+        time.sleep(0.2)
+    crashed = not stop["requested"]
+    broker.stop()
+    if crashed:
+        print("the broker process exited unexpectedly", file=sys.stderr)
+        return 1
+    print("broker stopped", flush=True)
+    return 0
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

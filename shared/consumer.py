@@ -107,4 +107,6 @@ def consume(
         metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)
 
     on_message.__name__ = f"on_{topic.name.replace('.', '_')}"
-    return broker.subscriber(topic.name, **options)(on_message)
+    subscriber = broker.subscriber(topic.name, **options)
+    subscriber(on_message)
+    return subscriber

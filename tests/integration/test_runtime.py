@@ -1,0 +1,95 @@
+"""The embedded runtime as users run it: `clipstream broker`, a service's ops endpoints, `clipstream demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+
+import httpx
+import uvicorn
+
+from shared import topics
+from shared.bus import make_broker
+from shared.consumer import consume
+from shared.events import WatchEvent
+from shared.runtime.admin import list_topics, wait_until_ready
+from shared.runtime.broker import free_port
+from shared.service import service_app
+from tests.integration.conftest import wait_for
+
+
+def test_broker_command_starts_creates_topics_and_stops_cleanly_on_sigterm():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not any("ready on" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        assert f"127.0.0.1:{port}" in lines[-1], lines
+        asyncio.run(wait_until_ready(f"127.0.0.1:{port}", 10))
+        names = asyncio.run(list_topics(f"127.0.0.1:{port}"))
+        assert set(topics.all_topic_partitions()) <= set(names)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+    assert code == 0
+    probe = subprocess.run([sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"],
+                           capture_output=True)
+    assert probe.returncode != 0, "the broker process is gone after SIGTERM"
+
+
+async def test_consumer_service_serves_health_ready_and_metrics(broker, kafka_settings, group_id):
+    bus = make_broker("it-svc", kafka_settings)
+    seen: list[WatchEvent] = []
+
+    async def handle(event: WatchEvent) -> None:
+        seen.append(event)
+
+    consume(bus, topics.WATCH_EVENTS, WatchEvent, handle, service="it-svc", group_id=group_id, settings=kafka_settings)
+    app = service_app("it-svc", bus)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started, what="uvicorn to start")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/health")).status_code == 200
+            assert (await client.get("/ready")).json() == {"status": "ready"}
+            await bus.publish(WatchEvent(user_id="u", video_id="v", action="share").model_dump_json().encode(),
+                              topic=topics.WATCH_EVENTS.name, key=b"u")
+            await bus.publish(b"garbage", topic=topics.WATCH_EVENTS.name, key=b"u")
+            await wait_for(lambda: len(seen) == 1, what="the event")
+            text = ""
+
+            async def metrics_show_dlq() -> bool:
+                nonlocal text
+                text = (await client.get("/metrics")).text
+                return 'clipstream_it_svc_dlq_messages_total{reason="malformed_json",topic="watch.events"} 1.0' in text
+
+            for _ in range(100):
+                if await metrics_show_dlq():
+                    break
+                await asyncio.sleep(0.1)
+            assert 'clipstream_it_svc_messages_total{outcome="ok",topic="watch.events"} 1.0' in text
+            assert 'clipstream_it_svc_dlq_messages_total{reason="malformed_json",topic="watch.events"} 1.0' in text
+            assert "clipstream_it_svc_broker_received_messages_total" in text
+            assert 'clipstream_it_svc_build_info{service="it-svc",version="0.1.0"} 1.0' in text
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_demo_shows_an_upload_and_watch_events_travelling(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--workdir", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=300, env={"COLUMNS": "200", **__import__("os").environ})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "events read back from the broker's topics" in out
+    assert "videos.uploaded" in out and "watch.events" in out
+    assert "outside the media root" in out
+    assert (tmp_path / "demo" / "media").glob("*.mp4")
