@@ -1,11 +1,13 @@
 """The consuming side every service uses: validation, dead-lettering and metrics in one place.
 
 A service registers ``async def handler(event) -> None`` for a topic with :func:`consume`.
+Messages arrive in batches (up to ``max_poll_records``) and are handled one by one, in order.
 Every message is decoded against the topic's model; a message that fails to decode, or
 whose handler raises, is published to ``<topic>.dlq`` as a :class:`DeadLetter` with the
-original bytes, the reason and its source partition/offset, then committed, and the
-consumer goes on. Only when the dead letter itself cannot be written does the message stay
-uncommitted (it is redelivered), so nothing is lost.
+original bytes, the reason and its source partition/offset, and the consumer goes on.
+Offsets are committed once the whole batch is handled (at-least-once). Only when a dead
+letter itself cannot be written is the batch left uncommitted and redelivered, so nothing
+is lost; handlers must therefore be idempotent.
 """
 
 from __future__ import annotations
@@ -76,13 +78,16 @@ def consume(
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_partition_fetch_bytes=max(settings.max_message_bytes * 16, 1024 * 1024),
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        batch=True,
+        max_records=settings.max_poll_records,
+        batch_timeout_ms=settings.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw,
     )
     options.update(subscriber_options)
 
-    async def dead_letter(body: bytes | None, msg: KafkaMessage, rejection: Rejection) -> None:
-        record = msg.raw_message
+    async def dead_letter(body: bytes | None, record: Any, rejection: Rejection) -> None:
         letter = dead_letter_for(body, record.key, topic.name, record.partition, record.offset,
                                  rejection, service, settings.max_message_bytes)
         await broker.publish(encode(letter), topic=topic.dlq, key=record.key)
@@ -91,20 +96,25 @@ def consume(
         log.warning("dead-lettered %s[%d]@%d: %s: %s", topic.name, record.partition, record.offset,
                     rejection.reason.value, rejection.detail)
 
-    async def on_message(body: bytes, msg: KafkaMessage) -> None:
+    async def handle_one(body: bytes | None, record: Any) -> None:
         started = time.perf_counter()
         event = decode(body, model, settings.max_message_bytes)
         if isinstance(event, Rejection):
-            return await dead_letter(body, msg, event)
+            return await dead_letter(body, record, event)
         try:
             await handler(event)
         except Reject as exc:
-            return await dead_letter(body, msg, Rejection(DeadLetterReason.REJECTED, str(exc)))
+            return await dead_letter(body, record, Rejection(DeadLetterReason.REJECTED, str(exc)))
         except Exception as exc:  # a bug or an outage in one message must not stop the consumer
             log.exception("handler for %s failed", topic.name)
-            return await dead_letter(body, msg, Rejection(DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+            return await dead_letter(body, record, Rejection(DeadLetterReason.PROCESSING_ERROR,
+                                                             f"{type(exc).__name__}: {exc}"))
         metrics.messages.labels(topic.name, "ok").inc()
         metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)
+
+    async def on_message(bodies: list[bytes], msg: KafkaMessage) -> None:
+        for body, record in zip(bodies, msg.raw_message, strict=True):
+            await handle_one(record.value, record)
 
     on_message.__name__ = f"on_{topic.name.replace('.', '_')}"
     subscriber = broker.subscriber(topic.name, **options)

@@ -38,6 +38,10 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(6000, ge=1000)
     heartbeat_interval_ms: int = Field(1000, ge=100)
     auto_offset_reset: str = "earliest"
+    fetch_max_wait_ms: int = Field(100, ge=1)
+    """Longest a fetch waits for data (bounds end-to-end latency on brokers that do not wake early)."""
+    max_poll_records: int = Field(500, ge=1)
+    """Messages handled per batch; offsets are committed once per batch."""
 
 
 class QdrantSettings(BaseSettings):
