@@ -76,6 +76,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(workdir=args.workdir, serve=args.serve)
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from shared.config_catalog import markdown_table
+
+    print(markdown_table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipstream", description=__doc__)
     parser.add_argument("--log-level", default="info")
@@ -105,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("config", help="print every environment variable the services read, as a table")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("demo", help="run the platform on the embedded broker and show events travel")
     p.add_argument("--workdir", default="var/demo")

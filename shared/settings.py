@@ -16,7 +16,8 @@ PREFIX = "CLIPSTREAM_"
 
 
 def _config(section: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=f"{PREFIX}{section}", extra="ignore", populate_by_name=True)
+    return SettingsConfigDict(env_prefix=f"{PREFIX}{section}", extra="ignore", populate_by_name=True,
+                              use_attribute_docstrings=True)
 
 
 def _split_csv(value: object) -> object:
@@ -32,12 +33,17 @@ class KafkaSettings(BaseSettings):
         "127.0.0.1:9092",
         validation_alias=AliasChoices("CLIPSTREAM_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    """Kafka brokers (host:port, comma-separated): the embedded broker or Apache Kafka."""
     client_id: str = "clipstream"
+    """Prefix of the Kafka client id; the service name is appended."""
     max_message_bytes: int = Field(1024 * 1024, ge=1024)
     """Largest event body a consumer accepts; larger ones are dead-lettered as oversized."""
     session_timeout_ms: int = Field(6000, ge=1000)
+    """Consumer group session timeout; a dead consumer's partitions move after this long."""
     heartbeat_interval_ms: int = Field(1000, ge=100)
+    """Consumer heartbeat interval (well under the session timeout)."""
     auto_offset_reset: str = "earliest"
+    """Where a new consumer group starts: earliest (replay the topic) or latest."""
     fetch_max_wait_ms: int = Field(100, ge=1)
     """Longest a fetch waits for data (bounds end-to-end latency on brokers that do not wake early)."""
     max_poll_records: int = Field(500, ge=1)
@@ -48,10 +54,13 @@ class QdrantSettings(BaseSettings):
     model_config = _config("QDRANT_")
 
     url: str | None = Field(None, validation_alias=AliasChoices("CLIPSTREAM_QDRANT_URL", "QDRANT_URL"))
-    """Qdrant server URL; unset means the embedded engine (qdrant-edge) under ``data_dir``."""
+    """Qdrant server URL; unset means the embedded engine (qdrant-edge) under data_dir."""
     api_key: SecretStr | None = None
+    """API key for the Qdrant server, if it requires one."""
     data_dir: Path = Path("var/qdrant")
+    """Folder for embedded shards (one per collection and process)."""
     timeout_s: float = 10.0
+    """Request timeout against a Qdrant server."""
 
 
 class ServiceSettings(BaseSettings):
@@ -60,20 +69,28 @@ class ServiceSettings(BaseSettings):
     model_config = _config("SERVICE_")
 
     host: str = "127.0.0.1"
+    """Address a consumer service serves /metrics, /health and /ready on."""
     port: int = Field(8001, ge=0, le=65535)
+    """Port for /metrics, /health and /ready."""
     log_level: str = "info"
+    """Log level: debug, info, warning, error."""
 
 
 class GatewaySettings(BaseSettings):
     model_config = _config("GATEWAY_")
 
     host: str = "127.0.0.1"
+    """Address the HTTP API listens on."""
     port: int = Field(8000, ge=0, le=65535)
+    """Port of the HTTP API."""
     api_keys: Annotated[list[SecretStr], NoDecode] = [SecretStr("dev-key")]
-    """Comma-separated in the environment. The default is for the embedded demo only."""
+    """API keys, comma-separated; the default is for the embedded demo only."""
     media_root: Path = Path("var/media")
+    """Uploads registered by path must lie under this folder."""
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (413 beyond)."""
     max_batch: int = Field(1000, ge=1)
+    """Most watch events in one batch request."""
     allowed_url_hosts: Annotated[list[str], NoDecode] = []
     """Hosts exempt from the private-address check (for example an internal CDN)."""
 
@@ -92,9 +109,13 @@ class FetchSettings(BaseSettings):
         Path("var/media"),
         validation_alias=AliasChoices("CLIPSTREAM_FETCH_MEDIA_ROOT", "CLIPSTREAM_GATEWAY_MEDIA_ROOT"),
     )
+    """Folder that media paths in events are resolved against (shared with the gateway)."""
     allowed_url_hosts: Annotated[list[str], NoDecode] = []
+    """Hosts exempt from the private-address check when fetching URLs."""
     max_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    """Largest media file fetched."""
     timeout_s: float = Field(30.0, gt=0)
+    """Timeout for fetching one media file."""
 
     @field_validator("allowed_url_hosts", mode="before")
     @classmethod

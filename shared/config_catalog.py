@@ -1,0 +1,60 @@
+"""Every environment variable the settings classes read: for docs, deploy checks and config tables."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
+from shared import settings as s
+
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    s.KafkaSettings, s.QdrantSettings, s.ServiceSettings, s.GatewaySettings, s.FetchSettings,
+)
+
+
+def env_names(cls: type[BaseSettings]) -> dict[str, str]:
+    """Environment variable -> field name, for one settings class."""
+    prefix = cls.model_config.get("env_prefix", "")
+    out = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            out.update({str(choice): name for choice in alias.choices})
+        else:
+            out[(prefix + name).upper()] = name
+    return out
+
+
+def all_env_names() -> set[str]:
+    return {env for cls in SETTINGS_CLASSES for env in env_names(cls)}
+
+
+def catalog() -> list[dict]:
+    """One row per variable: for the README's configuration table."""
+    rows = []
+    for cls in SETTINGS_CLASSES:
+        for env, name in env_names(cls).items():
+            field = cls.model_fields[name]
+            default = field.default if field.default_factory is None else field.default_factory()
+            rows.append({"env": env, "settings": cls.__name__, "field": name, "default": default,
+                         "doc": (field.description or "").strip()})
+    return rows
+
+
+def _shown(value: object) -> str:
+    if hasattr(value, "get_secret_value"):
+        return "(secret)"
+    if isinstance(value, list):
+        return ",".join(_shown(v) for v in value) or "(empty)"
+    return "(unset)" if value is None else str(value)
+
+
+def markdown_table() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    seen = set()
+    for row in catalog():
+        if row["env"] in seen:
+            continue
+        seen.add(row["env"])
+        lines.append(f"| `{row['env']}` | `{_shown(row['default'])}` | {row['doc']} |")
+    return "\n".join(lines)
