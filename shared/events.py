@@ -38,16 +38,21 @@ class Event(BaseModel):
     schema_version: Literal[1] = 1
 
 
-class VideoUploaded(Event):
-    """An upload registered by a platform backend (topic ``videos.uploaded``)."""
+class UploadFields(BaseModel):
+    """What a platform says about an upload; shared by the HTTP request and the event."""
 
-    video_id: Identifier
     source: Annotated[str, Field(min_length=1, max_length=2048)]
     """A path relative to the media root, or an http(s) URL."""
     title: Annotated[str, Field(max_length=300)] = ""
     tags: Annotated[list[Tag], Field(max_length=32)] = []
     topic: TopicName | None = None
     creator_id: Identifier
+
+
+class VideoUploaded(Event, UploadFields):
+    """An upload registered by a platform backend (topic ``videos.uploaded``)."""
+
+    video_id: Identifier
     uploaded_at: datetime = Field(default_factory=utcnow)
 
 
@@ -79,16 +84,21 @@ class WatchAction(StrEnum):
     DISLIKE = "dislike"
 
 
-class WatchEvent(Event):
-    """One thing a user did with a video (topic ``watch.events``, keyed by user_id)."""
+class WatchFields(BaseModel):
+    """What a client reports about one interaction; shared by the HTTP request and the event."""
 
-    event_id: Identifier = Field(default_factory=new_id)
     user_id: Identifier
     video_id: Identifier
     action: WatchAction
     watch_ms: Annotated[int, Field(ge=0, le=24 * 3600 * 1000)] = 0
     duration_ms: Annotated[int, Field(ge=0, le=24 * 3600 * 1000)] | None = None
     session_id: Identifier | None = None
+
+
+class WatchEvent(Event, WatchFields):
+    """One thing a user did with a video (topic ``watch.events``, keyed by user_id)."""
+
+    event_id: Identifier = Field(default_factory=new_id)
     ts: datetime = Field(default_factory=utcnow)
 
 

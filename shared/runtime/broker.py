@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.runtime.admin import ensure_topics, wait_until_ready
+from shared.runtime.processes import terminate
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout_s)
 
     def wait(self) -> int:
         assert self._proc is not None

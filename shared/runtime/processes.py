@@ -13,6 +13,20 @@ from pathlib import Path
 import httpx
 
 
+def terminate(proc: subprocess.Popen | None, timeout_s: float) -> int | None:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 @dataclass
 class ServiceProcess:
     """``clipstream run NAME`` in a child process, ready once its /ready answers 200."""
@@ -53,16 +67,7 @@ class ServiceProcess:
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return terminate(proc, timeout_s)
 
     def __enter__(self) -> ServiceProcess:
         return self.start()
