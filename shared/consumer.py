@@ -12,6 +12,7 @@ is lost; handlers must therefore be idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -67,9 +68,14 @@ def consume(
     service: str,
     group_id: str,
     settings: KafkaSettings | None = None,
+    concurrency: int = 1,
     **subscriber_options: Any,
 ):
-    """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber."""
+    """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber.
+
+    ``concurrency`` > 1 handles that many messages of a batch at once (for topics where order
+    between messages does not matter, such as uploads); the batch is still committed as a whole.
+    """
     settings = settings or KafkaSettings()
     metrics = consumer_metrics(service)
     options = dict(
@@ -113,8 +119,18 @@ def consume(
         metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)
 
     async def on_message(bodies: list[bytes], msg: KafkaMessage) -> None:
-        for body, record in zip(bodies, msg.raw_message, strict=True):
-            await handle_one(record.value, record)
+        records = msg.raw_message
+        if concurrency <= 1:
+            for record in records:
+                await handle_one(record.value, record)
+            return
+        gate = asyncio.Semaphore(concurrency)
+
+        async def gated(record: Any) -> None:
+            async with gate:
+                await handle_one(record.value, record)
+
+        await asyncio.gather(*(gated(r) for r in records))
 
     on_message.__name__ = f"on_{topic.name.replace('.', '_')}"
     subscriber = broker.subscriber(topic.name, **options)

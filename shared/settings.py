@@ -121,3 +121,62 @@ class FetchSettings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+
+class MediaSettings(BaseSettings):
+    """Limits and sizes for decoding videos."""
+
+    model_config = _config("MEDIA_")
+
+    max_file_bytes: int = Field(500 * 1024 * 1024, ge=1)
+    """Largest video file decoded."""
+    max_duration_s: float = Field(600.0, gt=0)
+    """Longest video accepted (from the container, checked before decoding)."""
+    max_pixels: int = Field(3840 * 2160, ge=1)
+    """Largest frame size accepted (width x height); 4K passes, 8K does not."""
+    max_frames: int = Field(60 * 60 * 60, ge=1)
+    """Decoding stops after this many frames whatever the metadata says."""
+    open_timeout_s: float = Field(10.0, gt=0)
+    """Timeout for opening a container."""
+    keyframes: int = Field(8, ge=1, le=64)
+    """Most keyframes per video fed to the model."""
+    frame_size: int = Field(64, ge=16)
+    """Keyframes are letterboxed into a square of this side."""
+    scene_threshold: float = Field(0.12, gt=0, lt=1)
+    """Mean absolute difference (0-1) of small grey frames that counts as a scene cut."""
+    thumbnail_width: int = Field(320, ge=16)
+    """Width of the JPEG thumbnail."""
+
+
+class ModelSettings(BaseSettings):
+    """Where models live and how onnxruntime runs them."""
+
+    model_config = _config("MODELS_")
+
+    dir: Path = Path(__file__).resolve().parents[1] / "models"
+    """Folder of the project's committed ONNX models and their manifest.json."""
+    cache_dir: Path = Path("var/models")
+    """Folder for models prepared at setup from packages (the text model); never committed."""
+    provider: str = "auto"
+    """auto: CUDA when onnxruntime has it and a GPU answers, else CPU; cpu: always CPU."""
+    intra_op_threads: int = Field(0, ge=0)
+    """onnxruntime threads per session (0: onnxruntime decides)."""
+    verify_checksums: bool = True
+    """Refuse a model file whose sha256 differs from its manifest."""
+
+
+class EncoderSettings(BaseSettings):
+    model_config = _config("ENCODER_")
+
+    collection: str = "videos"
+    """Qdrant collection the encoder writes video vectors to."""
+    text_weight: float = Field(0.25, ge=0, le=1)
+    """Share of the fused vector's similarity decided by title and tags (the rest is visual)."""
+    duplicate_threshold: float = Field(0.97, gt=0, le=1)
+    """Cosine similarity to the nearest existing video at which an upload is marked duplicate_of it."""
+    artefacts_dir: Path = Path("var/artefacts")
+    """Where thumbnails and extracted audio are written."""
+    concurrency: int = Field(4, ge=1)
+    """Uploads decoded at once (each in its own thread)."""
+    max_batch: int = Field(16, ge=1)
+    """Most videos whose keyframes go through the model in one call."""

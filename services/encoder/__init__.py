@@ -1,0 +1,1 @@
+"""Encoder: fetch, decode and embed uploaded videos into Qdrant's `videos` collection."""

@@ -1,0 +1,55 @@
+"""Encoder wiring: settings, models (loaded once), vector store, broker, subscriber, ops endpoints."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from faststream.asgi import AsgiFastStream
+
+from services.encoder import metrics
+from services.encoder.engine import EncoderEngine
+from services.encoder.handlers import Encoder
+from shared import topics
+from shared.bus import make_broker
+from shared.consumer import consume
+from shared.events import VideoUploaded
+from shared.service import service_app
+from shared.settings import EncoderSettings, FetchSettings, KafkaSettings, QdrantSettings
+from shared.vectors import open_store
+
+GROUP = "clipstream-encoder"
+
+
+def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None = None,
+               encoder: EncoderSettings | None = None, fetch: FetchSettings | None = None) -> AsgiFastStream:
+    kafka = kafka or KafkaSettings()
+    encoder = encoder or EncoderSettings()
+    qdrant = qdrant or QdrantSettings()
+    broker = make_broker(metrics.SERVICE, kafka)
+    state: dict = {}
+
+    async def handle(event: VideoUploaded) -> None:
+        await state["encoder"].on_videos_uploaded(event)
+
+    consume(broker, topics.VIDEOS_UPLOADED, VideoUploaded, handle, service=metrics.SERVICE, group_id=GROUP,
+            settings=kafka, concurrency=encoder.concurrency)
+
+    @asynccontextmanager
+    async def lifespan(*_):
+        engine = EncoderEngine(encoder=encoder)
+        engine.warmup()
+        metrics.model.info({"version": engine.version, "provider": engine.video.provider})
+        store = open_store(encoder.collection, engine.dim,
+                           qdrant.model_copy(update={"data_dir": qdrant.data_dir / metrics.SERVICE}))
+        store.index_fields({"topic": "keyword", "creator_id": "keyword", "created_at": "float"})
+        state["encoder"] = Encoder(engine, store, broker, fetch or FetchSettings())
+        state["store"] = store
+        try:
+            yield
+        finally:
+            store.close()
+
+    async def ready() -> bool:
+        return "encoder" in state
+
+    return service_app(metrics.SERVICE, broker, ready=ready, lifespan=lifespan)

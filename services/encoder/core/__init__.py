@@ -1,0 +1,1 @@
+"""Pure logic of the encoder: no broker and no network."""

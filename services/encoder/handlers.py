@@ -1,0 +1,90 @@
+"""videos.uploaded in -> fetch, analyse, embed, upsert -> videos.embedded out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker
+
+from services.encoder import metrics
+from services.encoder.core.pipeline import Analysis, analyse, duplicate_of
+from services.encoder.engine import EncoderEngine, Embedded
+from services.encoder.fetch import FetchError, fetched
+from shared import topics
+from shared.batching import MicroBatcher
+from shared.consumer import Reject
+from shared.events import VideoEmbedded, VideoUploaded
+from shared.media import MediaError
+from shared.publisher import publish
+from shared.settings import FetchSettings
+from shared.text import video_text
+from shared.vectors import VectorRecord, VectorStore
+
+
+@dataclass
+class Encoder:
+    engine: EncoderEngine
+    store: VectorStore
+    broker: KafkaBroker
+    fetch: FetchSettings
+
+    def __post_init__(self) -> None:
+        self.batcher: MicroBatcher = MicroBatcher(self.engine.embed_batch, self.engine.settings.max_batch)
+        self.artefacts = self.engine.settings.artefacts_dir
+        # uploads are handled concurrently: the duplicate check and the upsert go one at a time so
+        # that of two copies arriving together, the second sees the first
+        self.store_lock = asyncio.Lock()
+
+    async def on_videos_uploaded(self, event: VideoUploaded) -> None:
+        try:
+            embedded = await self.embed(event)
+        except (FetchError, MediaError) as exc:
+            metrics.videos.labels("failed").inc()
+            metrics.failures.labels(exc.reason).inc()
+            raise Reject(f"{exc.reason}: {exc.detail}") from exc
+        await publish(self.broker, topics.VIDEOS_EMBEDDED, embedded, metrics.SERVICE)
+
+    async def embed(self, event: VideoUploaded) -> VideoEmbedded:
+        started = time.perf_counter()
+        async with fetched(event.source, self.fetch) as path:
+            fetched_at = time.perf_counter()
+            metrics.stage_seconds.labels("fetch").observe(fetched_at - started)
+            analysis = await asyncio.to_thread(analyse, path, self.engine.media, self.artefacts, event.video_id)
+        decode_s = analysis.seconds["decode"]
+        metrics.stage_seconds.labels("decode").observe(decode_s)
+        metrics.frames.inc(analysis.keyframes.frames_decoded)
+        metrics.decode_fps.set(analysis.keyframes.frames_decoded / max(decode_s, 1e-6))
+        t = time.perf_counter()
+        result: Embedded = await self.batcher.submit((analysis.keyframes.frames, video_text(event.title, event.tags)))
+        metrics.stage_seconds.labels("embed").observe(time.perf_counter() - t)
+        t = time.perf_counter()
+        async with self.store_lock:
+            hits = self.store.search(result.vector, 2, exact=True)
+            duplicate = duplicate_of([(h.id, h.score) for h in hits], event.video_id,
+                                     self.engine.settings.duplicate_threshold)
+            self.store.upsert([VectorRecord(event.video_id, result.vector.tolist(),
+                                            self.payload(event, analysis, result, duplicate))])
+        metrics.stage_seconds.labels("upsert").observe(time.perf_counter() - t)
+        metrics.videos.labels("duplicate" if duplicate else "embedded").inc()
+        info = analysis.info
+        return VideoEmbedded(
+            video_id=event.video_id, vector=result.vector.tolist(), model_version=self.engine.version,
+            title=event.title, tags=event.tags, topic=event.topic or result.topic, creator_id=event.creator_id,
+            duration_s=info.duration_s, keyframes=len(analysis.keyframes.times_s),
+            thumbnail=str(analysis.thumbnail) if analysis.thumbnail else None, duplicate_of=duplicate,
+            created_at=event.uploaded_at,
+        )
+
+    def payload(self, event: VideoUploaded, analysis: Analysis, result: Embedded, duplicate: str | None) -> dict:
+        info = analysis.info
+        return {
+            "topic": event.topic or result.topic, "predicted_topic": result.topic, "tags": list(event.tags),
+            "creator_id": event.creator_id, "title": event.title, "duration_s": round(info.duration_s, 3),
+            "created_at": event.uploaded_at.timestamp(), "thumbnail": str(analysis.thumbnail or ""),
+            "audio": str(analysis.audio or ""), "audio_features": analysis.audio_features,
+            "width": info.width, "height": info.height, "keyframes": len(analysis.keyframes.times_s),
+            "scene_changes": analysis.keyframes.scene_changes, "model_version": self.engine.version,
+            "duplicate_of": duplicate,
+        }

@@ -1,0 +1,1 @@
+"""Training and export (torch; the `train` extra). Serving never imports this package."""

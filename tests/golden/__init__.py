@@ -1,0 +1,1 @@
+"""Golden outputs of the committed models. Regenerate after retraining: python -m tests.golden"""
