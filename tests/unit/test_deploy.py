@@ -81,11 +81,11 @@ def test_mounted_files_exist():
 def test_dockerfile_builds_the_package_and_runs_the_cli():
     text = (ROOT / "Dockerfile").read_text()
     assert "pip install ." in text and 'ENTRYPOINT ["clipstream"]' in text
-    for path in ("pyproject.toml", "shared", "services"):
+    for path in ("pyproject.toml", "shared", "services", "models"):
         assert f"COPY {path}" in text, f"the image lacks {path}"
 
 
-@pytest.mark.parametrize("name", ["gateway"])
+@pytest.mark.parametrize("name", ["gateway", "encoder"])
 def test_services_run_as_non_root_with_a_healthcheck(name):
     assert "USER clipstream" in (ROOT / "Dockerfile").read_text()
     assert "/ready" in " ".join(COMPOSE["services"][name]["healthcheck"]["test"])
