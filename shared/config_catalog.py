@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
@@ -41,7 +43,12 @@ def catalog() -> list[dict]:
     return rows
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _shown(value: object) -> str:
+    if isinstance(value, Path) and value.is_absolute() and ROOT in value.parents:
+        return f"<checkout>/{value.relative_to(ROOT)}"
     if hasattr(value, "get_secret_value"):
         return "(secret)"
     if isinstance(value, list):
