@@ -22,24 +22,18 @@ from rich.table import Table
 
 from shared import topics
 from shared.runtime.broker import EmbeddedBroker, free_port
+from shared.corpus import make_corpus
 from shared.runtime.processes import ServiceProcess
-from shared.synthetic import write_clip
 from services.tail import tail
 
 DEMO_KEY = "demo-key"
-TOPICS = ("sports", "travel", "food")
 
 
 def make_clips(media: Path, count: int) -> list[dict]:
-    rng = random.Random(7)
-    clips = []
-    for i in track(range(count), description="making sample clips"):
-        topic = TOPICS[i % len(TOPICS)]
-        name = f"{topic}_{i:02d}.mp4"
-        write_clip(media / name, seconds=2.0, hue=(TOPICS.index(topic) + rng.random() * 0.3) / len(TOPICS))
-        clips.append({"video_id": f"demo-{i:02d}", "source": name, "title": f"{topic.title()} clip {i}",
-                      "tags": [topic, "demo"], "topic": topic, "creator_id": f"creator-{i % 2}"})
-    return clips
+    """Clips from the project's corpus generator, as a platform would register them."""
+    rows = make_corpus(media, count, seed=7, seconds=3.0)
+    return [{"video_id": f"demo-{i:02d}", "source": r["file"], "title": r["title"], "tags": r["tags"],
+             "topic": r["topic"], "creator_id": f"creator-{i % 3}"} for i, r in enumerate(rows)]
 
 
 def watch_session(user: str, videos: list[str], rng: random.Random) -> list[dict]:
@@ -52,12 +46,12 @@ def watch_session(user: str, videos: list[str], rng: random.Random) -> list[dict
     return events
 
 
-def brief(text: str) -> str:
+def brief(value: bytes | None) -> str:
     """The fields a person reads first."""
     try:
-        data = json.loads(text)
+        data = json.loads(value or b"")
     except ValueError:
-        return text
+        return repr(value)[:80]
     keys = ("video_id", "source", "topic", "user_id", "action", "watch_ms")
     return " ".join(f"{k}={data[k]}" for k in keys if data.get(k) not in (None, ""))
 
@@ -99,12 +93,20 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
         "CLIPSTREAM_GATEWAY_MEDIA_ROOT": str(media),
         "CLIPSTREAM_GATEWAY_API_KEYS": DEMO_KEY,
     }
+    env.update({"CLIPSTREAM_FETCH_MEDIA_ROOT": str(media), "CLIPSTREAM_QDRANT_DATA_DIR": str(root / "qdrant"),
+                "CLIPSTREAM_ENCODER_ARTEFACTS_DIR": str(root / "artefacts")})
     gateway = ServiceProcess("gateway", free_port(), env=env, log_path=logs / "gateway.log")
+    encoder = ServiceProcess("encoder", free_port(), env=env, log_path=logs / "encoder.log")
     try:
-        with console.status("starting the gateway"):
+        with console.status("starting the gateway and the encoder (loading models)"):
             gateway.start()
-        console.print(f"[green]✓[/] gateway on [bold]{gateway.url}[/] (OpenAPI at {gateway.url}/docs)")
-        clips = make_clips(media, 6)
+            encoder.start()
+        console.print(f"[green]✓[/] gateway on [bold]{gateway.url}[/] (OpenAPI at {gateway.url}/docs), "
+                      f"encoder metrics on {encoder.url}/metrics")
+        clips = make_clips(media, 12)
+        (media / "not_a_video.mp4").write_text("a text file with a video's name")
+        clips.append({**clips[0], "video_id": "demo-reupload"})  # the same file again: a duplicate
+        clips.append({**clips[1], "video_id": "demo-broken", "source": "not_a_video.mp4"})
         with httpx.Client(base_url=gateway.url, headers={"X-API-Key": DEMO_KEY}, timeout=30) as api:
             for clip in track(clips, description="registering uploads"):
                 api.post("/v1/videos", json=clip).raise_for_status()
@@ -120,12 +122,28 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
         names = [topics.VIDEOS_UPLOADED.name, topics.WATCH_EVENTS.name]
         asyncio.run(tail(broker.bootstrap, names, from_beginning=True, count=len(clips) + len(events), timeout_s=5,
                          emit=lambda *row: shown.append(row)))
+        embedded: list[tuple[str, int, int, str]] = []
+        with console.status("waiting for the encoder to embed the uploads"):
+            asyncio.run(tail(broker.bootstrap, [topics.VIDEOS_EMBEDDED.name, topics.VIDEOS_UPLOADED.dlq],
+                             from_beginning=True, count=len(clips), timeout_s=60, emit=lambda *row: embedded.append(row)))
         table = Table(title=f"{len(shown)} events read back from the broker's topics (first 12)")
         for col in ("topic", "partition", "offset", "event"):
             table.add_column(col, overflow="fold")
         for topic, part, offset, text in sorted(shown, key=lambda r: (r[0], r[1], r[2]))[:12]:
             table.add_row(topic, str(part), str(offset), brief(text))
         console.print(table)
+
+        done = Table(title=f"encoder output: {len(embedded)} events on videos.embedded and its dead-letter topic")
+        for col in ("topic", "video", "topic label", "keyframes", "duration s", "duplicate of / reason"):
+            done.add_column(col, overflow="fold")
+        for topic, _, _, value in sorted(embedded, key=lambda r: (r[0], r[3])):
+            data = json.loads(value)
+            if topic.endswith(".dlq"):
+                done.add_row(f"[red]{topic}[/]", data.get("key") or "", "", "", "", f"{data['reason']}: {data['detail']}")
+            else:
+                done.add_row(topic, data["video_id"], str(data.get("topic")), str(data["keyframes"]),
+                             f"{data['duration_s']:.1f}", data.get("duplicate_of") or "")
+        console.print(done)
 
         bad = Table(title="bad input, refused with a reason")
         for col in ("input", "HTTP", "answer"):
@@ -137,15 +155,21 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
         for line in metrics.splitlines():
             if line.startswith(("clipstream_gateway_published_messages_total", "clipstream_gateway_rejected_requests_total")):
                 console.print("  " + line, highlight=False)
+        for line in httpx.get(f"{encoder.url}/metrics").text.splitlines():
+            if line.startswith(("clipstream_encoder_videos_total", "clipstream_encoder_failures_total")):
+                console.print("  " + line, highlight=False)
 
-        console.print(f"\n[bold]where things are[/]: media {media}, logs {logs}; "
+        console.print(f"\n[bold]where things are[/]: media {media}, thumbnails and audio {root / 'artefacts'}, "
+                      f"vectors {root / 'qdrant'}, logs {logs}; "
                       f"took {time.monotonic() - started:.1f}s")
         if serve:
             console.print(f"running: broker {broker.bootstrap}, gateway {gateway.url} (API key {DEMO_KEY!r}); Ctrl-C stops")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        ok = len(shown) == len(clips) + len(events) and all(400 <= code < 500 for _, code, _ in refused)
+        ok = (len(shown) == len(clips) + len(events) and len(embedded) == len(clips)
+              and all(400 <= code < 500 for _, code, _ in refused))
         return 0 if ok else 1
     finally:
+        encoder.stop()
         gateway.stop()
         broker.stop()
-        console.print("stopped the gateway and the broker")
+        console.print("stopped the encoder, the gateway and the broker")

@@ -23,7 +23,7 @@ def summarize(topic: str, value: bytes | None, limit: int = 400) -> str:
 
 
 async def tail(bootstrap: str, names: Sequence[str], *, from_beginning: bool, count: int | None,
-               timeout_s: float | None, emit: Callable[[str, int, int, str], None]) -> int:
+               timeout_s: float | None, emit: Callable[[str, int, int, bytes | None], None]) -> int:
     """Read ``names`` without a consumer group; stop after ``count`` messages or ``timeout_s`` idle."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -38,7 +38,7 @@ async def tail(bootstrap: str, names: Sequence[str], *, from_beginning: bool, co
                 break
             for records in batch.values():
                 for record in records:
-                    emit(record.topic, record.partition, record.offset, summarize(record.topic, record.value))
+                    emit(record.topic, record.partition, record.offset, record.value)
                     seen += 1
     finally:
         await consumer.stop()
@@ -50,8 +50,9 @@ def run_tail(bootstrap: str, names: Sequence[str], from_beginning: bool, count: 
 
     console = Console()
 
-    def emit(topic: str, partition: int, offset: int, text: str) -> None:
+    def emit(topic: str, partition: int, offset: int, value: bytes | None) -> None:
         style = "red" if topic.endswith(".dlq") else "cyan"
-        console.print(f"[{style}]{topic}[/][dim][{partition}]@{offset}[/] {text}", highlight=False, soft_wrap=True)
+        console.print(f"[{style}]{topic}[/][dim][{partition}]@{offset}[/] {summarize(topic, value)}", highlight=False,
+                      soft_wrap=True)
 
     return asyncio.run(tail(bootstrap, names, from_beginning=from_beginning, count=count, timeout_s=timeout_s, emit=emit))
