@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import sys
@@ -11,15 +10,9 @@ from pathlib import Path
 
 import torch
 
+from shared.inference import sha256_of
+
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_onnx(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
