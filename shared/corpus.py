@@ -232,9 +232,9 @@ def make_corpus(folder: Path, count: int, seed: int = 0, workers: int = 2, progr
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = pool.map(_write_one, todo, chunksize=4)
             if progress:
-                from rich.progress import track
+                from shared.progress import progress as bar
 
-                results = track(results, total=len(todo), description=f"making {len(todo)} clips")
+                results = bar(results, f"making {len(todo)} clips", total=len(todo))
             list(results)
     rows = [{**asdict(s), "tags": list(s.tags), "file": f"{s.clip_id}.mp4"} for s in specs]
     (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -11,7 +11,8 @@ from shared.media import MediaError
 
 def run_embed(files: list[str], out: str, title: str = "", tags: tuple[str, ...] = ()) -> int:
     from rich.console import Console
-    from rich.progress import track
+
+    from shared.progress import progress
 
     from shared.text import video_text
 
@@ -19,7 +20,7 @@ def run_embed(files: list[str], out: str, title: str = "", tags: tuple[str, ...]
     engine = EncoderEngine()
     failures = 0
     with open(out, "w") if out != "-" else open("/dev/stdout", "w") as sink:
-        for name in track(files, description="embedding", console=console):
+        for name in progress(files, "embedding"):
             path = Path(name)
             try:
                 [(analysis, embedded)] = engine.embed_files([path], [video_text(title, tags)])

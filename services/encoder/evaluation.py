@@ -89,11 +89,11 @@ def read_frames(path: Path) -> tuple[np.ndarray, int]:
 
 def make_copies(originals: list[Path], out: Path, seed: int = 0) -> list[tuple[Path, int, str]]:
     """(copy file, index of its original, transform) for every original and transform."""
-    from rich.progress import track
+    from shared.progress import progress
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, src in enumerate(track(originals, description="making transformed copies")):
+    for i, src in enumerate(progress(originals, "making transformed copies")):
         frames = None
         for name, fn in TRANSFORMS.items():
             dest = out / f"{src.stem}.{name}.mp4"
@@ -140,10 +140,10 @@ def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
     copies = make_copies(held_paths, workdir / "copies")
 
     def features(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-        from rich.progress import track
+        from shared.progress import progress
 
         visual, hist = [], []
-        for start in track(range(0, len(paths), 16), description=f"embedding {len(paths)} clips"):
+        for start in progress(range(0, len(paths), 16), f"embedding {len(paths)} clips"):
             analyses = [analyse(p, engine.media) for p in paths[start:start + 16]]
             embedded = engine.embed_batch([(a.keyframes.frames, "") for a in analyses])
             visual += [e.visual for e in embedded]
@@ -164,8 +164,10 @@ def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
         for t in TRANSFORMS:
             rows = [i for i, c in enumerate(copies) if c[2] == t]
             per_transform[f"recall@1_{t}"] = round(recall_at_1(co[rows], gallery, truth[rows]), 4)
+        labels_copies = labels_held[[c[1] for c in copies]]
         systems[name] = {"copy_recall@1": round(recall_at_1(co, gallery, truth), 4),
                          "topic_knn_accuracy": round(knn_accuracy(he, labels_held, tr, labels_train), 4),
+                         "topic_knn_accuracy_copies": round(knn_accuracy(co, labels_copies, tr, labels_train), 4),
                          **per_transform}
     return {"model_version": engine.version, "heldout_clips": len(held_rows), "copies": len(copies),
             "gallery": len(train_rows) + len(held_rows), "transforms": list(TRANSFORMS), "systems": systems}
@@ -173,6 +175,7 @@ def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
 
 def run_eval(workdir: str, heldout: int, as_json: bool) -> int:
     result = evaluate(Path(workdir), heldout)
+    (Path(workdir) / "encoder.json").write_text(json.dumps(result, indent=2))
     if as_json:
         print(json.dumps(result, indent=2))
         return 0
