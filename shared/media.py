@@ -113,9 +113,15 @@ def luma_thumb(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name.startswith(("yuv", "yuvj", "nv12", "gray")):
         plane = frame.planes[0]
         y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
-        step_y, step_x = max(1, frame.height // GRAY_SIZE[1]), max(1, frame.width // GRAY_SIZE[0])
-        return y[::step_y, ::step_x][: GRAY_SIZE[1], : GRAY_SIZE[0]].astype(np.int16)
-    return frame.reformat(width=GRAY_SIZE[0], height=GRAY_SIZE[1], format="gray").to_ndarray().astype(np.int16)
+        return cv2.resize(y, GRAY_SIZE, interpolation=cv2.INTER_NEAREST)
+    return frame.reformat(width=GRAY_SIZE[0], height=GRAY_SIZE[1], format="gray").to_ndarray()
+
+
+def scene_score(current: np.ndarray, previous: np.ndarray | None) -> float:
+    """Mean absolute difference of two small grey frames, 0..1."""
+    if previous is None:
+        return 0.0
+    return cv2.norm(current, previous, cv2.NORM_L1) / (current.size * 255.0)
 
 
 def fit(h: int, w: int, size: int) -> tuple[int, int]:
@@ -166,11 +172,14 @@ def extract_keyframes(info: MediaInfo, settings: MediaSettings | None = None) ->
         with av.open(info.path, timeout=settings.open_timeout_s) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            time_base = float(stream.time_base or 0)  # frame.time goes through Fractions: slow per frame
+            start_pts = stream.start_time or 0
             for frame in container.decode(stream):
                 decoded += 1
-                t = float(frame.time) if frame.time is not None else decoded / (info.fps or 25)
+                pts = frame.pts
+                t = (pts - start_pts) * time_base if pts is not None and time_base else decoded / (info.fps or 25)
                 gray = luma_thumb(frame)
-                score = 0.0 if prev is None else float(np.mean(np.abs(gray - prev))) / 255.0
+                score = scene_score(gray, prev)
                 prev = gray
                 want_uniform = len(uniform) < k and t >= targets[len(uniform)]
                 is_cut = score >= settings.scene_threshold
