@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 SERVICES: dict[str, str] = {
     "gateway": "services.gateway.main:run",
     "encoder": "services.encoder.main:run",
+    "recommender": "services.recommender.main:run",
 }
 
 

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings
 from shared import settings as s
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
-    s.KafkaSettings, s.QdrantSettings, s.ServiceSettings, s.GatewaySettings, s.FetchSettings, s.MediaSettings, s.ModelSettings, s.EncoderSettings,
+    s.KafkaSettings, s.QdrantSettings, s.ServiceSettings, s.GatewaySettings, s.FetchSettings, s.MediaSettings, s.ModelSettings, s.EncoderSettings, s.RecommenderSettings,
 )
 
 

@@ -69,12 +69,17 @@ def consume(
     group_id: str,
     settings: KafkaSettings | None = None,
     concurrency: int = 1,
+    with_record: bool = False,
+    after_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
     **subscriber_options: Any,
 ):
     """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber.
 
     ``concurrency`` > 1 handles that many messages of a batch at once (for topics where order
     between messages does not matter, such as uploads); the batch is still committed as a whole.
+    ``with_record`` passes the Kafka record (topic, partition, offset) to the handler as a second
+    argument; ``after_batch`` runs with every record of the batch, dead-lettered ones included,
+    before the batch is committed: a service that stores its own offsets does it there.
     """
     settings = settings or KafkaSettings()
     metrics = consumer_metrics(service)
@@ -108,7 +113,7 @@ def consume(
         if isinstance(event, Rejection):
             return await dead_letter(body, record, event)
         try:
-            await handler(event)
+            await (handler(event, record) if with_record else handler(event))
         except Reject as exc:
             return await dead_letter(body, record, Rejection(DeadLetterReason.REJECTED, str(exc)))
         except Exception as exc:  # a bug or an outage in one message must not stop the consumer
@@ -123,6 +128,8 @@ def consume(
         if concurrency <= 1:
             for record in records:
                 await handle_one(record.value, record)
+            if after_batch is not None:
+                await after_batch(list(records))
             return
         gate = asyncio.Semaphore(concurrency)
 
@@ -131,6 +138,8 @@ def consume(
                 await handle_one(record.value, record)
 
         await asyncio.gather(*(gated(r) for r in records))
+        if after_batch is not None:
+            await after_batch(list(records))
 
     on_message.__name__ = f"on_{topic.name.replace('.', '_')}"
     subscriber = broker.subscriber(topic.name, **options)

@@ -93,6 +93,10 @@ class GatewaySettings(BaseSettings):
     """Most watch events in one batch request."""
     allowed_url_hosts: Annotated[list[str], NoDecode] = []
     """Hosts exempt from the private-address check (for example an internal CDN)."""
+    recommender_url: str = "http://127.0.0.1:8002"
+    """Where the gateway forwards feed, similar and search requests."""
+    upstream_timeout_s: float = Field(5.0, gt=0)
+    """Timeout for requests the gateway forwards to other services."""
 
     @field_validator("api_keys", "allowed_url_hosts", mode="before")
     @classmethod
@@ -180,3 +184,48 @@ class EncoderSettings(BaseSettings):
     """Uploads decoded at once (each in its own thread)."""
     max_batch: int = Field(16, ge=1)
     """Most videos whose keyframes go through the model in one call."""
+
+
+class RecommenderSettings(BaseSettings):
+    model_config = _config("RECOMMENDER_")
+
+    state_dir: Path = Path("var/recommender")
+    """SQLite files (one per partition) holding user state together with the offsets it reflects."""
+    host: str = "127.0.0.1"
+    """Address of the recommender's HTTP API (feeds, similar, search) and ops endpoints."""
+    port: int = Field(8002, ge=0, le=65535)
+    """Port of the recommender's HTTP API and ops endpoints."""
+    long_half_life: float = Field(40.0, gt=0)
+    """Events after which a signal's weight in the long-term vector has halved."""
+    short_half_life: float = Field(4.0, gt=0)
+    """Events after which a signal's weight in the session vector has halved."""
+    session_gap_s: float = Field(1800.0, gt=0)
+    """A pause this long (or a new session_id) starts a new session vector."""
+    popularity_half_life_s: float = Field(6 * 3600.0, gt=0)
+    """Half-life of the time-decayed popularity counts (trending)."""
+    fresh_window_s: float = Field(24 * 3600.0, gt=0)
+    """Uploads younger than this are candidates for exploration ("new")."""
+    seen_limit: int = Field(2000, ge=10)
+    """Most recent items remembered per user for the already-seen filter."""
+    covisit_window: int = Field(5, ge=1)
+    """A positive event co-visits with this many of the user's previous positive items."""
+    w_long: float = 1.0
+    """Scorer weight of similarity to the long-term vector."""
+    w_short: float = 1.0
+    """Scorer weight of similarity to the session vector."""
+    w_negative: float = 0.8
+    """Scorer weight (subtracted) of similarity to the negative vector."""
+    w_popularity: float = 0.15
+    """Scorer weight of normalised trending popularity."""
+    w_covisit: float = 0.4
+    """Scorer weight of normalised co-visitation with the user's recent items."""
+    w_fresh: float = 0.1
+    """Scorer weight of freshness (new uploads)."""
+    mmr_lambda: float = Field(0.8, ge=0, le=1)
+    """MMR trade-off: 1 ranks by score only, lower values favour diversity."""
+    creator_cap: int = Field(3, ge=1)
+    """Most items from one creator in one feed."""
+    candidates_per_source: int = Field(100, ge=1)
+    """How many candidates each source contributes before filtering."""
+    max_k: int = Field(100, ge=1)
+    """Largest feed or similar-list size a request may ask for."""

@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from fastapi.responses import JSONResponse
 
 from shared.bus import make_broker
+from shared.http_ops import add_ops_routes
 from shared.metrics import counter, histogram, info
 from shared.settings import GatewaySettings, KafkaSettings
 from services.gateway.limits import SERVICE, BodySizeLimit, rejected_requests
+from services.gateway.proxy import router as proxy_router
 from services.gateway.routes import router
 
 VERSION = "0.1.0"
@@ -30,9 +32,11 @@ def create_app(settings: GatewaySettings | None = None, kafka: KafkaSettings | N
     async def lifespan(app: FastAPI):
         settings.media_root.mkdir(parents=True, exist_ok=True)
         await broker.start()
+        app.state.upstream = httpx.AsyncClient()
         try:
             yield
         finally:
+            await app.state.upstream.aclose()
             await broker.stop()
 
     app = FastAPI(title="ClipStream gateway", version=VERSION, lifespan=lifespan,
@@ -50,18 +54,7 @@ def create_app(settings: GatewaySettings | None = None, kafka: KafkaSettings | N
         latency.labels(name).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["ops"])
-    async def ready() -> JSONResponse:
-        ok = await broker.ping(timeout=2.0)
-        return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    add_ops_routes(app, broker)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,5 +66,6 @@ def create_app(settings: GatewaySettings | None = None, kafka: KafkaSettings | N
                             status_code=422)
 
     app.include_router(router)
+    app.include_router(proxy_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

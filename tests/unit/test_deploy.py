@@ -66,7 +66,8 @@ def test_published_ports_match_settings_and_prometheus_targets():
         host, _, target_port = target.partition(":")
         assert host in services, f"prometheus scrapes unknown service {host}"
         env = services[host].get("environment", {})
-        expected = env.get("CLIPSTREAM_GATEWAY_PORT") if host == "gateway" else env.get("CLIPSTREAM_SERVICE_PORT")
+        expected = (env.get("CLIPSTREAM_GATEWAY_PORT") or env.get("CLIPSTREAM_RECOMMENDER_PORT")
+                    or env.get("CLIPSTREAM_SERVICE_PORT"))
         assert target_port == str(expected or ServiceSettings().port), target
 
 
@@ -85,7 +86,7 @@ def test_dockerfile_builds_the_package_and_runs_the_cli():
         assert f"COPY {path}" in text, f"the image lacks {path}"
 
 
-@pytest.mark.parametrize("name", ["gateway", "encoder"])
+@pytest.mark.parametrize("name", ["gateway", "encoder", "recommender"])
 def test_services_run_as_non_root_with_a_healthcheck(name):
     assert "USER clipstream" in (ROOT / "Dockerfile").read_text()
     assert "/ready" in " ".join(COMPOSE["services"][name]["healthcheck"]["test"])

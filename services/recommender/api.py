@@ -1,0 +1,78 @@
+"""HTTP API of the recommender: feeds, similar videos, text search (the gateway forwards to it)."""
+
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from services.recommender import metrics
+from services.recommender.core.feed import Candidate
+
+
+class FeedItem(BaseModel):
+    video_id: str
+    score: float
+    reason: str
+    source: str
+    topic: str | None = None
+    creator_id: str | None = None
+
+
+class Feed(BaseModel):
+    user_id: str
+    cold_start: bool
+    items: list[FeedItem]
+
+
+class Similar(BaseModel):
+    video_id: str
+    score: float
+    topic: str | None = None
+
+
+def observe(stage: str, seconds: float, n_in: int, n_out: int) -> None:
+    metrics.stage_seconds.labels(stage).observe(seconds)
+    if n_in == 0:
+        metrics.candidates.labels(stage).inc(n_out)
+    elif n_out < n_in and stage not in ("scorer", "mmr"):
+        metrics.filtered.labels(stage).inc(n_in - n_out)
+
+
+def create_router(max_k: int) -> APIRouter:
+    api = APIRouter(prefix="/v1")
+    K = Annotated[int, Query(ge=1, le=max_k, description=f"how many items, 1..{max_k}")]
+
+    def engine(request: Request):
+        return request.app.state.recommender
+
+    def item(rec, c: Candidate) -> FeedItem:
+        info = rec.catalogue.info.get(c.video_id)
+        return FeedItem(video_id=c.video_id, score=round(c.score, 5), reason=c.reason, source=c.source,
+                        topic=info.topic if info else None, creator_id=info.creator_id if info else None)
+
+    @api.get("/feed/{user_id}", response_model=Feed, tags=["feed"])
+    async def feed(user_id: str, request: Request, k: K = 20) -> Feed:
+        rec = engine(request)
+        started = time.perf_counter()
+        items = rec.feed(user_id, k, observe)
+        metrics.feed_seconds.observe(time.perf_counter() - started)
+        return Feed(user_id=user_id, cold_start=rec.user(user_id).is_cold, items=[item(rec, c) for c in items])
+
+    @api.get("/videos/{video_id}/similar", response_model=list[Similar], tags=["feed"])
+    async def similar(video_id: str, request: Request, k: K = 10) -> list[Similar]:
+        rec = engine(request)
+        hits = rec.similar(video_id, k)
+        if hits is None:
+            raise HTTPException(404, f"video {video_id!r} is not in the catalogue")
+        return [Similar(video_id=v, score=round(s, 5), topic=getattr(rec.catalogue.info.get(v), "topic", None))
+                for v, s in hits]
+
+    @api.get("/search", response_model=list[Similar], tags=["feed"])
+    async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)], k: K = 10) -> list[Similar]:
+        rec = engine(request)
+        return [Similar(video_id=v, score=round(s, 5), topic=getattr(rec.catalogue.info.get(v), "topic", None))
+                for v, s in rec.search(q, k)]
+
+    return api

@@ -1,0 +1,74 @@
+"""Recommender wiring: catalogue view, user state, two subscribers, the HTTP API and ops endpoints."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.recommender import metrics
+from services.recommender.api import create_router
+from services.recommender.core.catalogue import Catalogue
+from services.recommender.engine import Recommender
+from services.recommender.handlers import Handlers, ResumeFromStoredOffsets
+from shared import topics
+from shared.bus import make_broker
+from shared.consumer import consume
+from shared.events import VideoEmbedded, WatchEvent
+from shared.http_ops import add_ops_routes
+from shared.inference import ModelError
+from shared.settings import KafkaSettings, ModelSettings, QdrantSettings, RecommenderSettings
+from shared.text import TextEmbedder
+from shared.vectors import open_store
+
+GROUP = "clipstream-recommender"
+VECTOR_DIM = 512
+
+
+def text_search_model(models: ModelSettings):
+    try:
+        return TextEmbedder(models).embed
+    except ModelError:
+        return None  # /v1/search answers empty until the text model is prepared
+
+
+def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None = None,
+               settings: RecommenderSettings | None = None) -> FastAPI:
+    kafka = kafka or KafkaSettings()
+    settings = settings or RecommenderSettings()
+    qdrant = qdrant or QdrantSettings()
+    instance = uuid.uuid4().hex[:8]
+    # the catalogue is a view rebuilt from videos.embedded at every start: a shard of this process's own
+    folder = qdrant.data_dir / metrics.SERVICE / instance
+    store = open_store("videos", VECTOR_DIM, qdrant.model_copy(update={"data_dir": folder}))
+    rec = Recommender(settings, Catalogue(store), topics.WATCH_EVENTS.name, text_search_model(ModelSettings()))
+    handlers = Handlers(rec)
+    broker = make_broker(metrics.SERVICE, kafka)
+    subscriber_ref: dict = {}
+    subscriber_ref["subscriber"] = consume(
+        broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
+        settings=kafka, with_record=True, after_batch=handlers.after_watch_batch,
+        listener=ResumeFromStoredOffsets(rec, topics.WATCH_EVENTS.name, subscriber_ref))
+    # every instance needs every video: a group of its own, read from the beginning
+    consume(broker, topics.VIDEOS_EMBEDDED, VideoEmbedded, handlers.on_videos_embedded, service=metrics.SERVICE,
+            group_id=f"{GROUP}-catalogue-{instance}", settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            rec.close()
+            store.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    app = FastAPI(title="ClipStream recommender", version="0.1.0", lifespan=lifespan,
+                  description="Feeds, similar videos and text search, from real-time user state.")
+    app.state.recommender = rec
+    app.include_router(create_router(settings.max_k))
+    add_ops_routes(app, broker)
+    return app

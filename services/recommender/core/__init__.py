@@ -1,0 +1,1 @@
+"""Pure logic of the recommender: no broker, no network, no database."""

@@ -1,0 +1,234 @@
+"""A feed is a pipeline of named stages: sources -> filters -> scorer -> selector.
+
+Cheap filters run before the scorer; every stage is named, and the runner reports each
+stage's time and counts to an observer (the service turns them into metrics labelled by stage).
+Each item carries the reason it is there. Cold start is explicit: a user without a vector gets
+trending and new videos; a new video reaches feeds through the fresh source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.recommender.core.catalogue import Catalogue
+from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.user_state import UserState
+
+
+@dataclass
+class Candidate:
+    video_id: str
+    source: str
+    reason: str
+    score: float = 0.0
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FeedContext:
+    user_id: str
+    state: UserState
+    k: int
+    now: float
+    catalogue: Catalogue
+    popularity: Popularity
+    covisit: CoVisitation
+    weights: dict[str, float]
+    n: int = 100
+    fresh_window_s: float = 86400.0
+    mmr_lambda: float = 0.8
+    creator_cap: int = 3
+
+
+Observer = Callable[[str, float, int, int], None]  # stage, seconds, items in, items out
+
+
+def _nearest_recent(ctx: FeedContext, vec: np.ndarray) -> str | None:
+    recent = [v for v in ctx.state.recent_positive[-10:] if v in ctx.catalogue]
+    if not recent:
+        return None
+    sims = [float(vec @ ctx.catalogue.vectors[r]) for r in recent]
+    return recent[int(np.argmax(sims))]
+
+
+class LongTermSource:
+    name = "long_term"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        if ctx.state.long is None or not len(ctx.catalogue):
+            return []
+        return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(ctx.state.long, ctx.n, ctx.state.seen)]
+
+
+class SessionSource:
+    name = "session"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        if ctx.state.short is None or not len(ctx.catalogue):
+            return []
+        return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(ctx.state.short, ctx.n, ctx.state.seen)]
+
+
+class CoVisitSource:
+    name = "covisit"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        out: dict[str, Candidate] = {}
+        for item in reversed(ctx.state.recent_positive[-5:]):
+            for other, _ in ctx.covisit.neighbours(item, ctx.n // 5 or 1):
+                out.setdefault(other, Candidate(other, self.name, f"watched together with {item}"))
+        return list(out.values())
+
+
+class TrendingSource:
+    name = "trending"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        out = []
+        for video, _ in ctx.popularity.top(ctx.n, ctx.now):
+            info = ctx.catalogue.info.get(video)
+            topic = info.topic if info and info.topic else "all videos"
+            out.append(Candidate(video, self.name, f"trending in {topic}"))
+        return out
+
+
+class FreshSource:
+    name = "fresh"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        return [Candidate(v, self.name, "new") for v in ctx.catalogue.fresh(ctx.n, ctx.now, ctx.fresh_window_s)]
+
+
+class KnownVideoFilter:
+    name = "known"
+
+    def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
+        return [c for c in cands if c.video_id in ctx.catalogue]
+
+
+class SeenFilter:
+    name = "seen"
+
+    def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
+        seen = set(ctx.state.seen)
+        return [c for c in cands if c.video_id not in seen]
+
+
+class DislikedFilter:
+    name = "disliked"
+
+    def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
+        disliked = set(ctx.state.disliked)
+        return [c for c in cands if c.video_id not in disliked]
+
+
+class DuplicateFilter:
+    """A re-upload (``duplicate_of`` set) is dropped in favour of its original."""
+
+    name = "duplicate"
+
+    def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
+        return [c for c in cands if not ctx.catalogue.info[c.video_id].duplicate_of]
+
+
+class LinearScorer:
+    """Cosine similarity to the user's vectors plus the stream's signals, weights from settings."""
+
+    name = "scorer"
+
+    def score(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
+        if not cands:
+            return cands
+        w = ctx.weights
+        vecs = np.stack([ctx.catalogue.vectors[c.video_id] for c in cands])
+        st = ctx.state
+
+        def sim(user_vec: np.ndarray | None) -> np.ndarray:
+            if user_vec is None:
+                return np.zeros(len(cands), np.float32)
+            return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
+
+        pops = np.array([ctx.popularity.score(c.video_id, ctx.now) for c in cands])
+        pops = pops / (pops.max() + 1e-9)
+        recent = st.recent_positive[-5:]
+        cov = np.array([sum(ctx.covisit.counts.get(r, {}).get(c.video_id, 0.0) for r in recent) for c in cands])
+        cov = cov / (cov.max() + 1e-9)
+        age = np.array([ctx.now - ctx.catalogue.info[c.video_id].created_at for c in cands])
+        fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
+        parts = {"long": sim(st.long), "short": sim(st.short), "negative": -sim(st.negative),
+                 "popularity": pops, "covisit": cov, "fresh": fresh}
+        total = sum(w[name] * values for name, values in parts.items())
+        for i, c in enumerate(cands):
+            c.score = float(total[i])
+            c.features = {name: float(values[i]) for name, values in parts.items()}
+        return cands
+
+
+class MmrSelector:
+    """Maximal marginal relevance with a per-creator cap; fills in the reasons of similarity picks."""
+
+    name = "mmr"
+
+    def select(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
+        pool = sorted(cands, key=lambda c: -c.score)[: max(ctx.k * 5, 50)]
+        chosen: list[Candidate] = []
+        chosen_vecs: list[np.ndarray] = []
+        per_creator: dict[str, int] = {}
+        lam = ctx.mmr_lambda
+        while pool and len(chosen) < ctx.k:
+            if chosen_vecs:
+                mat = np.stack(chosen_vecs)
+                redundancy = [float(np.max(mat @ ctx.catalogue.vectors[c.video_id])) for c in pool]
+            else:
+                redundancy = [0.0] * len(pool)
+            values = [lam * c.score - (1 - lam) * r for c, r in zip(pool, redundancy)]
+            best = int(np.argmax(values))
+            cand = pool.pop(best)
+            creator = ctx.catalogue.info[cand.video_id].creator_id
+            if per_creator.get(creator, 0) >= ctx.creator_cap:
+                continue
+            per_creator[creator] = per_creator.get(creator, 0) + 1
+            if not cand.reason:
+                near = _nearest_recent(ctx, ctx.catalogue.vectors[cand.video_id])
+                cand.reason = f"similar to {near}" if near else "similar to what you watched"
+            chosen.append(cand)
+            chosen_vecs.append(ctx.catalogue.vectors[cand.video_id])
+        return chosen
+
+
+SOURCES = (LongTermSource(), SessionSource(), CoVisitSource(), TrendingSource(), FreshSource())
+FILTERS = (KnownVideoFilter(), SeenFilter(), DislikedFilter(), DuplicateFilter())
+SCORER = LinearScorer()
+SELECTOR = MmrSelector()
+
+
+def run_feed(ctx: FeedContext, observe: Observer | None = None, sources: Sequence = SOURCES,
+             filters: Sequence = FILTERS) -> list[Candidate]:
+    def note(stage: str, started: float, n_in: int, n_out: int) -> None:
+        if observe is not None:
+            observe(stage, time.perf_counter() - started, n_in, n_out)
+
+    merged: dict[str, Candidate] = {}
+    for source in sources:
+        t = time.perf_counter()
+        found = source.fetch(ctx)
+        for c in found:
+            merged.setdefault(c.video_id, c)  # the first source to find an item names its reason
+        note(source.name, t, 0, len(found))
+    cands = list(merged.values())
+    for f in filters:
+        t = time.perf_counter()
+        kept = f.apply(ctx, cands)
+        note(f.name, t, len(cands), len(kept))
+        cands = kept
+    t = time.perf_counter()
+    cands = SCORER.score(ctx, cands)
+    note(SCORER.name, t, len(cands), len(cands))
+    t = time.perf_counter()
+    chosen = SELECTOR.select(ctx, cands)
+    note(SELECTOR.name, t, len(cands), len(chosen))
+    return chosen

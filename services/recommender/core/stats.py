@@ -1,0 +1,62 @@
+"""Stream statistics: time-decayed popularity and item-to-item co-visitation."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+
+class Popularity:
+    """score(v) = sum of positive weights, each decayed by exp(-age / tau); lazily decayed per item."""
+
+    def __init__(self, half_life_s: float) -> None:
+        self.tau = half_life_s / math.log(2)
+        self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
+        self.now = 0.0
+
+    def add(self, video: str, weight: float, ts: float) -> None:
+        self.now = max(self.now, ts)
+        score, at = self.scores.get(video, (0.0, ts))
+        if ts >= at:
+            self.scores[video] = (score * math.exp(-(ts - at) / self.tau) + weight, ts)
+        else:  # an event older than the item's clock: decay the event instead
+            self.scores[video] = (score + weight * math.exp(-(at - ts) / self.tau), at)
+
+    def score(self, video: str, now: float | None = None) -> float:
+        if video not in self.scores:
+            return 0.0
+        score, at = self.scores[video]
+        return score * math.exp(-max(0.0, (now or self.now) - at) / self.tau)
+
+    def top(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
+        ranked = sorted(((v, self.score(v, now)) for v in self.scores), key=lambda x: -x[1])
+        return ranked[:n]
+
+    def merge(self, other: Popularity) -> None:
+        for video, (score, at) in other.scores.items():
+            self.add(video, score, at)
+
+
+class CoVisitation:
+    """Symmetric counts of items liked close together by the same user; neighbours capped per item."""
+
+    def __init__(self, max_neighbours: int = 100) -> None:
+        self.max_neighbours = max_neighbours
+        self.counts: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0) -> list[tuple[str, str, float]]:
+        changed = []
+        for other in previous:
+            if other == item:
+                continue
+            for a, b in ((item, other), (other, item)):
+                row = self.counts[a]
+                row[b] = row.get(b, 0.0) + weight
+                changed.append((a, b, row[b]))
+                if len(row) > self.max_neighbours * 2:
+                    keep = sorted(row.items(), key=lambda kv: -kv[1])[: self.max_neighbours]
+                    self.counts[a] = dict(keep)
+        return changed
+
+    def neighbours(self, item: str, n: int) -> list[tuple[str, float]]:
+        return sorted(self.counts.get(item, {}).items(), key=lambda kv: -kv[1])[:n]

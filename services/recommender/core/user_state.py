@@ -1,0 +1,98 @@
+"""One user's state: long-term, session and negative vectors, seen and disliked items.
+
+Vectors are exponentially decayed averages of the videos' vectors, weighted by the signal.
+Decay is counted in events (a half-life of N events), so replays and live traffic agree, and
+out-of-order timestamps cannot make weights grow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.recommender.core.signals import marks_seen, signal_weight
+from shared.events import WatchEvent
+
+
+def _decay(half_life: float) -> float:
+    return 0.5 ** (1.0 / half_life)
+
+
+def _mix(current: np.ndarray | None, vector: np.ndarray, weight: float, keep: float) -> np.ndarray:
+    update = weight * vector
+    return update if current is None else keep * current + update
+
+
+@dataclass
+class UserState:
+    long: np.ndarray | None = None
+    short: np.ndarray | None = None
+    negative: np.ndarray | None = None
+    session_id: str | None = None
+    last_ts: float = 0.0
+    events: int = 0
+    seen: list[str] = field(default_factory=list)
+    disliked: list[str] = field(default_factory=list)
+    recent_positive: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def is_cold(self) -> bool:
+        return self.long is None and self.short is None
+
+    def to_json(self) -> dict:
+        vec = lambda v: None if v is None else [round(float(x), 6) for x in v]  # noqa: E731
+        return {"long": vec(self.long), "short": vec(self.short), "negative": vec(self.negative),
+                "session_id": self.session_id, "last_ts": self.last_ts, "events": self.events, "seen": self.seen,
+                "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids}
+
+    @classmethod
+    def from_json(cls, data: dict) -> UserState:
+        arr = lambda v: None if v is None else np.asarray(v, np.float32)  # noqa: E731
+        return cls(arr(data["long"]), arr(data["short"]), arr(data["negative"]), data["session_id"], data["last_ts"],
+                   data["events"], data["seen"], data["disliked"], data["recent_positive"], data["event_ids"])
+
+
+@dataclass(frozen=True)
+class Applied:
+    duplicate: bool
+    weight: float
+    positive_before: tuple[str, ...] = ()
+
+
+def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, *, long_half_life: float,
+                short_half_life: float, session_gap_s: float, seen_limit: int, covisit_window: int,
+                dedupe_window: int = 1000) -> Applied:
+    """Fold one event into ``state`` (in place). A repeated event_id changes nothing."""
+    if event.event_id in state.event_ids:
+        return Applied(duplicate=True, weight=0.0)
+    state.event_ids.append(event.event_id)
+    del state.event_ids[:-dedupe_window]
+    ts = event.ts.timestamp()
+    new_session = (event.session_id is not None and event.session_id != state.session_id) or \
+        (state.last_ts and ts - state.last_ts > session_gap_s)
+    if new_session:
+        state.short = None
+    state.session_id = event.session_id or state.session_id
+    state.last_ts = max(state.last_ts, ts)
+    state.events += 1
+    weight = signal_weight(event)
+    video = event.video_id
+    if marks_seen(event):
+        if video in state.seen:
+            state.seen.remove(video)
+        state.seen.append(video)
+        del state.seen[:-seen_limit]
+    before = tuple(state.recent_positive[-covisit_window:])
+    if vector is not None and weight > 0:
+        state.long = _mix(state.long, vector, weight, _decay(long_half_life))
+        state.short = _mix(state.short, vector, weight, _decay(short_half_life))
+    elif vector is not None and weight < 0:
+        state.negative = _mix(state.negative, vector, -weight, _decay(long_half_life))
+    if weight > 0:
+        state.recent_positive.append(video)
+        del state.recent_positive[:-max(covisit_window, 20)]
+    if weight <= -1.5 and video not in state.disliked:
+        state.disliked.append(video)
+    return Applied(duplicate=False, weight=weight, positive_before=before if weight > 0 else ())

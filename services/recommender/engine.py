@@ -1,0 +1,162 @@
+"""The recommender's state in memory, its per-partition persistence, and the feed entry points."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.recommender.core.catalogue import Catalogue
+from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
+from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.user_state import Applied, UserState, apply_event
+from services.recommender.state_store import PartitionStore
+from shared.events import WatchEvent
+from shared.settings import RecommenderSettings
+
+
+@dataclass
+class PartitionState:
+    store: PartitionStore
+    users: dict[str, UserState]
+    popularity: Popularity
+    covisit: CoVisitation
+    dirty_users: set[str] = field(default_factory=set)
+    dirty_videos: set[str] = field(default_factory=set)
+    dirty_pairs: set[tuple[str, str]] = field(default_factory=set)
+
+
+class Recommender:
+    def __init__(self, settings: RecommenderSettings, catalogue: Catalogue, topic: str,
+                 embed_text: Callable[[list[str]], np.ndarray] | None = None) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.topic = topic
+        self.embed_text = embed_text
+        self.partitions: dict[int, PartitionState] = {}
+        self.user_partition: dict[str, int] = {}
+        self.popularity = Popularity(settings.popularity_half_life_s)
+        self.covisit = CoVisitation()
+        self.unknown_videos = 0
+
+    # ---------------------------------------------------------------- partitions
+
+    def assign(self, partition: int) -> int | None:
+        """Load a partition's state; returns the offset to resume from (None: never consumed)."""
+        if partition in self.partitions:
+            return self.partitions[partition].store.next_offset()
+        store = PartitionStore(self.settings.state_dir, self.topic, partition)
+        pop = Popularity(self.settings.popularity_half_life_s)
+        for video, score, at in store.popularity():
+            pop.scores[video] = (score, at)
+            pop.now = max(pop.now, at)
+        cov = CoVisitation()
+        for a, b, w in store.covisits():
+            cov.counts[a][b] = w
+        state = PartitionState(store, store.users(), pop, cov)
+        self.partitions[partition] = state
+        for user in state.users:
+            self.user_partition[user] = partition
+        self._rebuild_global()
+        return store.next_offset()
+
+    def revoke(self, partition: int) -> None:
+        state = self.partitions.pop(partition, None)
+        if state is None:
+            return
+        for user in state.users:
+            self.user_partition.pop(user, None)
+        state.store.close()
+        self._rebuild_global()
+
+    def _rebuild_global(self) -> None:
+        self.popularity = Popularity(self.settings.popularity_half_life_s)
+        self.covisit = CoVisitation()
+        for st in self.partitions.values():
+            self.popularity.merge(st.popularity)
+            for a, row in st.covisit.counts.items():
+                for b, w in row.items():
+                    self.covisit.counts[a][b] = self.covisit.counts[a].get(b, 0.0) + w
+
+    # ---------------------------------------------------------------- events
+
+    def apply(self, event: WatchEvent, partition: int) -> Applied:
+        st = self.partitions.get(partition) or self.partitions.setdefault(partition, self._empty(partition))
+        user = st.users.get(event.user_id)
+        if user is None:
+            user = st.users[event.user_id] = UserState()
+            self.user_partition[event.user_id] = partition
+        vector = self.catalogue.vector(event.video_id)
+        if vector is None:
+            self.unknown_videos += 1
+        s = self.settings
+        applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
+                              session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
+        if applied.duplicate:
+            return applied
+        st.dirty_users.add(event.user_id)
+        if applied.weight > 0:
+            ts = event.ts.timestamp()
+            st.popularity.add(event.video_id, applied.weight, ts)
+            self.popularity.add(event.video_id, applied.weight, ts)
+            st.dirty_videos.add(event.video_id)
+            for a, b, _ in st.covisit.add(event.video_id, applied.positive_before):
+                st.dirty_pairs.add((a, b))
+            self.covisit.add(event.video_id, applied.positive_before)
+        return applied
+
+    def _empty(self, partition: int) -> PartitionState:
+        store = PartitionStore(self.settings.state_dir, self.topic, partition)
+        return PartitionState(store, {}, Popularity(self.settings.popularity_half_life_s), CoVisitation())
+
+    def commit(self, partition: int, next_offset: int) -> None:
+        st = self.partitions[partition]
+        users = {u: st.users[u] for u in st.dirty_users}
+        pops = [(v, *st.popularity.scores[v]) for v in st.dirty_videos]
+        pairs = [(a, b, st.covisit.counts[a][b]) for a, b in st.dirty_pairs if b in st.covisit.counts.get(a, {})]
+        st.store.commit(next_offset, users, pops, pairs)
+        st.dirty_users.clear()
+        st.dirty_videos.clear()
+        st.dirty_pairs.clear()
+
+    def close(self) -> None:
+        for p in list(self.partitions):
+            self.revoke(p)
+
+    # ---------------------------------------------------------------- reads
+
+    def user(self, user_id: str) -> UserState:
+        partition = self.user_partition.get(user_id)
+        if partition is None:
+            return UserState()  # unknown user: an explicit cold start
+        return self.partitions[partition].users.get(user_id, UserState())
+
+    def feed(self, user_id: str, k: int, observe: Observer | None = None, now: float | None = None) -> list[Candidate]:
+        s = self.settings
+        weights = {"long": s.w_long, "short": s.w_short, "negative": s.w_negative, "popularity": s.w_popularity,
+                   "covisit": s.w_covisit, "fresh": s.w_fresh}
+        ctx = FeedContext(user_id, self.user(user_id), k, now or max(time.time(), self.popularity.now), self.catalogue,
+                          self.popularity, self.covisit, weights, s.candidates_per_source, s.fresh_window_s,
+                          s.mmr_lambda, s.creator_cap)
+        return run_feed(ctx, observe)
+
+    def similar(self, video_id: str, k: int) -> list[tuple[str, float]] | None:
+        vector = self.catalogue.vector(video_id)
+        if vector is None:
+            return None
+        return [(v, s) for v, s in self.catalogue.search(vector, k + 1, [video_id]) if v != video_id][:k]
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Text query through the encoder's text model, against the text part of the video vectors."""
+        if self.embed_text is None or not len(self.catalogue):
+            return []
+        text = self.embed_text([query])[0]
+        dim = len(text)
+        ids = list(self.catalogue.vectors)
+        mat = np.stack([self.catalogue.vectors[i][-dim:] for i in ids])
+        norms = np.linalg.norm(mat, axis=1) + 1e-12
+        scores = (mat @ text) / norms
+        order = np.argsort(-scores)[:k]
+        return [(ids[i], float(scores[i])) for i in order]

@@ -1,0 +1,19 @@
+"""The recommender's metrics, named clipstream_recommender_<what>_<unit>."""
+
+from __future__ import annotations
+
+from shared.metrics import counter, gauge, histogram
+
+SERVICE = "recommender"
+
+events = counter(SERVICE, "events_applied", "Watch events folded into user state, by result (applied, duplicate).", ("result",))
+unknown_videos = counter(SERVICE, "unknown_video_events", "Watch events for videos not (yet) in the catalogue.")
+freshness = histogram(SERVICE, "freshness", "Event time to state applied.",
+                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+stage_seconds = histogram(SERVICE, "feed_stage_duration", "Time per feed pipeline stage.", ("stage",))
+feed_seconds = histogram(SERVICE, "feed_duration", "Time to build one feed.")
+candidates = counter(SERVICE, "candidates", "Candidates contributed, by source.", ("source",))
+filtered = counter(SERVICE, "filtered", "Candidates dropped, by filter.", ("filter",))
+lag = gauge(SERVICE, "consumer_lag", "messages", "Messages behind the end of each watch.events partition.", ("partition",))
+users = gauge(SERVICE, "users", "count", "Users whose state this instance holds.")
+videos = gauge(SERVICE, "catalogue_videos", "count", "Videos in this instance's catalogue.")

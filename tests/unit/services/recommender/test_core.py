@@ -1,0 +1,154 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from services.recommender.core.catalogue import Catalogue, VideoInfo
+from services.recommender.core.signals import signal_weight
+from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.user_state import UserState, apply_event
+from services.recommender.engine import Recommender
+from services.recommender.state_store import PartitionStore
+from shared.events import WatchEvent
+from shared.settings import RecommenderSettings
+from shared.vectors import EdgeVectorStore
+
+DIM = 8
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+KW = dict(long_half_life=20, short_half_life=3, session_gap_s=1800, seen_limit=100, covisit_window=3)
+
+
+def ev(user, video, action="complete", **kw):
+    kw.setdefault("ts", T0)
+    kw.setdefault("watch_ms", 9000)
+    kw.setdefault("duration_ms", 10000)
+    return WatchEvent(user_id=user, video_id=video, action=action, **kw)
+
+
+def basis(i):
+    v = np.zeros(DIM, np.float32)
+    v[i] = 1
+    return v
+
+
+def test_signal_weights_order_the_actions():
+    w = {a: signal_weight(ev("u", "v", a)) for a in ("impression", "skip", "dislike", "play", "complete", "like", "share")}
+    assert w["dislike"] < w["skip"] < w["impression"] == 0 < w["play"] < w["complete"] < w["like"] < w["share"]
+    early = signal_weight(ev("u", "v", "skip", watch_ms=500))
+    late = signal_weight(ev("u", "v", "skip", watch_ms=9500))
+    assert early < late < 0, "skipping at once says more than skipping near the end"
+
+
+def test_user_vectors_follow_positive_and_negative_signals():
+    st = UserState()
+    apply_event(st, ev("u", "a"), basis(0), **KW)
+    apply_event(st, ev("u", "b", "dislike"), basis(1), **KW)
+    assert st.long[0] > 0 and st.long[1] == 0
+    assert st.negative[1] > 0 and st.disliked == ["b"]
+    assert st.seen == ["a", "b"] and st.recent_positive == ["a"]
+
+
+def test_duplicate_event_ids_count_once():
+    st = UserState()
+    e = ev("u", "a")
+    first, again = apply_event(st, e, basis(0), **KW), apply_event(st, e, basis(0), **KW)
+    assert not first.duplicate and again.duplicate and st.events == 1
+
+
+def test_session_vector_restarts_after_a_gap_but_long_term_remembers():
+    st = UserState()
+    apply_event(st, ev("u", "a"), basis(0), **KW)
+    apply_event(st, ev("u", "b", ts=T0 + timedelta(hours=2)), basis(1), **KW)
+    assert st.short[0] == 0 and st.short[1] > 0
+    assert st.long[0] > 0
+
+
+def test_out_of_order_timestamps_never_move_the_clock_back():
+    st = UserState()
+    apply_event(st, ev("u", "a", ts=T0 + timedelta(minutes=5)), basis(0), **KW)
+    apply_event(st, ev("u", "b", ts=T0), basis(1), **KW)
+    assert st.last_ts == (T0 + timedelta(minutes=5)).timestamp() and st.events == 2
+
+
+def test_unknown_video_still_counts_as_seen_without_moving_the_vector():
+    st = UserState()
+    apply_event(st, ev("u", "ghost"), None, **KW)
+    assert st.seen == ["ghost"] and st.long is None and st.is_cold
+
+
+def test_state_round_trips_through_json():
+    st = UserState()
+    apply_event(st, ev("u", "a", session_id="s1"), basis(2), **KW)
+    again = UserState.from_json(st.to_json())
+    assert np.allclose(again.long, st.long) and again.seen == st.seen and again.session_id == "s1"
+
+
+def test_popularity_decays_and_tolerates_late_events():
+    pop = Popularity(half_life_s=3600)
+    t = T0.timestamp()
+    pop.add("a", 1.0, t)
+    pop.add("b", 1.0, t + 3600)
+    assert pop.score("a", t + 3600) == pytest.approx(0.5, rel=1e-6)
+    pop.add("b", 1.0, t)  # an hour late: worth half now
+    assert pop.score("b", t + 3600) == pytest.approx(1.5, rel=1e-6)
+    assert [v for v, _ in pop.top(2, t + 3600)] == ["b", "a"]
+
+
+def test_covisitation_is_symmetric():
+    cov = CoVisitation()
+    cov.add("c", ("a", "b"))
+    cov.add("d", ("c",))
+    assert dict(cov.neighbours("c", 5)) == {"a": 1.0, "b": 1.0, "d": 1.0}
+    assert cov.neighbours("a", 5) == [("c", 1.0)]
+
+
+@pytest.fixture
+def recommender(tmp_path):
+    store = EdgeVectorStore(tmp_path / "videos", DIM)
+    cat = Catalogue(store)
+    now = T0.timestamp()
+    for i in range(DIM):
+        for j in range(3):  # three videos per direction, slightly apart
+            vec = basis(i) + 0.05 * j * basis((i + 1) % DIM)
+            cat.add(VideoInfo(f"v{i}-{j}", f"topic{i}", f"creator{j}", now - 86400 * 3, None, f"video {i}-{j}"), vec)
+    cat.add(VideoInfo("v0-copy", "topic0", "c9", now - 86400 * 3, "v0-0", "copy"), basis(0))
+    settings = RecommenderSettings(state_dir=tmp_path / "state", candidates_per_source=30)
+    rec = Recommender(settings, cat, "watch.events")
+    yield rec
+    rec.close()
+    store.close()
+
+
+def test_cold_user_gets_trending_and_new_items_with_reasons(recommender):
+    rec = recommender
+    rec.apply(ev("other", "v3-0", "like"), 0)
+    items = rec.feed("nobody", 5, now=T0.timestamp())
+    assert items and items[0].video_id == "v3-0" and items[0].reason == "trending in topic3"
+    assert rec.user("nobody").is_cold
+
+
+def test_feed_follows_taste_and_dislike_pushes_similar_down(recommender):
+    rec = recommender
+    rec.apply(ev("u", "v0-0", "like"), 0)
+    top = [c.video_id for c in rec.feed("u", 3, now=T0.timestamp())]
+    assert top[0].startswith("v0-") and "v0-0" not in top and "v0-copy" not in top
+    assert rec.feed("u", 3, now=T0.timestamp())[0].reason == "similar to v0-0"
+    before = {c.video_id: c.score for c in rec.feed("u", 20, now=T0.timestamp())}
+    rec.apply(ev("u", "v0-1", "dislike"), 0)
+    after = {c.video_id: c.score for c in rec.feed("u", 20, now=T0.timestamp())}
+    assert "v0-1" in before and "v0-1" not in after, "a disliked video leaves the feed"
+    assert after["v0-2"] < before["v0-2"], "and videos like it score lower"
+
+
+def test_state_and_offsets_persist_together(recommender, tmp_path):
+    rec = recommender
+    rec.assign(0)
+    rec.apply(ev("u", "v1-0", "like"), 0)
+    rec.commit(0, 42)
+    store = PartitionStore(tmp_path / "state", "watch.events", 0)
+    try:
+        assert store.next_offset() == 42
+        assert store.users()["u"].recent_positive == ["v1-0"]
+        assert [row[0] for row in store.popularity()] == ["v1-0"]
+    finally:
+        store.close()
