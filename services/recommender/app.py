@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from contextlib import asynccontextmanager
@@ -57,6 +58,10 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # the catalogue first: events applied before their video's vector is known would differ
+        # from a replay, so the view is rebuilt up to the topic's end before consuming watch events
+        loaded = await handlers.load_catalogue(kafka.bootstrap_servers)
+        logging.getLogger(__name__).info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
         await broker.start()
         try:
             yield

@@ -10,7 +10,10 @@ from aiokafka import ConsumerRebalanceListener
 from services.recommender import metrics
 from services.recommender.core.catalogue import VideoInfo
 from services.recommender.engine import Recommender
+from shared import topics
+from shared.codec import decode
 from shared.events import VideoEmbedded, WatchEvent
+from shared.replay import read_to_end
 
 
 class Handlers:
@@ -31,6 +34,17 @@ class Handlers:
         for partition, offset in last.items():
             self.rec.commit(partition, offset + 1)
         metrics.users.set(len(self.rec.user_partition))
+
+    async def load_catalogue(self, bootstrap: str) -> int:
+        """Read videos.embedded to its current end into the catalogue; bad records are skipped here
+        (the live subscriber dead-letters them)."""
+        count = 0
+        async for value in read_to_end(bootstrap, topics.VIDEOS_EMBEDDED.name):
+            event = decode(value, VideoEmbedded, 1 << 24)
+            if isinstance(event, VideoEmbedded):
+                await self.on_videos_embedded(event)
+                count += 1
+        return count
 
     async def on_videos_embedded(self, event: VideoEmbedded) -> None:
         info = VideoInfo(event.video_id, event.topic, event.creator_id, event.created_at.timestamp(),

@@ -103,6 +103,18 @@ class FreshSource:
         return [Candidate(v, self.name, "new") for v in ctx.catalogue.fresh(ctx.n, ctx.now, ctx.fresh_window_s)]
 
 
+class ColdStartSource:
+    """A user with no vector yet, on a catalogue with nothing trending or new: the latest uploads."""
+
+    name = "cold_start"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        if not ctx.state.is_cold:
+            return []
+        latest = ctx.catalogue.fresh(ctx.n, ctx.now, float("inf"))
+        return [Candidate(v, self.name, "recently uploaded") for v in latest]
+
+
 class KnownVideoFilter:
     name = "known"
 
@@ -200,7 +212,7 @@ class MmrSelector:
         return chosen
 
 
-SOURCES = (LongTermSource(), SessionSource(), CoVisitSource(), TrendingSource(), FreshSource())
+SOURCES = (LongTermSource(), SessionSource(), CoVisitSource(), TrendingSource(), FreshSource(), ColdStartSource())
 FILTERS = (KnownVideoFilter(), SeenFilter(), DislikedFilter(), DuplicateFilter())
 SCORER = LinearScorer()
 SELECTOR = MmrSelector()

@@ -1,0 +1,119 @@
+"""The recommender as a real process on the embedded broker: feeds follow watch events within a
+poll, dislikes remove videos, bad input is handled as stated."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared import topics
+from shared.events import WatchEvent
+from shared.runtime.broker import EmbeddedBroker, free_port
+from shared.runtime.processes import ServiceProcess
+from tests.integration.conftest import wait_for
+from tests.recsys_data import T0, videos
+
+pytestmark = pytest.mark.integration
+
+
+async def publish(bootstrap: str, topic: str, events: list, key_field: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, e.model_dump_json().encode(),
+                                                   key=str(getattr(e, key_field)).encode()) for e in events])
+    finally:
+        await producer.stop()
+
+
+def recommender_env(broker, root) -> dict:
+    return {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CLIPSTREAM_RECOMMENDER_STATE_DIR": str(root / "state"),
+            "CLIPSTREAM_QDRANT_DATA_DIR": str(root / "qdrant"), "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
+            "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200", "CLIPSTREAM_RECOMMENDER_FRESH_WINDOW_S": "3600"}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recommender")
+    with EmbeddedBroker(log_path=root / "broker.log") as broker:
+        asyncio.run(publish(broker.bootstrap, topics.VIDEOS_EMBEDDED.name, videos(), "video_id"))
+        proc = ServiceProcess("recommender", free_port(), env=recommender_env(broker, root),
+                              log_path=root / "recommender.log")
+        with proc:
+            yield broker, proc
+
+
+def feed(proc, user: str, k: int = 10) -> dict:
+    resp = httpx.get(f"{proc.url}/v1/feed/{user}", params={"k": k}, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+async def until(condition, what: str):
+    holder = {}
+
+    def check() -> bool:
+        holder["value"] = condition()
+        return bool(holder["value"])
+
+    await wait_for(check, timeout_s=30, what=what)
+    return holder["value"]
+
+
+async def test_cold_start_then_watch_events_shape_the_feed(service):
+    broker, proc = service
+    cold = feed(proc, "new-user")
+    assert cold["cold_start"] is True and cold["items"], "an unknown user gets a feed, not an error"
+    assert all(i["reason"].startswith(("trending", "new", "recently uploaded")) for i in cold["items"])
+
+    likes = [WatchEvent(user_id="alice", video_id=f"t2-v{j}", action="like", ts=T0 + timedelta(minutes=j))
+             for j in range(3)]
+    await publish(broker.bootstrap, topics.WATCH_EVENTS.name, likes, "user_id")
+    items = await until(lambda: [i for i in feed(proc, "alice")["items"] if i["reason"].startswith("similar to")],
+                        "alice's feed to follow her likes")
+    top = feed(proc, "alice")["items"]
+    assert top[0]["topic"] == "topic2" and not any(i["video_id"] in {"t2-v0", "t2-v1", "t2-v2"} for i in top)
+    assert items[0]["reason"] in {f"similar to t2-v{j}" for j in range(3)}
+
+    target = top[0]["video_id"]
+    before = {i["video_id"]: i["score"] for i in feed(proc, "alice", 30)["items"]}
+    await publish(broker.bootstrap, topics.WATCH_EVENTS.name,
+                  [WatchEvent(user_id="alice", video_id=target, action="dislike", ts=T0 + timedelta(minutes=9))], "user_id")
+    after = await until(lambda: (f := {i["video_id"]: i["score"] for i in feed(proc, "alice", 30)["items"]})
+                        and target not in f and f, "the disliked video to leave the feed")
+    shared_items = [v for v in after if v in before and v.startswith("t2-")]
+    assert shared_items and all(after[v] < before[v] for v in shared_items), "similar videos are pushed down"
+
+
+async def test_similar_and_search_and_bad_requests(service):
+    _, proc = service
+    sim = httpx.get(f"{proc.url}/v1/videos/t4-v0/similar", params={"k": 5}).json()
+    assert len(sim) == 5 and all(s["topic"] == "topic4" for s in sim) and "t4-v0" not in [s["video_id"] for s in sim]
+    assert httpx.get(f"{proc.url}/v1/videos/nope/similar").status_code == 404
+    for bad in (0, 1000, -1):
+        resp = httpx.get(f"{proc.url}/v1/feed/alice", params={"k": bad})
+        assert resp.status_code == 422, bad
+    resp = httpx.get(f"{proc.url}/v1/search", params={"q": "topic 3 video"})
+    assert resp.status_code == 200 and isinstance(resp.json(), list)
+
+
+async def test_duplicates_unknown_videos_and_late_events(service):
+    broker, proc = service
+    e = WatchEvent(event_id="dup-1", user_id="bob", video_id="t1-v1", action="like", ts=T0)
+    late = WatchEvent(user_id="bob", video_id="t1-v2", action="like", ts=T0 - timedelta(days=1))
+    ghost = WatchEvent(user_id="bob", video_id="not-yet-uploaded", action="complete", ts=T0)
+    await publish(broker.bootstrap, topics.WATCH_EVENTS.name, [e, e, late, ghost], "user_id")
+
+    def counted() -> str:
+        text = httpx.get(f"{proc.url}/metrics").text
+        return text if 'clipstream_recommender_events_applied_total{result="duplicate"} 1.0' in text else ""
+
+    metrics = await until(counted, "the duplicate to be counted")
+    assert "clipstream_recommender_unknown_video_events_total 1.0" in metrics
+    bob = feed(proc, "bob")
+    assert not bob["cold_start"]
+    assert not {"t1-v1", "t1-v2"} & {i["video_id"] for i in bob["items"]}, "the late event was applied too"
