@@ -6,10 +6,17 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+IDLE_MS = 300
+
 
 async def read_to_end(bootstrap: str, topic: str, batch: int = 1000) -> AsyncIterator[bytes | None]:
-    """Every message value of ``topic`` up to the end offsets seen when this starts, in partition order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """Every message value of ``topic`` up to its end, in partition order.
+
+    The end is where a partition has reached its reported end offset *and* a fetch comes back
+    empty: the embedded broker (Tansu 0.6) can under-report end offsets after batched produces,
+    so the reported offset alone would stop short.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=IDLE_MS)
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -18,17 +25,14 @@ async def read_to_end(bootstrap: str, topic: str, batch: int = 1000) -> AsyncIte
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if ends[tp] > 0}
+        remaining = set(parts)
         while remaining:
-            records = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+            records = await consumer.getmany(*remaining, timeout_ms=IDLE_MS, max_records=batch)
             for tp, rows in records.items():
                 for r in rows:
-                    if r.offset < ends[tp]:
-                        yield r.value
-                if rows and rows[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
+                    yield r.value
             for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
+                if not records.get(tp) and await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()

@@ -69,6 +69,13 @@ class ServiceProcess:
         proc, self._proc = self._proc, None
         return terminate(proc, timeout_s)
 
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no flush, as a crash would."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def __enter__(self) -> ServiceProcess:
         return self.start()
 

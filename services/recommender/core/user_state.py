@@ -7,6 +7,7 @@ out-of-order timestamps cannot make weights grow.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +21,8 @@ def _decay(half_life: float) -> float:
 
 
 def _mix(current: np.ndarray | None, vector: np.ndarray, weight: float, keep: float) -> np.ndarray:
-    update = weight * vector
-    return update if current is None else keep * current + update
+    update = (weight * vector).astype(np.float32)
+    return update if current is None else (keep * current + update).astype(np.float32)
 
 
 @dataclass
@@ -42,14 +43,15 @@ class UserState:
         return self.long is None and self.short is None
 
     def to_json(self) -> dict:
-        vec = lambda v: None if v is None else [round(float(x), 6) for x in v]  # noqa: E731
+        """Vectors as base64 float32: exact, so a restored state continues exactly as the live one."""
+        vec = lambda v: None if v is None else base64.b64encode(np.asarray(v, np.float32).tobytes()).decode()  # noqa: E731
         return {"long": vec(self.long), "short": vec(self.short), "negative": vec(self.negative),
                 "session_id": self.session_id, "last_ts": self.last_ts, "events": self.events, "seen": self.seen,
                 "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids}
 
     @classmethod
     def from_json(cls, data: dict) -> UserState:
-        arr = lambda v: None if v is None else np.asarray(v, np.float32)  # noqa: E731
+        arr = lambda v: None if v is None else np.frombuffer(base64.b64decode(v), np.float32).copy()  # noqa: E731
         return cls(arr(data["long"]), arr(data["short"]), arr(data["negative"]), data["session_id"], data["last_ts"],
                    data["events"], data["seen"], data["disliked"], data["recent_positive"], data["event_ids"])
 

@@ -1,0 +1,134 @@
+"""Acceptance: SIGKILL the recommender at random points during 20k events, restart it each time;
+it ends in exactly the state of one clean pass (nothing lost, nothing counted twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.recommender.core.catalogue import Catalogue, VideoInfo
+from services.recommender.engine import Recommender
+from services.recommender.state_store import PartitionStore
+from shared import topics
+from shared.events import WatchEvent
+from shared.runtime.broker import EmbeddedBroker, free_port
+from shared.runtime.processes import ServiceProcess
+from shared.settings import RecommenderSettings
+from shared.vectors import EdgeVectorStore
+from tests.integration.test_recommender_service import publish, recommender_env
+from tests.recsys_data import videos, watch_log
+
+pytestmark = pytest.mark.integration
+EVENTS = 20_000
+KILLS = 6
+
+
+async def partition_records(bootstrap: str, topic: str) -> dict[int, list]:
+    """Every record of every partition, read until a fetch comes back empty."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=300)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        out: dict[int, list] = {tp.partition: [] for tp in parts}
+        while batch := await consumer.getmany(timeout_ms=1000, max_records=5000):
+            for tp, rows in batch.items():
+                out[tp.partition] += rows
+        return out
+    finally:
+        await consumer.stop()
+
+
+def stored_offsets(folder) -> dict[int, int]:
+    out = {}
+    for path in folder.glob("watch.events-*.sqlite"):
+        row = sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='next_offset'").fetchone()
+        out[int(path.stem.rsplit("-", 1)[1])] = row[0] if row else 0
+    return out
+
+
+def clean_pass(folder, vids, records: dict[int, list]) -> None:
+    store = EdgeVectorStore(folder / "videos", 512)
+    catalogue = Catalogue(store)
+    for v in vids:
+        catalogue.add(VideoInfo(v.video_id, v.topic, v.creator_id, v.created_at.timestamp(), v.duplicate_of, v.title),
+                      v.vector)
+    rec = Recommender(RecommenderSettings(state_dir=folder / "state"), catalogue, topics.WATCH_EVENTS.name)
+    for partition, rows in records.items():
+        rec.assign(partition)
+        for r in rows:
+            rec.apply(WatchEvent.model_validate_json(r.value), partition)
+        rec.commit(partition, rows[-1].offset + 1)
+    rec.close()
+    store.close()
+
+
+def dump(folder, partition: int) -> tuple[dict, dict, dict]:
+    store = PartitionStore(folder, topics.WATCH_EVENTS.name, partition)
+    try:
+        return store.users(), {v: (s, a) for v, s, a in store.popularity()}, {(a, b): w for a, b, w in store.covisits()}
+    finally:
+        store.close()
+
+
+def test_sigkill_at_random_points_ends_in_the_state_of_one_clean_pass(tmp_path):
+    rng = random.Random(2026)
+    vids = videos(per_topic=15)
+    log = watch_log(EVENTS, 400, [v.video_id for v in vids])
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        asyncio.run(publish(broker.bootstrap, topics.VIDEOS_EMBEDDED.name, vids, "video_id"))
+        env = recommender_env(broker, tmp_path)
+        state = tmp_path / "state"
+
+        def trickle() -> None:  # the events arrive while the consumer is being killed
+            for start in range(0, EVENTS, 500):
+                asyncio.run(publish(broker.bootstrap, topics.WATCH_EVENTS.name, log[start:start + 500], "user_id"))
+                time.sleep(0.25)
+
+        producer = threading.Thread(target=trickle)
+        producer.start()
+        progress = []
+        for _ in range(KILLS):
+            proc = ServiceProcess("recommender", free_port(), env=env, log_path=tmp_path / "recommender.log")
+            proc.start()
+            time.sleep(rng.uniform(0.05, 1.0))
+            proc.kill()
+            progress.append(sum(stored_offsets(state).values()))
+        producer.join()
+        records = asyncio.run(partition_records(broker.bootstrap, topics.WATCH_EVENTS.name))
+        ends = {p: rows[-1].offset + 1 for p, rows in records.items()}
+        proc = ServiceProcess("recommender", free_port(), env=env, log_path=tmp_path / "recommender.log")
+        with proc:
+            deadline = time.monotonic() + 240
+            while stored_offsets(state) != ends:
+                assert time.monotonic() < deadline, f"stuck at {stored_offsets(state)} of {ends}"
+                time.sleep(0.2)
+    assert any(0 < p < EVENTS for p in progress), f"no kill landed mid-stream: {progress}"
+
+    clean = tmp_path / "clean"
+    clean_pass(clean, vids, records)
+    for partition in records:
+        users, pops, pairs = dump(state, partition)
+        c_users, c_pops, c_pairs = dump(clean / "state", partition)
+        assert set(users) == set(c_users)
+        for uid, st in users.items():
+            ref = c_users[uid]
+            assert st.events == ref.events, (uid, "events counted", st.events, ref.events)
+            assert st.seen == ref.seen and st.disliked == ref.disliked and st.event_ids == ref.event_ids
+            for name in ("long", "short", "negative"):
+                a, b = getattr(st, name), getattr(ref, name)
+                assert (a is None) == (b is None) and (a is None or np.array_equal(a, b)), (uid, name)
+        assert pops.keys() == c_pops.keys()
+        assert all(pops[v] == pytest.approx(c_pops[v]) for v in pops)
+        assert pairs == c_pairs
+    assert sum(len(rows) for rows in records.values()) == EVENTS
+    total = sum(len(dump(state, p)[0]) for p in records)
+    assert total == len({e.user_id for e in log})
