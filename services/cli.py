@@ -94,7 +94,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from services.encoder.evaluation import run_eval
 
         return run_eval(args.workdir, args.heldout, args.json)
+    if args.what == "replay":
+        from services.recommender.replay import run_replay
+
+        if not args.interactions:
+            raise SystemExit("eval replay needs --interactions FILE.csv (make one with `clipstream interactions`)")
+        return run_replay(args.interactions, args.items, args.json)
     raise SystemExit(f"unknown evaluation {args.what!r}")
+
+
+def cmd_interactions(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shared.interactions import make_items, make_log, write_csv
+
+    items = make_items(args.items, args.seed)
+    inter, item_path = write_csv(Path(args.out), items, make_log(items, args.users, args.events, args.seed))
+    print(f"wrote {inter} and {item_path}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -141,11 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("eval", help="measure a model against a baseline in the same run")
-    p.add_argument("what", choices=["encoder"])
+    p.add_argument("what", choices=["encoder", "replay"])
+    p.add_argument("--interactions", help="replay: CSV user_id,item_id,timestamp[,weight]")
+    p.add_argument("--items", help="replay: CSV item_id,title,tags[,topic] (tags joined by |)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
     p.add_argument("--workdir", default="var/eval", help="where generated clips and copies are cached")
     p.add_argument("--heldout", type=int, default=60, help="held-out clips (each gets 6 transformed copies)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("interactions", help="write a synthetic interaction log (interactions.csv, items.csv)")
+    p.add_argument("--out", default="var/interactions")
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--items", type=int, default=600)
+    p.add_argument("--events", type=int, default=15000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_interactions)
 
     p = sub.add_parser("models", help="list the models, or prepare the ones made at setup (the text model)")
     p.add_argument("action", choices=["list", "prepare", "verify"], nargs="?", default="list")
