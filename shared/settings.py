@@ -201,7 +201,7 @@ class RecommenderSettings(BaseSettings):
     """Events after which a signal's weight in the session vector has halved."""
     session_gap_s: float = Field(1800.0, gt=0)
     """A pause this long (or a new session_id) starts a new session vector."""
-    popularity_half_life_s: float = Field(6 * 3600.0, gt=0)
+    popularity_half_life_s: float = Field(30 * 86400.0, gt=0)
     """Half-life of the time-decayed popularity counts (trending)."""
     fresh_window_s: float = Field(24 * 3600.0, gt=0)
     """Uploads younger than this are candidates for exploration ("new")."""
@@ -215,7 +215,7 @@ class RecommenderSettings(BaseSettings):
     """Scorer weight of similarity to the session vector."""
     w_negative: float = 0.8
     """Scorer weight (subtracted) of similarity to the negative vector."""
-    w_popularity: float = 0.15
+    w_popularity: float = 1.0
     """Scorer weight of normalised trending popularity."""
     w_covisit: float = 0.4
     """Scorer weight of normalised co-visitation with the user's recent items."""
