@@ -6,6 +6,7 @@ diversity use the vectors kept here.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class Catalogue:
         self.store = store
         self.vectors: dict[str, np.ndarray] = {}
         self.info: dict[str, VideoInfo] = {}
+        self._by_time: list[tuple[float, str]] = []  # (created_at, video_id), kept sorted
 
     def __contains__(self, video_id: str) -> bool:
         return video_id in self.vectors
@@ -37,13 +39,21 @@ class Catalogue:
         return len(self.vectors)
 
     def add(self, info: VideoInfo, vector: Sequence[float]) -> None:
-        vec = np.asarray(vector, np.float32)
-        vec = vec / (np.linalg.norm(vec) + 1e-12)
-        self.vectors[info.video_id] = vec
-        self.info[info.video_id] = info
-        self.store.upsert([VectorRecord(info.video_id, vec.tolist(), {
-            "topic": info.topic or "", "creator_id": info.creator_id, "created_at": info.created_at,
-            "duplicate_of": info.duplicate_of or ""})])
+        self.add_many([(info, vector)])
+
+    def add_many(self, videos: Sequence[tuple[VideoInfo, Sequence[float]]]) -> None:
+        records = []
+        for info, vector in videos:
+            vec = np.asarray(vector, np.float32)
+            vec = vec / (np.linalg.norm(vec) + 1e-12)
+            if info.video_id not in self.info:
+                bisect.insort(self._by_time, (info.created_at, info.video_id))
+            self.vectors[info.video_id] = vec
+            self.info[info.video_id] = info
+            records.append(VectorRecord(info.video_id, vec.tolist(), {
+                "topic": info.topic or "", "creator_id": info.creator_id, "created_at": info.created_at,
+                "duplicate_of": info.duplicate_of or ""}))
+        self.store.upsert(records)
 
     def vector(self, video_id: str) -> np.ndarray | None:
         return self.vectors.get(video_id)
@@ -53,5 +63,10 @@ class Catalogue:
         return [(h.id, h.score) for h in hits]
 
     def fresh(self, n: int, now: float, window_s: float) -> list[str]:
-        young = [(v.created_at, k) for k, v in self.info.items() if now - v.created_at <= window_s]
-        return [k for _, k in sorted(young, reverse=True)[:n]]
+        """The newest videos uploaded within ``window_s`` before ``now`` (none from the future)."""
+        end = bisect.bisect_right(self._by_time, (now, "\uffff"))
+        out = []
+        for created, video in reversed(self._by_time[max(0, end - n):end]):
+            if now - created <= window_s:
+                out.append(video)
+        return out

@@ -187,28 +187,30 @@ class MmrSelector:
 
     def select(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
         pool = sorted(cands, key=lambda c: -c.score)[: max(ctx.k * 5, 50)]
+        if not pool:
+            return []
+        vectors = np.stack([ctx.catalogue.vectors[c.video_id] for c in pool])
+        scores = np.array([c.score for c in pool])
+        redundancy = np.full(len(pool), -np.inf)  # max similarity to anything chosen so far
+        available = np.ones(len(pool), bool)
         chosen: list[Candidate] = []
-        chosen_vecs: list[np.ndarray] = []
         per_creator: dict[str, int] = {}
         lam = ctx.mmr_lambda
-        while pool and len(chosen) < ctx.k:
-            if chosen_vecs:
-                mat = np.stack(chosen_vecs)
-                redundancy = [float(np.max(mat @ ctx.catalogue.vectors[c.video_id])) for c in pool]
-            else:
-                redundancy = [0.0] * len(pool)
-            values = [lam * c.score - (1 - lam) * r for c, r in zip(pool, redundancy)]
+        while available.any() and len(chosen) < ctx.k:
+            values = lam * scores - (1 - lam) * np.where(np.isfinite(redundancy), redundancy, 0.0)
+            values[~available] = -np.inf
             best = int(np.argmax(values))
-            cand = pool.pop(best)
+            available[best] = False
+            cand = pool[best]
             creator = ctx.catalogue.info[cand.video_id].creator_id
             if per_creator.get(creator, 0) >= ctx.creator_cap:
                 continue
             per_creator[creator] = per_creator.get(creator, 0) + 1
             if not cand.reason:
-                near = _nearest_recent(ctx, ctx.catalogue.vectors[cand.video_id])
+                near = _nearest_recent(ctx, vectors[best])
                 cand.reason = f"similar to {near}" if near else "similar to what you watched"
             chosen.append(cand)
-            chosen_vecs.append(ctx.catalogue.vectors[cand.video_id])
+            redundancy = np.maximum(redundancy, vectors @ vectors[best])
         return chosen
 
 

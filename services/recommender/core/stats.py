@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 
@@ -13,6 +14,8 @@ class Popularity:
         self.tau = half_life_s / math.log(2)
         self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
         self.now = 0.0
+        self._top: tuple[float, int, list[tuple[str, float]]] | None = None  # (at, n, ranking) cache
+        self.cache_s = 1.0
 
     def add(self, video: str, weight: float, ts: float) -> None:
         self.now = max(self.now, ts)
@@ -29,8 +32,15 @@ class Popularity:
         return score * math.exp(-max(0.0, (now or self.now) - at) / self.tau)
 
     def top(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
-        ranked = sorted(((v, self.score(v, now)) for v in self.scores), key=lambda x: -x[1])
-        return ranked[:n]
+        """The n most popular videos; recomputed at most once a second of stream time (trending may lag
+        the stream by up to a second; a feed is not held up by sorting every video each time)."""
+        now = now or self.now
+        cached = self._top
+        if cached is not None and cached[1] >= n and abs(now - cached[0]) < self.cache_s:
+            return cached[2][:n]
+        ranked = heapq.nlargest(n, ((v, self.score(v, now)) for v in self.scores), key=lambda x: x[1])
+        self._top = (now, n, ranked)
+        return ranked
 
     def merge(self, other: Popularity) -> None:
         for video, (score, at) in other.scores.items():
