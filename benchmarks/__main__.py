@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest"]
+BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.recommender"]
 
 
 def main() -> int:

@@ -46,6 +46,26 @@ def watch_session(user: str, videos: list[str], rng: random.Random) -> list[dict
     return events
 
 
+def wait_for_catalogue(api: httpx.Client, videos: int, timeout_s: float = 60) -> None:
+    """Until the recommender has the embedded videos (it builds its view from videos.embedded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(api.get("/v1/feed/nobody", params={"k": 100}).json().get("items", [])) >= videos - 1:
+            return
+        time.sleep(0.2)
+
+
+def wait_for_feed_change(api: httpx.Client, user: str, before: dict, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    feed = before
+    while time.monotonic() < deadline:
+        feed = api.get(f"/v1/feed/{user}", params={"k": 5}).json()
+        if not feed["cold_start"]:
+            return feed
+        time.sleep(0.1)
+    return feed
+
+
 def brief(value: bytes | None) -> str:
     """The fields a person reads first."""
     try:
@@ -95,14 +115,18 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
     }
     env.update({"CLIPSTREAM_FETCH_MEDIA_ROOT": str(media), "CLIPSTREAM_QDRANT_DATA_DIR": str(root / "qdrant"),
                 "CLIPSTREAM_ENCODER_ARTEFACTS_DIR": str(root / "artefacts")})
+    recommender = ServiceProcess("recommender", free_port(), log_path=logs / "recommender.log",
+                                 env={**env, "CLIPSTREAM_RECOMMENDER_STATE_DIR": str(root / "recommender")})
+    env["CLIPSTREAM_GATEWAY_RECOMMENDER_URL"] = recommender.url
     gateway = ServiceProcess("gateway", free_port(), env=env, log_path=logs / "gateway.log")
     encoder = ServiceProcess("encoder", free_port(), env=env, log_path=logs / "encoder.log")
     try:
-        with console.status("starting the gateway and the encoder (loading models)"):
+        with console.status("starting the gateway, the encoder and the recommender (loading models)"):
             gateway.start()
             encoder.start()
+            recommender.start()
         console.print(f"[green]✓[/] gateway on [bold]{gateway.url}[/] (OpenAPI at {gateway.url}/docs), "
-                      f"encoder metrics on {encoder.url}/metrics")
+                      f"encoder metrics on {encoder.url}/metrics, recommender on {recommender.url}")
         clips = make_clips(media, 12)
         (media / "not_a_video.mp4").write_text("a text file with a video's name")
         clips.append({**clips[0], "video_id": "demo-reupload"})  # the same file again: a duplicate
@@ -110,11 +134,20 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
         with httpx.Client(base_url=gateway.url, headers={"X-API-Key": DEMO_KEY}, timeout=30) as api:
             for clip in track(clips, description="registering uploads"):
                 api.post("/v1/videos", json=clip).raise_for_status()
+            embedded: list[tuple[str, int, int, bytes | None]] = []
+            with console.status("waiting for the encoder to embed the uploads"):
+                asyncio.run(tail(broker.bootstrap, [topics.VIDEOS_EMBEDDED.name, topics.VIDEOS_UPLOADED.dlq],
+                                 from_beginning=True, count=len(clips), timeout_s=60,
+                                 emit=lambda *row: embedded.append(row)))
+            users = [f"user-{u}" for u in range(3)]
+            wait_for_catalogue(api, len(clips) - 1)
+            before = {u: api.get(f"/v1/feed/{u}", params={"k": 5}).json() for u in users}
             rng = random.Random(11)
-            videos = [c["video_id"] for c in clips]
-            events = [e for u in range(3) for e in watch_session(f"user-{u}", videos, rng)]
+            videos = [c["video_id"] for c in clips if c["video_id"] != "demo-broken"]
+            events = [e for u in users for e in watch_session(u, videos, rng)]
             batch = api.post("/v1/events/watch/batch", json={"events": events}).raise_for_status().json()
             console.print(f"[green]✓[/] {len(clips)} uploads and {batch['accepted']} watch events accepted by the gateway")
+            after = {u: wait_for_feed_change(api, u, before[u]) for u in users}
             refused = bad_requests(api)
             metrics = api.get("/metrics").text
 
@@ -122,10 +155,6 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
         names = [topics.VIDEOS_UPLOADED.name, topics.WATCH_EVENTS.name]
         asyncio.run(tail(broker.bootstrap, names, from_beginning=True, count=len(clips) + len(events), timeout_s=5,
                          emit=lambda *row: shown.append(row)))
-        embedded: list[tuple[str, int, int, str]] = []
-        with console.status("waiting for the encoder to embed the uploads"):
-            asyncio.run(tail(broker.bootstrap, [topics.VIDEOS_EMBEDDED.name, topics.VIDEOS_UPLOADED.dlq],
-                             from_beginning=True, count=len(clips), timeout_s=60, emit=lambda *row: embedded.append(row)))
         table = Table(title=f"{len(shown)} events read back from the broker's topics (first 12)")
         for col in ("topic", "partition", "offset", "event"):
             table.add_column(col, overflow="fold")
@@ -144,6 +173,18 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
                 done.add_row(topic, data["video_id"], str(data.get("topic")), str(data["keyframes"]),
                              f"{data['duration_s']:.1f}", data.get("duplicate_of") or "")
         console.print(done)
+
+        for user in users:
+            feeds = Table(title=f"{user}: feed before and after a session (via the gateway)")
+            for col in ("before", "reason", "after", "reason "):
+                feeds.add_column(col, overflow="fold")
+            b_items, a_items = before[user]["items"], after[user]["items"]
+            for i in range(max(len(b_items), len(a_items))):
+                b = b_items[i] if i < len(b_items) else {}
+                a = a_items[i] if i < len(a_items) else {}
+                feeds.add_row(f"{b.get('video_id', '')} {b.get('topic') or ''}", b.get("reason", ""),
+                              f"{a.get('video_id', '')} {a.get('topic') or ''}", a.get("reason", ""))
+            console.print(feeds)
 
         bad = Table(title="bad input, refused with a reason")
         for col in ("input", "HTTP", "answer"):
@@ -166,10 +207,12 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
             console.print(f"running: broker {broker.bootstrap}, gateway {gateway.url} (API key {DEMO_KEY!r}); Ctrl-C stops")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         ok = (len(shown) == len(clips) + len(events) and len(embedded) == len(clips)
-              and all(400 <= code < 500 for _, code, _ in refused))
+              and all(400 <= code < 500 for _, code, _ in refused)
+              and all(not after[u]["cold_start"] for u in users))
         return 0 if ok else 1
     finally:
+        recommender.stop()
         encoder.stop()
         gateway.stop()
         broker.stop()
-        console.print("stopped the encoder, the gateway and the broker")
+        console.print("stopped the recommender, the encoder, the gateway and the broker")

@@ -229,3 +229,5 @@ class RecommenderSettings(BaseSettings):
     """How many candidates each source contributes before filtering."""
     max_k: int = Field(100, ge=1)
     """Largest feed or similar-list size a request may ask for."""
+    flush_interval_s: float = Field(0.25, ge=0)
+    """State and offsets are stored at most this often (a crash replays what was not stored)."""

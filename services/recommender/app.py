@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import uuid
@@ -45,13 +46,13 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     folder = qdrant.data_dir / metrics.SERVICE / instance
     store = open_store("videos", VECTOR_DIM, qdrant.model_copy(update={"data_dir": folder}))
     rec = Recommender(settings, Catalogue(store), topics.WATCH_EVENTS.name, text_search_model(ModelSettings()))
-    handlers = Handlers(rec)
+    handlers = Handlers(rec, settings.flush_interval_s)
     broker = make_broker(metrics.SERVICE, kafka)
     subscriber_ref: dict = {}
     subscriber_ref["subscriber"] = consume(
         broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
         settings=kafka, with_record=True, after_batch=handlers.after_watch_batch,
-        listener=ResumeFromStoredOffsets(rec, topics.WATCH_EVENTS.name, subscriber_ref))
+        listener=ResumeFromStoredOffsets(handlers, topics.WATCH_EVENTS.name, subscriber_ref))
     # every instance needs every video: a group of its own, read from the beginning
     consume(broker, topics.VIDEOS_EMBEDDED, VideoEmbedded, handlers.on_videos_embedded, service=metrics.SERVICE,
             group_id=f"{GROUP}-catalogue-{instance}", settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
@@ -63,10 +64,13 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
         loaded = await handlers.load_catalogue(kafka.bootstrap_servers)
         logging.getLogger(__name__).info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
         await broker.start()
+        flusher = asyncio.create_task(handlers.flush_when_idle())
         try:
             yield
         finally:
+            flusher.cancel()
             await broker.stop()
+            handlers.flush()
             rec.close()
             store.close()
             shutil.rmtree(folder, ignore_errors=True)

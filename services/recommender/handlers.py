@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -17,10 +18,15 @@ from shared.replay import read_to_end
 
 
 class Handlers:
-    def __init__(self, recommender: Recommender) -> None:
+    def __init__(self, recommender: Recommender, flush_interval_s: float = 0.25) -> None:
         self.rec = recommender
+        self.flush_interval_s = flush_interval_s
+        self.pending: dict[int, int] = {}  # partition -> next offset not yet stored
+        self.flushed_at = 0.0
+        self.in_batch = False  # state is stored only between batches, never half way through one
 
     async def on_watch_events(self, event: WatchEvent, record: Any) -> None:
+        self.in_batch = True
         applied = self.rec.apply(event, record.partition)
         metrics.events.labels("duplicate" if applied.duplicate else "applied").inc()
         if self.rec.catalogue.vector(event.video_id) is None:
@@ -28,12 +34,27 @@ class Handlers:
         metrics.freshness.observe(max(0.0, time.time() - event.ts.timestamp()))
 
     async def after_watch_batch(self, records: list[Any]) -> None:
-        last: dict[int, int] = {}
+        """Store state with its offsets, at most every ``flush_interval_s`` (a crash replays the rest)."""
         for r in records:
-            last[r.partition] = max(last.get(r.partition, -1), r.offset)
-        for partition, offset in last.items():
-            self.rec.commit(partition, offset + 1)
+            self.pending[r.partition] = max(self.pending.get(r.partition, 0), r.offset + 1)
+        self.in_batch = False
+        if time.monotonic() - self.flushed_at >= self.flush_interval_s:
+            self.flush()
         metrics.users.set(len(self.rec.user_partition))
+
+    async def flush_when_idle(self) -> None:
+        """Background task: store what a quiet stream left pending."""
+        while True:
+            await asyncio.sleep(self.flush_interval_s or 0.25)
+            if self.pending and not self.in_batch:
+                self.flush()
+
+    def flush(self, partitions: list[int] | None = None) -> None:
+        for partition in list(partitions if partitions is not None else self.pending):
+            offset = self.pending.pop(partition, None)
+            if offset is not None and partition in self.rec.partitions:
+                self.rec.commit(partition, offset)
+        self.flushed_at = time.monotonic()
 
     async def load_catalogue(self, bootstrap: str) -> int:
         """Read videos.embedded to its current end into the catalogue; bad records are skipped here
@@ -56,12 +77,14 @@ class Handlers:
 class ResumeFromStoredOffsets(ConsumerRebalanceListener):
     """On assignment, load each partition's state and seek to the offset stored with it."""
 
-    def __init__(self, recommender: Recommender, topic: str, subscriber_ref: dict) -> None:
-        self.rec = recommender
+    def __init__(self, handlers: Handlers, topic: str, subscriber_ref: dict) -> None:
+        self.handlers = handlers
+        self.rec = handlers.rec
         self.topic = topic
         self.ref = subscriber_ref
 
     async def on_partitions_revoked(self, revoked) -> None:
+        self.handlers.flush([tp.partition for tp in revoked])  # the next owner resumes where this one stopped
         for tp in revoked:
             self.rec.revoke(tp.partition)
 
