@@ -44,7 +44,7 @@ class KafkaSettings(BaseSettings):
     """Consumer heartbeat interval (well under the session timeout)."""
     auto_offset_reset: str = "earliest"
     """Where a new consumer group starts: earliest (replay the topic) or latest."""
-    fetch_max_wait_ms: int = Field(100, ge=1)
+    fetch_max_wait_ms: int = Field(25, ge=1)
     """Longest a fetch waits for data (bounds end-to-end latency on brokers that do not wake early)."""
     max_poll_records: int = Field(500, ge=1)
     """Messages handled per batch; offsets are committed once per batch."""
