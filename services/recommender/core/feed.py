@@ -55,22 +55,18 @@ def _nearest_recent(ctx: FeedContext, vec: np.ndarray) -> str | None:
     return recent[int(np.argmax(sims))]
 
 
-class LongTermSource:
-    name = "long_term"
+class UserVectorSource:
+    """Nearest videos to one of the user's vectors (the long-term or the session one)."""
+
+    def __init__(self, name: str, vector: str) -> None:
+        self.name = name
+        self.vector = vector
 
     def fetch(self, ctx: FeedContext) -> list[Candidate]:
-        if ctx.state.long is None or not len(ctx.catalogue):
+        query = getattr(ctx.state, self.vector)
+        if query is None or not len(ctx.catalogue):
             return []
-        return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(ctx.state.long, ctx.n, ctx.state.seen)]
-
-
-class SessionSource:
-    name = "session"
-
-    def fetch(self, ctx: FeedContext) -> list[Candidate]:
-        if ctx.state.short is None or not len(ctx.catalogue):
-            return []
-        return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(ctx.state.short, ctx.n, ctx.state.seen)]
+        return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(query, ctx.n, ctx.state.seen)]
 
 
 class CoVisitSource:
@@ -214,7 +210,7 @@ class MmrSelector:
         return chosen
 
 
-SOURCES = (LongTermSource(), SessionSource(), CoVisitSource(), TrendingSource(), FreshSource(), ColdStartSource())
+SOURCES = (UserVectorSource("long_term", "long"), UserVectorSource("session", "short"), CoVisitSource(), TrendingSource(), FreshSource(), ColdStartSource())
 FILTERS = (KnownVideoFilter(), SeenFilter(), DislikedFilter(), DuplicateFilter())
 SCORER = LinearScorer()
 SELECTOR = MmrSelector()
