@@ -46,9 +46,9 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     folder = qdrant.data_dir / metrics.SERVICE / instance
     store = open_store("videos", VECTOR_DIM, qdrant.model_copy(update={"data_dir": folder}))
     rec = Recommender(settings, Catalogue(store), topics.WATCH_EVENTS.name, text_search_model(ModelSettings()))
-    handlers = Handlers(rec, settings.flush_interval_s)
-    broker = make_broker(metrics.SERVICE, kafka)
     subscriber_ref: dict = {}
+    handlers = Handlers(rec, settings.flush_interval_s, subscriber_ref)
+    broker = make_broker(metrics.SERVICE, kafka)
     subscriber_ref["subscriber"] = consume(
         broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
         settings=kafka, with_record=True, after_batch=handlers.after_watch_batch,

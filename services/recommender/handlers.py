@@ -18,8 +18,10 @@ from shared.replay import read_to_end
 
 
 class Handlers:
-    def __init__(self, recommender: Recommender, flush_interval_s: float = 0.25) -> None:
+    def __init__(self, recommender: Recommender, flush_interval_s: float = 0.25,
+                 subscriber_ref: dict | None = None) -> None:
         self.rec = recommender
+        self.subscriber_ref = subscriber_ref if subscriber_ref is not None else {}
         self.flush_interval_s = flush_interval_s
         self.pending: dict[int, int] = {}  # partition -> next offset not yet stored
         self.flushed_at = 0.0
@@ -38,6 +40,7 @@ class Handlers:
         for r in records:
             self.pending[r.partition] = max(self.pending.get(r.partition, 0), r.offset + 1)
         self.in_batch = False
+        self.report_lag(records)
         if time.monotonic() - self.flushed_at >= self.flush_interval_s:
             self.flush()
         metrics.users.set(len(self.rec.user_partition))
@@ -48,6 +51,18 @@ class Handlers:
             await asyncio.sleep(self.flush_interval_s or 0.25)
             if self.pending and not self.in_batch:
                 self.flush()
+
+    def report_lag(self, records: list[Any]) -> None:
+        """Messages behind the partition's end, from the high watermark the last fetch reported."""
+        subscriber = self.subscriber_ref.get("subscriber")
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None:
+            return
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            done = self.pending.get(tp.partition)
+            if high is not None and done is not None:
+                metrics.lag.labels(str(tp.partition)).set(max(0, high - done))
 
     def flush(self, partitions: list[int] | None = None) -> None:
         for partition in list(partitions if partitions is not None else self.pending):

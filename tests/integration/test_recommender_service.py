@@ -114,6 +114,7 @@ async def test_duplicates_unknown_videos_and_late_events(service):
 
     metrics = await until(counted, "the duplicate to be counted")
     assert "clipstream_recommender_unknown_video_events_total 1.0" in metrics
+    assert 'clipstream_recommender_consumer_lag_messages{partition=' in metrics
     bob = feed(proc, "bob")
     assert not bob["cold_start"]
     assert not {"t1-v1", "t1-v2"} & {i["video_id"] for i in bob["items"]}, "the late event was applied too"
