@@ -70,7 +70,7 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
         finally:
             flusher.cancel()
             await broker.stop()
-            handlers.flush()
+            await handlers.flush()
             rec.close()
             store.close()
             shutil.rmtree(folder, ignore_errors=True)

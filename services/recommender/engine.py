@@ -111,15 +111,20 @@ class Recommender:
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
         return PartitionState(store, {}, Popularity(self.settings.popularity_half_life_s), CoVisitation())
 
-    def commit(self, partition: int, next_offset: int) -> None:
+    def snapshot(self, partition: int, next_offset: int) -> Callable[[], None]:
+        """Serialise what changed in a partition, now; returns the write, which may run in a thread."""
         st = self.partitions[partition]
-        users = {u: st.users[u] for u in st.dirty_users}
+        users = [(u, *st.users[u].to_row()) for u in st.dirty_users]
         pops = [(v, *st.popularity.scores[v]) for v in st.dirty_videos]
         pairs = [(a, b, st.covisit.counts[a][b]) for a, b in st.dirty_pairs if b in st.covisit.counts.get(a, {})]
-        st.store.commit(next_offset, users, pops, pairs)
         st.dirty_users.clear()
         st.dirty_videos.clear()
         st.dirty_pairs.clear()
+        store = st.store
+        return lambda: store.commit(next_offset, users, pops, pairs)
+
+    def commit(self, partition: int, next_offset: int) -> None:
+        self.snapshot(partition, next_offset)()
 
     def close(self) -> None:
         for p in list(self.partitions):

@@ -26,6 +26,7 @@ class Handlers:
         self.pending: dict[int, int] = {}  # partition -> next offset not yet stored
         self.flushed_at = 0.0
         self.in_batch = False  # state is stored only between batches, never half way through one
+        self.write_lock = asyncio.Lock()
 
     async def on_watch_events(self, event: WatchEvent, record: Any) -> None:
         self.in_batch = True
@@ -42,7 +43,7 @@ class Handlers:
         self.in_batch = False
         self.report_lag(records)
         if time.monotonic() - self.flushed_at >= self.flush_interval_s:
-            self.flush()
+            await self.flush()
         metrics.users.set(len(self.rec.user_partition))
 
     async def flush_when_idle(self) -> None:
@@ -50,7 +51,7 @@ class Handlers:
         while True:
             await asyncio.sleep(self.flush_interval_s or 0.25)
             if self.pending and not self.in_batch:
-                self.flush()
+                await self.flush()
 
     def report_lag(self, records: list[Any]) -> None:
         """Messages behind the partition's end, from the high watermark the last fetch reported."""
@@ -64,12 +65,18 @@ class Handlers:
             if high is not None and done is not None:
                 metrics.lag.labels(str(tp.partition)).set(max(0, high - done))
 
-    def flush(self, partitions: list[int] | None = None) -> None:
-        for partition in list(partitions if partitions is not None else self.pending):
-            offset = self.pending.pop(partition, None)
-            if offset is not None and partition in self.rec.partitions:
-                self.rec.commit(partition, offset)
-        self.flushed_at = time.monotonic()
+    async def flush(self, partitions: list[int] | None = None) -> None:
+        """Snapshot state and offsets on the event loop (consistent), write them in a thread (the loop
+        keeps applying events meanwhile); one write at a time."""
+        async with self.write_lock:
+            writes = []
+            for partition in list(partitions if partitions is not None else self.pending):
+                offset = self.pending.pop(partition, None)
+                if offset is not None and partition in self.rec.partitions:
+                    writes.append(self.rec.snapshot(partition, offset))
+            self.flushed_at = time.monotonic()
+            if writes:
+                await asyncio.to_thread(lambda: [w() for w in writes])
 
     async def load_catalogue(self, bootstrap: str) -> int:
         """Read videos.embedded to its current end into the catalogue; bad records are skipped here
@@ -99,7 +106,7 @@ class ResumeFromStoredOffsets(ConsumerRebalanceListener):
         self.ref = subscriber_ref
 
     async def on_partitions_revoked(self, revoked) -> None:
-        self.handlers.flush([tp.partition for tp in revoked])  # the next owner resumes where this one stopped
+        await self.handlers.flush([tp.partition for tp in revoked])  # the next owner resumes where this one stopped
         for tp in revoked:
             self.rec.revoke(tp.partition)
 

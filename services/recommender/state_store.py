@@ -6,7 +6,6 @@ nothing after it is, so every event counts exactly once.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +14,8 @@ from services.recommender.core.user_state import UserState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB,
+                                  negative BLOB);
 CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
 """
@@ -35,7 +35,8 @@ class PartitionStore:
         return None if row is None else int(row[0])
 
     def users(self) -> dict[str, UserState]:
-        return {uid: UserState.from_json(json.loads(blob)) for uid, blob in self.db.execute("SELECT user_id, state FROM users")}
+        rows = self.db.execute("SELECT user_id, meta, long, short, negative FROM users")
+        return {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows}
 
     def popularity(self) -> list[tuple[str, float, float]]:
         return list(self.db.execute("SELECT video_id, score, at FROM popularity"))
@@ -43,14 +44,13 @@ class PartitionStore:
     def covisits(self) -> list[tuple[str, str, float]]:
         return list(self.db.execute("SELECT a, b, w FROM covisit"))
 
-    def commit(self, next_offset: int, users: dict[str, UserState], popularity: Iterable[tuple[str, float, float]],
+    def commit(self, next_offset: int, users: Iterable[tuple], popularity: Iterable[tuple[str, float, float]],
                covisits: Iterable[tuple[str, str, float]]) -> None:
-        """Everything of one batch, or nothing."""
+        """Everything of one batch, or nothing. ``users``: (user_id, *UserState.to_row()) rows."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?)",
-                           [(uid, json.dumps(st.to_json())) for uid, st in users.items()])
+            db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", list(users))
             db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?)", list(popularity))
             db.executemany("INSERT OR REPLACE INTO covisit VALUES (?, ?, ?)", list(covisits))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (next_offset,))
