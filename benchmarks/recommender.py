@@ -149,6 +149,28 @@ def stored(folder: Path) -> int:
     return total
 
 
+async def probe_freshness(bootstrap: str, url: str, videos: list[str]) -> list[float]:
+    """For each probe: a new user likes a video; time from send until that user's feed is no longer cold."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    out = []
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            for i, video in enumerate(videos):
+                user = f"probe{i}"
+                event = WatchEvent(user_id=user, video_id=video, action="like").model_dump_json().encode()
+                t0 = time.perf_counter()
+                await producer.send_and_wait(topics.WATCH_EVENTS.name, event, key=user.encode())
+                while time.perf_counter() - t0 < 120:
+                    if not (await client.get(f"/v1/feed/{user}", params={"k": 5})).json()["cold_start"]:
+                        break
+                    await asyncio.sleep(0.002)
+                out.append(time.perf_counter() - t0)
+    finally:
+        await producer.stop()
+    return out
+
+
 def through_broker(n_events: int, probes: int, load_per_s: int, console) -> dict:
     rng = np.random.default_rng(1)
     vids = [VideoEmbedded(video_id=f"v{i}", vector=v.round(4).tolist(), model_version="bench", creator_id=f"c{i % 50}",
@@ -192,20 +214,7 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console) -> dict
 
             loader = threading.Thread(target=load, daemon=True)
             loader.start()
-            fresh = []
-            with httpx.Client(base_url=proc.url, timeout=5) as client:
-                for i in range(probes):
-                    user, video = f"probe{i}", vids[i].video_id
-                    t0 = time.perf_counter()
-                    asyncio.run(produce(broker.bootstrap, [WatchEvent(user_id=user, video_id=video, action="like")],
-                                        topics.WATCH_EVENTS.name, "user_id"))
-                    deadline = t0 + 120
-                    while time.perf_counter() < deadline:
-                        body = client.get(f"/v1/feed/{user}", params={"k": 5}).json()
-                        if not body["cold_start"]:
-                            break
-                        time.sleep(0.002)
-                    fresh.append(time.perf_counter() - t0)
+            fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, [v.video_id for v in vids[:probes]]))
             stop.set()
             loader.join()
     return {"events": n_events, "recommender_events_per_s": round(n_events / ours_s, 1),
