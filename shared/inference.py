@@ -12,7 +12,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -103,7 +102,3 @@ class OnnxModel:
 
     def warmup(self) -> None:
         """Subclasses run one representative input so the first request is not the slow one."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.card.name, "version": self.version, "provider": self.provider,
-                "sha256": self.card.sha256}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -288,6 +288,3 @@ def open_store(collection: str, dim: int, settings: QdrantSettings | None = None
         return QdrantServerStore(collection, dim, url=settings.url, api_key=key, timeout_s=settings.timeout_s)
     return EdgeVectorStore(settings.data_dir / collection, dim)
 
-
-def ids_of(hits: Iterable[Hit]) -> list[str]:
-    return [h.id for h in hits]

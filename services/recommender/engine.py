@@ -39,7 +39,6 @@ class Recommender:
         self.user_partition: dict[str, int] = {}
         self.popularity = Popularity(settings.popularity_half_life_s)
         self.covisit = CoVisitation()
-        self.unknown_videos = 0
 
     # ---------------------------------------------------------------- partitions
 
@@ -88,9 +87,7 @@ class Recommender:
         if user is None:
             user = st.users[event.user_id] = UserState()
             self.user_partition[event.user_id] = partition
-        vector = self.catalogue.vector(event.video_id)
-        if vector is None:
-            self.unknown_videos += 1
+        vector = self.catalogue.vector(event.video_id)  # None: not in the catalogue (yet)
         s = self.settings
         applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
                               session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)

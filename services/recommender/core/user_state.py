@@ -7,7 +7,6 @@ out-of-order timestamps cannot make weights grow.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
 
@@ -56,19 +55,6 @@ class UserState:
         m = json.loads(meta)
         return cls(arr(long), arr(short), arr(negative), m["session_id"], m["last_ts"], m["events"], m["seen"],
                    m["disliked"], m["recent_positive"], m["event_ids"])
-
-    def to_json(self) -> dict:
-        """Vectors as base64 float32: exact, so a restored state continues exactly as the live one."""
-        vec = lambda v: None if v is None else base64.b64encode(np.asarray(v, np.float32).tobytes()).decode()  # noqa: E731
-        return {"long": vec(self.long), "short": vec(self.short), "negative": vec(self.negative),
-                "session_id": self.session_id, "last_ts": self.last_ts, "events": self.events, "seen": self.seen,
-                "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids}
-
-    @classmethod
-    def from_json(cls, data: dict) -> UserState:
-        arr = lambda v: None if v is None else np.frombuffer(base64.b64decode(v), np.float32).copy()  # noqa: E731
-        return cls(arr(data["long"]), arr(data["short"]), arr(data["negative"]), data["session_id"], data["last_ts"],
-                   data["events"], data["seen"], data["disliked"], data["recent_positive"], data["event_ids"])
 
 
 @dataclass(frozen=True)

@@ -76,11 +76,13 @@ def test_unknown_video_still_counts_as_seen_without_moving_the_vector():
     assert st.seen == ["ghost"] and st.long is None and st.is_cold
 
 
-def test_state_round_trips_through_json():
+def test_state_round_trips_exactly_through_its_stored_row():
     st = UserState()
     apply_event(st, ev("u", "a", session_id="s1"), basis(2), **KW)
-    again = UserState.from_json(st.to_json())
-    assert np.allclose(again.long, st.long) and again.seen == st.seen and again.session_id == "s1"
+    apply_event(st, ev("u", "b", "dislike"), basis(3) * 0.3, **KW)
+    again = UserState.from_row(*st.to_row())
+    assert np.array_equal(again.long, st.long) and np.array_equal(again.negative, st.negative)
+    assert again.short is not None and again.seen == st.seen and again.session_id == "s1"
 
 
 def test_popularity_decays_and_tolerates_late_events():
