@@ -17,6 +17,14 @@ from shared.events import WatchEvent
 from shared.settings import RecommenderSettings
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    partition: int
+    next_offset: int
+    write: Callable[[], None]
+    restore: Callable[[], None]
+
+
 @dataclass
 class PartitionState:
     store: PartitionStore
@@ -108,20 +116,27 @@ class Recommender:
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
         return PartitionState(store, {}, Popularity(self.settings.popularity_half_life_s), CoVisitation())
 
-    def snapshot(self, partition: int, next_offset: int) -> Callable[[], None]:
-        """Serialise what changed in a partition, now; returns the write, which may run in a thread."""
+    def snapshot(self, partition: int, next_offset: int) -> Snapshot:
+        """Serialise what changed in a partition, now; the write may then run in a thread."""
         st = self.partitions[partition]
-        users = [(u, *st.users[u].to_row()) for u in st.dirty_users]
-        pops = [(v, *st.popularity.scores[v]) for v in st.dirty_videos]
-        pairs = [(a, b, st.covisit.counts[a][b]) for a, b in st.dirty_pairs if b in st.covisit.counts.get(a, {})]
+        dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_pairs))
+        users = [(u, *st.users[u].to_row()) for u in dirty[0]]
+        pops = [(v, *st.popularity.scores[v]) for v in dirty[1]]
+        pairs = [(a, b, st.covisit.counts[a][b]) for a, b in dirty[2] if b in st.covisit.counts.get(a, {})]
         st.dirty_users.clear()
         st.dirty_videos.clear()
         st.dirty_pairs.clear()
         store = st.store
-        return lambda: store.commit(next_offset, users, pops, pairs)
+
+        def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
+            st.dirty_users |= dirty[0]
+            st.dirty_videos |= dirty[1]
+            st.dirty_pairs |= dirty[2]
+
+        return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs), restore)
 
     def commit(self, partition: int, next_offset: int) -> None:
-        self.snapshot(partition, next_offset)()
+        self.snapshot(partition, next_offset).write()
 
     def close(self) -> None:
         for p in list(self.partitions):

@@ -76,7 +76,17 @@ class Handlers:
                     writes.append(self.rec.snapshot(partition, offset))
             self.flushed_at = time.monotonic()
             if writes:
-                await asyncio.to_thread(lambda: [w() for w in writes])
+                await asyncio.to_thread(self._write, writes)
+
+    def _write(self, snapshots: list) -> None:
+        for i, snap in enumerate(snapshots):
+            try:
+                snap.write()
+            except BaseException:
+                for failed in snapshots[i:]:  # nothing of these reached the disk: keep them pending
+                    failed.restore()
+                    self.pending[failed.partition] = max(self.pending.get(failed.partition, 0), failed.next_offset)
+                raise
 
     async def load_catalogue(self, bootstrap: str) -> int:
         """Read videos.embedded to its current end into the catalogue; bad records are skipped here

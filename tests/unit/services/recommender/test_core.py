@@ -154,3 +154,21 @@ def test_state_and_offsets_persist_together(recommender, tmp_path):
         assert [row[0] for row in store.popularity()] == ["v1-0"]
     finally:
         store.close()
+
+
+def test_a_failed_write_keeps_the_changes_for_the_next_one(recommender, tmp_path):
+    rec = recommender
+    rec.assign(0)
+    rec.apply(ev("u", "v2-0", "like"), 0)
+    snap = rec.snapshot(0, 7)
+    rec.partitions[0].store.db.close()  # the disk goes away
+    with pytest.raises(Exception):
+        snap.write()
+    snap.restore()
+    rec.partitions[0].store = PartitionStore(tmp_path / "state", "watch.events", 0)
+    rec.commit(0, 7)
+    store = PartitionStore(tmp_path / "state", "watch.events", 0)
+    try:
+        assert store.next_offset() == 7 and "u" in store.users()
+    finally:
+        store.close()
