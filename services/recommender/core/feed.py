@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +25,6 @@ class Candidate:
     source: str
     reason: str
     score: float = 0.0
-    features: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,17 +161,20 @@ class LinearScorer:
 
         pops = np.array([ctx.popularity.score(c.video_id, ctx.now) for c in cands])
         pops = pops / (pops.max() + 1e-9)
-        recent = st.recent_positive[-5:]
-        cov = np.array([sum(ctx.covisit.counts.get(r, {}).get(c.video_id, 0.0) for r in recent) for c in cands])
+        ids = [c.video_id for c in cands]
+        cov = np.zeros(len(cands))
+        for r in st.recent_positive[-5:]:
+            row = ctx.covisit.counts.get(r)
+            if row:
+                cov += np.fromiter((row.get(i, 0.0) for i in ids), float, len(ids))
         cov = cov / (cov.max() + 1e-9)
         age = np.array([ctx.now - ctx.catalogue.info[c.video_id].created_at for c in cands])
         fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
         parts = {"long": sim(st.long), "short": sim(st.short), "negative": -sim(st.negative),
                  "popularity": pops, "covisit": cov, "fresh": fresh}
         total = sum(w[name] * values for name, values in parts.items())
-        for i, c in enumerate(cands):
-            c.score = float(total[i])
-            c.features = {name: float(values[i]) for name, values in parts.items()}
+        for c, value in zip(cands, total.tolist()):
+            c.score = value
         return cands
 
 
