@@ -93,7 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.what == "encoder":
         from services.encoder.evaluation import run_eval
 
-        return run_eval(args.workdir, args.heldout, args.json)
+        return run_eval(args.workdir, args.heldout, args.json, args.train_clips)
     if args.what == "replay":
         from services.recommender.replay import run_replay
 
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", help="replay: CSV item_id,title,tags[,topic] (tags joined by |)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
     p.add_argument("--workdir", default="var/eval", help="where generated clips and copies are cached")
-    p.add_argument("--heldout", type=int, default=60, help="held-out clips (each gets 6 transformed copies)")
+    p.add_argument("--heldout", type=int, default=60, help="encoder: held-out clips (each gets 6 transformed copies)")
+    p.add_argument("--train-clips", type=int, default=600, help="encoder: training-corpus clips used as the gallery")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("interactions", help="write a synthetic interaction log (interactions.csv, items.csv)")

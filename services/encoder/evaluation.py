@@ -173,8 +173,8 @@ def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
             "gallery": len(train_rows) + len(held_rows), "transforms": list(TRANSFORMS), "systems": systems}
 
 
-def run_eval(workdir: str, heldout: int, as_json: bool) -> int:
-    result = evaluate(Path(workdir), heldout)
+def run_eval(workdir: str, heldout: int, as_json: bool, train_clips: int = 600) -> int:
+    result = evaluate(Path(workdir), heldout, train_clips)
     (Path(workdir) / "encoder.json").write_text(json.dumps(result, indent=2))
     if as_json:
         print(json.dumps(result, indent=2))

@@ -36,3 +36,19 @@ def test_colour_histogram_ignores_letterbox_bars():
     img[:, 10:30] = (200, 30, 30)
     plain = np.broadcast_to(np.array((200, 30, 30), np.uint8), (1, 40, 40, 3)).copy()
     assert float(colour_histogram(img) @ colour_histogram(plain)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_eval_encoder_runs_end_to_end_on_a_small_corpus(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "services.cli", "eval", "encoder", "--json", "--workdir", str(tmp_path),
+                          "--heldout", "3", "--train-clips", "12"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["copies"] == 18 and result["gallery"] == 15
+    assert set(result["systems"]) == {"video-encoder", "colour-histogram"}
+    for metrics in result["systems"].values():
+        assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert (tmp_path / "encoder.json").exists()
