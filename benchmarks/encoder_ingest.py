@@ -17,7 +17,6 @@ from pathlib import Path
 import av
 
 from benchmarks.common import write_result
-from services.encoder.core.pipeline import analyse
 from services.encoder.engine import EncoderEngine
 from shared.corpus import spec_for, write_clip
 from shared.text import video_text
@@ -50,10 +49,9 @@ def pure_decode(paths: list[Path]) -> int:
 
 
 def ingest(engine: EncoderEngine, store: EdgeVectorStore, paths: list[Path]) -> int:
-    analyses = [analyse(p, engine.media) for p in paths]
-    embedded = engine.embed_batch([(a.keyframes.frames, video_text("benchmark clip", ["bench"])) for a in analyses])
-    store.upsert([VectorRecord(p.stem, e.vector.tolist(), {"topic": e.topic}) for p, e in zip(paths, embedded)])
-    return sum(a.keyframes.frames_decoded for a in analyses)
+    pairs = engine.embed_files(paths, [video_text("benchmark clip", ["bench"])] * len(paths))
+    store.upsert([VectorRecord(p.stem, e.vector.tolist(), {"topic": e.topic}) for p, (_, e) in zip(paths, pairs)])
+    return sum(a.keyframes.frames_decoded for a, _ in pairs)
 
 
 def timed(fn, repeats: int) -> tuple[float, int]:

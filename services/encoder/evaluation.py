@@ -131,7 +131,6 @@ def knn_accuracy(queries: np.ndarray, labels_q: np.ndarray, refs: np.ndarray, la
 
 def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
     from services.encoder.engine import EncoderEngine
-    from services.encoder.core.pipeline import analyse
 
     engine = EncoderEngine()
     train_rows = make_corpus(workdir / "train", train_clips, seed=0)
@@ -144,10 +143,10 @@ def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
 
         visual, hist = [], []
         for start in progress(range(0, len(paths), 16), f"embedding {len(paths)} clips"):
-            analyses = [analyse(p, engine.media) for p in paths[start:start + 16]]
-            embedded = engine.embed_batch([(a.keyframes.frames, "") for a in analyses])
-            visual += [e.visual for e in embedded]
-            hist += [colour_histogram(a.keyframes.frames) for a in analyses]
+            chunk = paths[start:start + 16]
+            for analysis, embedded in engine.embed_files(chunk, [""] * len(chunk)):
+                visual.append(embedded.visual)
+                hist.append(colour_histogram(analysis.keyframes.frames))
         return np.stack(visual), np.stack(hist)
 
     train_v, train_h = features([workdir / "train" / r["file"] for r in train_rows])

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from shared import topics
 from shared.codec import describe_validation_error
 from shared.events import VideoUploaded, WatchEvent
-from shared.publisher import publish, publish_many
+from shared.publisher import publish_many
 from shared.safety import UnsafeSource, check_source
 from services.gateway.auth import ApiKey
 from services.gateway.limits import SERVICE, rejected_requests
@@ -25,8 +25,7 @@ def to_watch_event(body: WatchEventIn) -> WatchEvent:
 
 async def _publish(request: Request, topic: topics.Topic, events: list) -> None:
     try:
-        await publish_many(request.app.state.broker, topic, events, SERVICE) if len(events) > 1 else \
-            await publish(request.app.state.broker, topic, events[0], SERVICE)
+        await publish_many(request.app.state.broker, topic, events, SERVICE)
     except Exception as exc:  # broker unreachable or refusing: the client should retry
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"event bus unavailable: {type(exc).__name__}") from exc
 

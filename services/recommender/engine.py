@@ -90,7 +90,9 @@ class Recommender:
     # ---------------------------------------------------------------- events
 
     def apply(self, event: WatchEvent, partition: int) -> Applied:
-        st = self.partitions.get(partition) or self.partitions.setdefault(partition, self._empty(partition))
+        if partition not in self.partitions:  # never start a partition empty: load what is stored for it
+            self.assign(partition)
+        st = self.partitions[partition]
         user = st.users.get(event.user_id)
         if user is None:
             user = st.users[event.user_id] = UserState()
@@ -111,10 +113,6 @@ class Recommender:
                 st.dirty_pairs.add((a, b))
             self.covisit.add(event.video_id, applied.positive_before)
         return applied
-
-    def _empty(self, partition: int) -> PartitionState:
-        store = PartitionStore(self.settings.state_dir, self.topic, partition)
-        return PartitionState(store, {}, Popularity(self.settings.popularity_half_life_s), CoVisitation())
 
     def snapshot(self, partition: int, next_offset: int) -> Snapshot:
         """Serialise what changed in a partition, now; the write may then run in a thread."""

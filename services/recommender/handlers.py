@@ -32,7 +32,7 @@ class Handlers:
         self.in_batch = True
         applied = self.rec.apply(event, record.partition)
         metrics.events.labels("duplicate" if applied.duplicate else "applied").inc()
-        if self.rec.catalogue.vector(event.video_id) is None:
+        if not applied.video_known:
             metrics.unknown_videos.inc()
         metrics.freshness.observe(max(0.0, time.time() - event.ts.timestamp()))
 

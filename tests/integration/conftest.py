@@ -51,6 +51,23 @@ def group_id() -> str:
     return f"it-{uuid.uuid4().hex[:10]}"
 
 
+async def publish(bootstrap: str, topic: str, items: list, key_field: str | None = None) -> None:
+    """Send events (keyed by ``key_field``) or raw bytes (unkeyed) to a topic, all acknowledged."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = []
+        for item in items:
+            value = item if isinstance(item, bytes) else item.model_dump_json().encode()
+            key = None if isinstance(item, bytes) or key_field is None else str(getattr(item, key_field)).encode()
+            futures.append(await producer.send(topic, value, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
 async def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

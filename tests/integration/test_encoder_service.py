@@ -10,7 +10,7 @@ import shutil
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from shared import topics
 from shared.events import VideoEmbedded, VideoUploaded
@@ -18,6 +18,7 @@ from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
 from shared.vectors import EdgeVectorStore
 from tests import media_files
+from tests.integration.conftest import publish
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +40,6 @@ def env(tmp_path_factory):
             yield {"root": root, "media": media, "broker": broker, "encoder": encoder}
         finally:
             encoder.stop()
-
-
-async def produce(bootstrap: str, uploads: list[VideoUploaded | bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for u in uploads:
-            value = u if isinstance(u, bytes) else u.model_dump_json().encode()
-            key = None if isinstance(u, bytes) else u.video_id.encode()
-            await producer.send_and_wait(topics.VIDEOS_UPLOADED.name, value, key=key)
-    finally:
-        await producer.stop()
 
 
 async def collect(bootstrap: str, topic: str, count: int, timeout_s: float = 120) -> list[dict]:
@@ -81,7 +70,7 @@ async def test_uploads_become_points_and_events_and_repeats_stay_one_point(env):
     shutil.copy(files[0], media / "copy_of_0.mp4")
     uploads = [upload(f"vid-{i}", f.name, topic="sports" if i == 0 else None) for i, f in enumerate(files)]
     uploads.append(upload("vid-copy", "copy_of_0.mp4"))
-    await produce(broker.bootstrap, uploads)
+    await publish(broker.bootstrap, topics.VIDEOS_UPLOADED.name, uploads, "video_id")
     events = [VideoEmbedded.model_validate(e) for e in await collect(broker.bootstrap, topics.VIDEOS_EMBEDDED.name, 4)]
     by_id = {e.video_id: e for e in events}
     assert set(by_id) == {"vid-0", "vid-1", "vid-2", "vid-copy"}
@@ -95,7 +84,7 @@ async def test_uploads_become_points_and_events_and_repeats_stay_one_point(env):
         assert abs(sum(x * x for x in e.vector) - 1) < 1e-3
         assert e.thumbnail and (env["root"] / "artefacts" / "thumbnails" / "vid-1.jpg").exists()
 
-    await produce(broker.bootstrap, [uploads[1]])  # the same upload again
+    await publish(broker.bootstrap, topics.VIDEOS_UPLOADED.name, [uploads[1]], "video_id")  # the same upload again
     await collect(broker.bootstrap, topics.VIDEOS_EMBEDDED.name, 5)
 
     metrics = httpx.get(f"{env['encoder'].url}/metrics").text
@@ -135,7 +124,8 @@ async def test_every_bad_input_is_dead_lettered_with_its_reason_and_consuming_go
         cases.append((label, source, reason))
     good = media_files.good_clip(media, 4, seconds=1.5, seed=12)
     uploads = [upload(f"bad-{i}", source) for i, (_, source, _) in enumerate(cases)]
-    await produce(broker.bootstrap, [*uploads, b"{not json", upload("good-after-bad", good.name)])
+    await publish(broker.bootstrap, topics.VIDEOS_UPLOADED.name,
+                  [*uploads, b"{not json", upload("good-after-bad", good.name)], "video_id")
 
     letters = await collect(broker.bootstrap, topics.VIDEOS_UPLOADED.dlq, len(cases) + 1)
     by_key = {letter["key"]: letter for letter in letters}

@@ -22,7 +22,8 @@ from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
-from tests.integration.test_recommender_service import publish, recommender_env
+from tests.integration.conftest import publish
+from tests.integration.test_recommender_service import recommender_env
 from tests.recsys_data import videos, watch_log
 
 pytestmark = pytest.mark.integration

@@ -8,26 +8,15 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from shared import topics
 from shared.events import WatchEvent
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import publish, wait_for
 from tests.recsys_data import T0, videos
 
 pytestmark = pytest.mark.integration
-
-
-async def publish(bootstrap: str, topic: str, events: list, key_field: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        await asyncio.gather(*[await producer.send(topic, e.model_dump_json().encode(),
-                                                   key=str(getattr(e, key_field)).encode()) for e in events])
-    finally:
-        await producer.stop()
 
 
 def recommender_env(broker, root) -> dict:

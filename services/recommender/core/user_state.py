@@ -62,6 +62,7 @@ class Applied:
     duplicate: bool
     weight: float
     positive_before: tuple[str, ...] = ()
+    video_known: bool = True
 
 
 def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, *, long_half_life: float,
@@ -98,4 +99,5 @@ def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, 
         del state.recent_positive[:-max(covisit_window, 20)]
     if weight <= -1.5 and video not in state.disliked:
         state.disliked.append(video)
-    return Applied(duplicate=False, weight=weight, positive_before=before if weight > 0 else ())
+    return Applied(duplicate=False, weight=weight, positive_before=before if weight > 0 else (),
+                   video_known=vector is not None)
