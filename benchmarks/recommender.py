@@ -33,6 +33,7 @@ from shared import topics
 from shared.events import VideoEmbedded, WatchEvent
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
+from shared.runtime.heap import settle_heap
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
 
@@ -73,6 +74,7 @@ def feed_latency(n_videos: int, n_users: int, queries: int, console) -> dict:
                                      watch_ms=9000, duration_ms=10000, ts=NOW + timedelta(seconds=u * 5 + j)), 0)
         mem_per_10k = (tracemalloc.get_traced_memory()[0] - before) / 2**20 / n_users * 10000
         tracemalloc.stop()
+        settle_heap()  # as the service does once its catalogue and partitions are loaded
         users = [f"u{int(u)}" for u in rng.integers(n_users, size=queries)]
         for u in users[:20]:
             rec.feed(u, 20, now=NOW.timestamp())  # warm up

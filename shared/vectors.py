@@ -74,7 +74,10 @@ class VectorStore(Protocol):
     def upsert(self, records: Sequence[VectorRecord]) -> None: ...
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[VectorRecord]: ...
     def delete(self, ids: Sequence[str]) -> None: ...
-    def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False) -> list[Hit]: ...
+    def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
+               with_payload: bool = True) -> list[Hit]:
+        """Nearest k; ``with_payload=False`` returns ids and scores only (cheaper: no payload copied)."""
+        ...
     def count(self, where: Where | None = None) -> int: ...
     def index_fields(self, fields: Mapping[str, FieldType]) -> None: ...
     def close(self) -> None: ...
@@ -164,9 +167,11 @@ class EdgeVectorStore:
         if ids:
             self._shard.update(self._qe.UpdateOperation.delete_points([point_id(i) for i in ids]))
 
-    def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False) -> list[Hit]:
+    def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
+               with_payload: bool = True) -> list[Hit]:
         qe = self._qe
-        request = qe.QueryRequest(limit=k, query=qe.Query.Nearest(_check(vector, self.dim)), with_payload=True,
+        payload = True if with_payload else qe.PayloadSelector.Include([ID_FIELD])
+        request = qe.QueryRequest(limit=k, query=qe.Query.Nearest(_check(vector, self.dim)), with_payload=payload,
                                   filter=self._filter(where), params=qe.SearchParams(exact=exact))
         hits = []
         for p in self._shard.query(request):
@@ -259,8 +264,10 @@ class QdrantServerStore:
             self._client.delete(self.collection, points_selector=self._m.PointIdsList(points=[point_id(i) for i in ids]),
                                 wait=True)
 
-    def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False) -> list[Hit]:
-        result = self._client.query_points(self.collection, query=_check(vector, self.dim), limit=k, with_payload=True,
+    def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
+               with_payload: bool = True) -> list[Hit]:
+        result = self._client.query_points(self.collection, query=_check(vector, self.dim), limit=k,
+                                           with_payload=True if with_payload else [ID_FIELD],
                                            query_filter=self._filter(where),
                                            search_params=self._m.SearchParams(exact=exact))
         hits = []

@@ -21,6 +21,7 @@ from shared.consumer import consume
 from shared.events import VideoEmbedded, WatchEvent
 from shared.http_ops import add_ops_routes
 from shared.inference import ModelError
+from shared.runtime.heap import settle_heap
 from shared.settings import KafkaSettings, ModelSettings, QdrantSettings, RecommenderSettings
 from shared.text import TextEmbedder
 from shared.vectors import open_store
@@ -63,6 +64,7 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
         # from a replay, so the view is rebuilt up to the topic's end before consuming watch events
         loaded = await handlers.load_catalogue(kafka.bootstrap_servers)
         logging.getLogger(__name__).info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
+        settle_heap()
         await broker.start()
         flusher = asyncio.create_task(handlers.flush_when_idle())
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,10 @@ from shared import topics
 from shared.codec import decode
 from shared.events import VideoEmbedded, WatchEvent
 from shared.replay import read_to_end
+from shared.runtime.heap import settle_heap
+
+log = logging.getLogger(__name__)
+BATCH_END_WAIT_S = 30.0
 
 
 class Handlers:
@@ -26,10 +31,13 @@ class Handlers:
         self.pending: dict[int, int] = {}  # partition -> next offset not yet stored
         self.flushed_at = 0.0
         self.in_batch = False  # state is stored only between batches, never half way through one
-        self.write_lock = asyncio.Lock()
+        self.between_batches = asyncio.Event()
+        self.between_batches.set()
+        self.writer: asyncio.Task | None = None  # the state write in progress, one at a time
 
     async def on_watch_events(self, event: WatchEvent, record: Any) -> None:
         self.in_batch = True
+        self.between_batches.clear()
         applied = self.rec.apply(event, record.partition)
         metrics.events.labels("duplicate" if applied.duplicate else "applied").inc()
         if not applied.video_known:
@@ -41,9 +49,10 @@ class Handlers:
         for r in records:
             self.pending[r.partition] = max(self.pending.get(r.partition, 0), r.offset + 1)
         self.in_batch = False
+        self.between_batches.set()
         self.report_lag(records)
         if time.monotonic() - self.flushed_at >= self.flush_interval_s:
-            await self.flush()
+            self.flush_soon()
         metrics.users.set(len(self.rec.user_partition))
 
     async def flush_when_idle(self) -> None:
@@ -65,18 +74,36 @@ class Handlers:
             if high is not None and done is not None:
                 metrics.lag.labels(str(tp.partition)).set(max(0, high - done))
 
+    def _snapshot(self, partitions: list[int] | None) -> list:
+        writes = []
+        for partition in list(partitions if partitions is not None else self.pending):
+            offset = self.pending.pop(partition, None)
+            if offset is not None and partition in self.rec.partitions:
+                writes.append(self.rec.snapshot(partition, offset))
+        self.flushed_at = time.monotonic()
+        return writes
+
+    def _writing(self) -> bool:
+        return self.writer is not None and not self.writer.done()
+
+    def flush_soon(self) -> None:
+        """Snapshot now, between batches (consistent), and write in a thread while the consumer goes on
+        fetching and applying; skipped while the previous write runs (its successor takes both)."""
+        if self._writing():
+            return
+        writes = self._snapshot(None)
+        if writes:
+            self.writer = asyncio.create_task(asyncio.to_thread(self._write, writes))
+            self.writer.add_done_callback(_report_write)
+
     async def flush(self, partitions: list[int] | None = None) -> None:
-        """Snapshot state and offsets on the event loop (consistent), write them in a thread (the loop
-        keeps applying events meanwhile); one write at a time."""
-        async with self.write_lock:
-            writes = []
-            for partition in list(partitions if partitions is not None else self.pending):
-                offset = self.pending.pop(partition, None)
-                if offset is not None and partition in self.rec.partitions:
-                    writes.append(self.rec.snapshot(partition, offset))
-            self.flushed_at = time.monotonic()
-            if writes:
-                await asyncio.to_thread(self._write, writes)
+        """Store what is pending now and wait for it (before partitions move, at shutdown)."""
+        while self._writing():
+            await asyncio.wait([self.writer])
+        writes = self._snapshot(partitions)
+        if writes:
+            self.writer = asyncio.create_task(asyncio.to_thread(self._write, writes))
+            await self.writer
 
     def _write(self, snapshots: list) -> None:
         for i, snap in enumerate(snapshots):
@@ -106,6 +133,12 @@ class Handlers:
         metrics.videos.set(len(self.rec.catalogue))
 
 
+def _report_write(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:  # changes stay pending for the next flush
+        metrics.state_write_failures.inc()
+        log.error("storing recommender state failed; retrying at the next flush", exc_info=task.exception())
+
+
 class ResumeFromStoredOffsets(ConsumerRebalanceListener):
     """On assignment, load each partition's state and seek to the offset stored with it."""
 
@@ -116,6 +149,13 @@ class ResumeFromStoredOffsets(ConsumerRebalanceListener):
         self.ref = subscriber_ref
 
     async def on_partitions_revoked(self, revoked) -> None:
+        # the group coordinator runs beside the batch handler: let the batch in hand finish (and mark
+        # its offsets pending) before storing and dropping the partitions it touches
+        try:
+            await asyncio.wait_for(self.handlers.between_batches.wait(), BATCH_END_WAIT_S)
+        except TimeoutError:  # a batch that failed half way (its dead letter unwritable) never ends
+            log.warning("batch still open after %.0f s; storing partitions %s without it", BATCH_END_WAIT_S,
+                        [tp.partition for tp in revoked])
         await self.handlers.flush([tp.partition for tp in revoked])  # the next owner resumes where this one stopped
         for tp in revoked:
             self.rec.revoke(tp.partition)
@@ -124,5 +164,10 @@ class ResumeFromStoredOffsets(ConsumerRebalanceListener):
         consumer = self.ref["subscriber"].consumer
         for tp in assigned:
             offset = self.rec.assign(tp.partition)
-            if offset is not None and consumer is not None:
+            if consumer is None:
+                continue
+            if offset is not None:
                 consumer.seek(tp, offset)
+            else:  # nothing of it stored yet: the group's committed offset may be ahead of the state
+                await consumer.seek_to_beginning(tp)
+        settle_heap()  # the loaded state is long-lived: keep it out of every later full collection

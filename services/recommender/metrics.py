@@ -17,3 +17,4 @@ filtered = counter(SERVICE, "filtered", "Candidates dropped, by filter.", ("filt
 lag = gauge(SERVICE, "consumer_lag", "messages", "Messages behind the end of each watch.events partition.", ("partition",))
 users = gauge(SERVICE, "users", "count", "Users whose state this instance holds.")
 videos = gauge(SERVICE, "catalogue_videos", "count", "Videos in this instance's catalogue.")
+state_write_failures = counter(SERVICE, "state_write_failures", "State writes that failed (retried at the next flush).")

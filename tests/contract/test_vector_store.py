@@ -92,6 +92,8 @@ def test_filters_match_exclude_range_and_ids(store, corpus):
     assert [h.id for h in hits] == brute_force(corpus, query, 5, keep)
     assert store.count(where) == sum(keep(r) for r in corpus)
     assert store.count(Where(match={"topic": ["food", "sports"]})) == 40
+    bare = store.search(query, 5, where=where, exact=True, with_payload=False)
+    assert [(h.id, h.payload) for h in bare] == [(h.id, {}) for h in hits]
 
 
 def test_get_returns_payload_and_vectors_in_request_order(store, corpus):

@@ -59,7 +59,8 @@ class Catalogue:
         return self.vectors.get(video_id)
 
     def search(self, vector: np.ndarray, n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
-        hits = self.store.search(vector, n, where=Where(exclude_ids=list(exclude)[-500:]) if exclude else None)
+        where = Where(exclude_ids=list(exclude)[-500:]) if exclude else None
+        hits = self.store.search(vector, n, where=where, with_payload=False)
         return [(h.id, h.score) for h in hits]
 
     def fresh(self, n: int, now: float, window_s: float) -> list[str]:

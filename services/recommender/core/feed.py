@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -151,7 +152,8 @@ class LinearScorer:
         if not cands:
             return cands
         w = ctx.weights
-        vecs = np.stack([ctx.catalogue.vectors[c.video_id] for c in cands])
+        ids = [c.video_id for c in cands]
+        vecs = np.stack([ctx.catalogue.vectors[i] for i in ids])
         st = ctx.state
 
         def sim(user_vec: np.ndarray | None) -> np.ndarray:
@@ -159,16 +161,16 @@ class LinearScorer:
                 return np.zeros(len(cands), np.float32)
             return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
 
-        pops = np.array([ctx.popularity.score(c.video_id, ctx.now) for c in cands])
+        pops = ctx.popularity.scores_at(ids, ctx.now)
         pops = pops / (pops.max() + 1e-9)
-        ids = [c.video_id for c in cands]
         cov = np.zeros(len(cands))
         for r in st.recent_positive[-5:]:
             row = ctx.covisit.counts.get(r)
             if row:
-                cov += np.fromiter((row.get(i, 0.0) for i in ids), float, len(ids))
+                cov += np.fromiter(map(row.get, ids, repeat(0.0)), float, len(ids))
         cov = cov / (cov.max() + 1e-9)
-        age = np.array([ctx.now - ctx.catalogue.info[c.video_id].created_at for c in cands])
+        info = ctx.catalogue.info
+        age = ctx.now - np.fromiter((info[i].created_at for i in ids), float, len(ids))
         fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
         parts = {"long": sim(st.long), "short": sim(st.short), "negative": -sim(st.negative),
                  "popularity": pops, "covisit": cov, "fresh": fresh}

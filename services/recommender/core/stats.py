@@ -6,6 +6,10 @@ import heapq
 import math
 from collections import defaultdict
 
+import numpy as np
+
+_NONE = (0.0, 0.0)
+
 
 class Popularity:
     """score(v) = sum of positive weights, each decayed by exp(-age / tau); lazily decayed per item."""
@@ -30,6 +34,11 @@ class Popularity:
             return 0.0
         score, at = self.scores[video]
         return score * math.exp(-max(0.0, (now or self.now) - at) / self.tau)
+
+    def scores_at(self, videos: list[str], now: float | None = None) -> np.ndarray:
+        """score() for many videos at once (0 for unknown ones)."""
+        rows = np.array([self.scores.get(v, _NONE) for v in videos], float).reshape(-1, 2)
+        return rows[:, 0] * np.exp(-np.maximum(0.0, (now or self.now) - rows[:, 1]) / self.tau)
 
     def top(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
         """The n most popular videos; recomputed at most once a second of stream time (trending may lag

@@ -94,6 +94,8 @@ def test_popularity_decays_and_tolerates_late_events():
     pop.add("b", 1.0, t)  # an hour late: worth half now
     assert pop.score("b", t + 3600) == pytest.approx(1.5, rel=1e-6)
     assert [v for v, _ in pop.top(2, t + 3600)] == ["b", "a"]
+    many = pop.scores_at(["b", "missing", "a"], t + 3600)
+    assert many.tolist() == pytest.approx([pop.score("b", t + 3600), 0.0, pop.score("a", t + 3600)])
 
 
 def test_covisitation_is_symmetric():
