@@ -186,6 +186,29 @@ class EncoderSettings(BaseSettings):
     """Most videos whose keyframes go through the model in one call."""
 
 
+class StylizationSettings(BaseSettings):
+    model_config = _config("STYLIZATION_")
+
+    host: str = "127.0.0.1"
+    """Address of the stylization service's HTTP API (job status, styles) and ops endpoints."""
+    port: int = Field(8003, ge=0, le=65535)
+    """Port of the stylization service's HTTP API and ops endpoints."""
+    output_dir: Path = Path("var/stylized")
+    """Where stylized videos are written (one <request_id>.mp4 each, with a .json record)."""
+    lut_dir: Path = Path(__file__).resolve().parents[1] / "services" / "stylization" / "luts"
+    """Folder of .cube LUTs a request may name (names or paths inside it only)."""
+    batch: int = Field(8, ge=1, le=64)
+    """Frames per model call."""
+    flicker_reduction: float = Field(0.6, ge=0, le=1)
+    """Weight of the previous stylized frame, warped by optical flow, where the motion is trusted (0: off)."""
+    max_duration_s: float = Field(120.0, gt=0)
+    """Longest video accepted for stylization."""
+    crf: int = Field(20, ge=0, le=51)
+    """H.264 quality of the output (lower is better)."""
+    progress_every_s: float = Field(1.0, gt=0)
+    """Least time between two progress events of one request."""
+
+
 class RecommenderSettings(BaseSettings):
     model_config = _config("RECOMMENDER_")
 

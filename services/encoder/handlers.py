@@ -11,7 +11,7 @@ from faststream.kafka import KafkaBroker
 from services.encoder import metrics
 from services.encoder.core.pipeline import Analysis, analyse, duplicate_of
 from services.encoder.engine import EncoderEngine, Embedded
-from services.encoder.fetch import FetchError, fetched
+from shared.fetch import FetchError, fetched
 from shared import topics
 from shared.batching import MicroBatcher
 from shared.consumer import Reject

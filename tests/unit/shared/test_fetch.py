@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from services.encoder.fetch import FetchError, fetched
+from shared.fetch import FetchError, fetched
 from shared.settings import FetchSettings
 
 BODY = b"\x00\x00\x00\x18ftypmp42" + b"x" * 5000
