@@ -9,6 +9,7 @@ SERVICES: dict[str, str] = {
     "gateway": "services.gateway.main:run",
     "encoder": "services.encoder.main:run",
     "recommender": "services.recommender.main:run",
+    "stylization": "services.stylization.main:run",
 }
 
 

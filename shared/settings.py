@@ -95,6 +95,8 @@ class GatewaySettings(BaseSettings):
     """Hosts exempt from the private-address check (for example an internal CDN)."""
     recommender_url: str = "http://127.0.0.1:8002"
     """Where the gateway forwards feed, similar and search requests."""
+    stylization_url: str = "http://127.0.0.1:8003"
+    """Where the gateway forwards stylization status and style list requests."""
     upstream_timeout_s: float = Field(5.0, gt=0)
     """Timeout for requests the gateway forwards to other services."""
 

@@ -9,12 +9,13 @@ from pydantic import ValidationError
 
 from shared import topics
 from shared.codec import describe_validation_error
-from shared.events import VideoUploaded, WatchEvent
+from shared.events import StylizeRequested, VideoUploaded, WatchEvent
 from shared.publisher import publish_many
 from shared.safety import UnsafeSource, check_source
 from services.gateway.auth import ApiKey
 from services.gateway.limits import SERVICE, rejected_requests
-from services.gateway.schemas import Accepted, BatchAccepted, Rejected, VideoUploadIn, WatchBatchIn, WatchEventIn
+from services.gateway.schemas import (Accepted, BatchAccepted, Rejected, StylizeIn, VideoUploadIn, WatchBatchIn,
+                                     WatchEventIn)
 
 router = APIRouter(prefix="/v1")
 
@@ -30,15 +31,19 @@ async def _publish(request: Request, topic: topics.Topic, events: list) -> None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"event bus unavailable: {type(exc).__name__}") from exc
 
 
-@router.post("/videos", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["videos"],
-             summary="Register an uploaded video for ingestion")
-async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Accepted:
+async def _check_source(request: Request, source: str) -> None:
     settings = request.app.state.settings
     try:
-        await asyncio.to_thread(check_source, body.source, settings.media_root, settings.allowed_url_hosts)
+        await asyncio.to_thread(check_source, source, settings.media_root, settings.allowed_url_hosts)
     except UnsafeSource as exc:
         rejected_requests().labels("unsafe_source").inc()
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"source refused: {exc}") from exc
+
+
+@router.post("/videos", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["videos"],
+             summary="Register an uploaded video for ingestion")
+async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Accepted:
+    await _check_source(request, body.source)
     event = VideoUploaded(**body.model_dump())
     await _publish(request, topics.VIDEOS_UPLOADED, [event])
     return Accepted(id=event.video_id, topic=topics.VIDEOS_UPLOADED.name)
@@ -70,3 +75,13 @@ async def record_watch_batch(body: WatchBatchIn, request: Request, _: ApiKey) ->
     if events:
         await _publish(request, topics.WATCH_EVENTS, events)
     return BatchAccepted(topic=topics.WATCH_EVENTS.name, accepted=len(events), rejected=rejected)
+
+
+@router.post("/stylizations", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["stylization"],
+             summary="Stylize, colour-grade or enhance a whole video; poll GET /v1/stylizations/{id}")
+async def request_stylization(body: StylizeIn, request: Request, _: ApiKey) -> Accepted:
+    if body.uri is not None:
+        await _check_source(request, body.uri)
+    event = StylizeRequested(**body.model_dump())
+    await _publish(request, topics.STYLIZE_REQUESTS, [event])
+    return Accepted(id=event.request_id, topic=topics.STYLIZE_REQUESTS.name)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import Identifier, UploadFields, WatchFields, new_id
+from shared.events import Identifier, StylizeRequested, UploadFields, WatchFields, new_id
 
 
 class _In(BaseModel):
@@ -26,6 +26,12 @@ class WatchEventIn(_In, WatchFields):
 
 class WatchBatchIn(_In):
     events: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+class StylizeIn(_In, StylizeRequested):
+    """A stylization request: exactly one of video_id or uri, and the ordered operations."""
+
+    request_id: Identifier = Field(default_factory=new_id)
 
 
 class Accepted(BaseModel):

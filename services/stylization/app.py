@@ -1,0 +1,70 @@
+"""Stylization wiring: style models (loaded once), two subscribers, the HTTP API and ops endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException
+
+from services.stylization import metrics
+from services.stylization.core.style_models import load_styles
+from services.stylization.handlers import Stylizer, describe_styles
+from shared import topics
+from shared.bus import make_broker
+from shared.consumer import consume
+from shared.events import StylizeCompleted, StylizeRequested, VideoUploaded
+from shared.http_ops import add_ops_routes
+from shared.settings import FetchSettings, KafkaSettings, ModelSettings, StylizationSettings
+
+GROUP = "clipstream-stylization"
+
+
+def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings | None = None,
+               fetch: FetchSettings | None = None, models: ModelSettings | None = None) -> FastAPI:
+    kafka = kafka or KafkaSettings()
+    settings = settings or StylizationSettings()
+    broker = make_broker(metrics.SERVICE, kafka)
+    stylizer = Stylizer(settings, {}, broker, fetch or FetchSettings())
+    consume(broker, topics.STYLIZE_REQUESTS, StylizeRequested, stylizer.on_stylize_requests, service=metrics.SERVICE,
+            group_id=GROUP, settings=kafka)
+    # which source each video_id names: every instance needs all of them, so a group of its own
+    consume(broker, topics.VIDEOS_UPLOADED, VideoUploaded, stylizer.on_videos_uploaded, service=metrics.SERVICE,
+            group_id=f"{GROUP}-sources-{uuid.uuid4().hex[:8]}",
+            settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        styles = load_styles(models or ModelSettings())
+        for model in styles.values():
+            model.warmup()
+        stylizer.styles = styles
+        providers = sorted({m.provider for m in styles.values()})
+        metrics.model.info({"styles": ",".join(sorted(styles)), "provider": ",".join(providers)})
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+
+    app = FastAPI(title="ClipStream stylization", version="0.1.0", lifespan=lifespan,
+                  description="Style transfer, colour grading and enhancement of whole videos.")
+    app.state.stylizer = stylizer
+
+    @app.get("/v1/stylizations/{request_id}", response_model=StylizeCompleted, tags=["stylization"],
+             summary="Status of a stylization request: running (with progress), ok (with the output) or failed")
+    async def status(request_id: str) -> StylizeCompleted:
+        found = stylizer.status(request_id)
+        if found is None:
+            raise HTTPException(404, f"no stylization request {request_id!r} seen yet")
+        return found
+
+    @app.get("/v1/styles", tags=["stylization"], summary="Styles, looks and LUTs a request may name")
+    async def styles() -> dict:
+        return describe_styles(stylizer.styles, settings.lut_dir)
+
+    async def ready() -> bool:
+        return bool(stylizer.styles)
+
+    add_ops_routes(app, broker, ready=ready)
+    return app
