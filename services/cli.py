@@ -103,6 +103,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     raise SystemExit(f"unknown evaluation {args.what!r}")
 
 
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from services.stylization.cli import run_stylize
+
+    return run_stylize(args.input, args.output, args.style, args.strength, args.lut, args.look, args.enhance, args.list)
+
+
 def cmd_interactions(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -166,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=int, default=60, help="encoder: held-out clips (each gets 6 transformed copies)")
     p.add_argument("--train-clips", type=int, default=600, help="encoder: training-corpus clips used as the gallery")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("stylize", help="stylize, colour-grade or enhance a video file (the service's code path)")
+    p.add_argument("input", nargs="?", help="video file to read")
+    p.add_argument("output", nargs="?", help="mp4 file to write")
+    p.add_argument("--style", help="style name (see --list)")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1: how much of the style to blend in")
+    p.add_argument("--lut", help="a built-in LUT name or a .cube file")
+    p.add_argument("--look", help="a named colour look (see --list)")
+    p.add_argument("--enhance", action="store_true", help="denoise and sharpen")
+    p.add_argument("--list", action="store_true", help="print the available styles, looks and LUTs")
+    p.set_defaults(func=cmd_stylize)
 
     p = sub.add_parser("interactions", help="write a synthetic interaction log (interactions.csv, items.csv)")
     p.add_argument("--out", default="var/interactions")
