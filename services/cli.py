@@ -100,6 +100,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.interactions:
             raise SystemExit("eval replay needs --interactions FILE.csv (make one with `clipstream interactions`)")
         return run_replay(args.interactions, args.items, args.json)
+    if args.what == "stylization":
+        from services.stylization.evaluation import run_eval as run_stylization_eval
+
+        return run_stylization_eval(args.workdir, args.json)
     raise SystemExit(f"unknown evaluation {args.what!r}")
 
 
@@ -164,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("eval", help="measure a model against a baseline in the same run")
-    p.add_argument("what", choices=["encoder", "replay"])
+    p.add_argument("what", choices=["encoder", "replay", "stylization"])
     p.add_argument("--interactions", help="replay: CSV user_id,item_id,timestamp[,weight]")
     p.add_argument("--items", help="replay: CSV item_id,title,tags[,topic] (tags joined by |)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
