@@ -66,8 +66,7 @@ def test_published_ports_match_settings_and_prometheus_targets():
         host, _, target_port = target.partition(":")
         assert host in services, f"prometheus scrapes unknown service {host}"
         env = services[host].get("environment", {})
-        expected = (env.get("CLIPSTREAM_GATEWAY_PORT") or env.get("CLIPSTREAM_RECOMMENDER_PORT")
-                    or env.get("CLIPSTREAM_SERVICE_PORT"))
+        expected = next((v for k, v in env.items() if k.startswith("CLIPSTREAM_") and k.endswith("_PORT")), None)
         assert target_port == str(expected or ServiceSettings().port), target
 
 
