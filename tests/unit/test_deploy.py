@@ -66,7 +66,8 @@ def test_published_ports_match_settings_and_prometheus_targets():
         host, _, target_port = target.partition(":")
         assert host in services, f"prometheus scrapes unknown service {host}"
         env = services[host].get("environment", {})
-        expected = next((v for k, v in env.items() if k.startswith("CLIPSTREAM_") and k.endswith("_PORT")), None)
+        own = [v for k, v in env.items() if k.endswith("_PORT") and k.startswith("CLIPSTREAM_") and "_SERVICE_" not in k]
+        expected = own[0] if own else env.get("CLIPSTREAM_SERVICE_PORT")
         assert target_port == str(expected or ServiceSettings().port), target
 
 
