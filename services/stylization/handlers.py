@@ -22,6 +22,7 @@ from shared import topics
 from shared.consumer import Reject
 from shared.events import StylizeCompleted, StylizeRequested, VideoUploaded
 from shared.fetch import FetchError, fetched
+from shared.jobs import JobBook
 from shared.media import MediaError
 from shared.publisher import publish
 from shared.settings import FetchSettings, MediaSettings, StylizationSettings
@@ -35,16 +36,12 @@ class Stylizer:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     sources: dict[str, str] = field(default_factory=dict)  # video_id -> source, from videos.uploaded
-    jobs: dict[str, StylizeCompleted] = field(default_factory=dict)  # latest status per request
 
-    def record_path(self, request_id: str) -> Path:
-        return self.settings.output_dir / f"{request_id}.json"
+    def __post_init__(self) -> None:
+        self.jobs: JobBook[StylizeCompleted] = JobBook(self.settings.output_dir, StylizeCompleted)
 
     def status(self, request_id: str) -> StylizeCompleted | None:
-        if request_id in self.jobs:
-            return self.jobs[request_id]
-        path = self.record_path(request_id)
-        return StylizeCompleted.model_validate_json(path.read_text()) if path.exists() else None
+        return self.jobs.get(request_id)
 
     async def on_videos_uploaded(self, event: VideoUploaded) -> None:
         self.sources[event.video_id] = event.source
@@ -73,8 +70,7 @@ class Stylizer:
             metrics.in_progress.dec()
         metrics.requests.labels(result.status).inc()
         metrics.duration.observe(time.perf_counter() - started)
-        self.record_path(request.request_id).parent.mkdir(parents=True, exist_ok=True)
-        self.record_path(request.request_id).write_text(result.model_dump_json())
+        self.jobs.finish(request.request_id, result)
         await self._announce(result)
         return result
 
@@ -108,7 +104,7 @@ class Stylizer:
                                 elapsed_ms=(time.perf_counter() - started) * 1000)
 
     async def _announce(self, event: StylizeCompleted) -> None:
-        self.jobs[event.request_id] = event
+        self.jobs.note(event.request_id, event)
         if self.broker is not None:
             await publish(self.broker, topics.STYLIZE_COMPLETED, event, metrics.SERVICE)
 
