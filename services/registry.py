@@ -10,6 +10,7 @@ SERVICES: dict[str, str] = {
     "encoder": "services.encoder.main:run",
     "recommender": "services.recommender.main:run",
     "stylization": "services.stylization.main:run",
+    "generation": "services.generation.main:run",
 }
 
 

@@ -11,7 +11,7 @@ from shared import settings as s
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     s.KafkaSettings, s.QdrantSettings, s.ServiceSettings, s.GatewaySettings, s.FetchSettings, s.MediaSettings, s.ModelSettings, s.EncoderSettings, s.RecommenderSettings,
-    s.StylizationSettings,
+    s.StylizationSettings, s.GenerationSettings,
 )
 
 

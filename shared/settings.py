@@ -97,6 +97,8 @@ class GatewaySettings(BaseSettings):
     """Where the gateway forwards feed, similar and search requests."""
     stylization_url: str = "http://127.0.0.1:8003"
     """Where the gateway forwards stylization status and style list requests."""
+    generation_url: str = "http://127.0.0.1:8004"
+    """Where the gateway forwards generation status and topic list requests."""
     upstream_timeout_s: float = Field(5.0, gt=0)
     """Timeout for requests the gateway forwards to other services."""
 
@@ -186,6 +188,21 @@ class EncoderSettings(BaseSettings):
     """Uploads decoded at once (each in its own thread)."""
     max_batch: int = Field(16, ge=1)
     """Most videos whose keyframes go through the model in one call."""
+
+
+class GenerationSettings(BaseSettings):
+    model_config = _config("GENERATION_")
+
+    host: str = "127.0.0.1"
+    """Address of the generation service's HTTP API (request status, topics) and ops endpoints."""
+    port: int = Field(8004, ge=0, le=65535)
+    """Port of the generation service's HTTP API and ops endpoints."""
+    output_dir: Path = Path("var/generated")
+    """Where artefacts are written: <request_id>/ with covers, frames or a clip, and <request_id>.json."""
+    max_pixels_per_request: int = Field(64 * 512 * 512, ge=1)
+    """Most output pixels (count x size x size, or frames x size x size for a clip) one request may ask for."""
+    batch: int = Field(64, ge=1, le=256)
+    """Latents per generator call."""
 
 
 class StylizationSettings(BaseSettings):

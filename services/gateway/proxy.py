@@ -48,3 +48,13 @@ async def stylization_status(request_id: str, request: Request, _: ApiKey) -> Re
 @router.get("/styles", tags=["stylization"], summary="Styles, looks and LUTs a stylization request may name")
 async def styles(request: Request, _: ApiKey) -> Response:
     return await forward(request, "/v1/styles", {}, "stylization")
+
+
+@router.get("/generations/{request_id}", tags=["generation"], summary="Result of a generation request")
+async def generation_status(request_id: str, request: Request, _: ApiKey) -> Response:
+    return await forward(request, f"/v1/generations/{request_id}", {}, "generation")
+
+
+@router.get("/topics", tags=["generation"], summary="Topics the generator knows")
+async def generation_topics(request: Request, _: ApiKey) -> Response:
+    return await forward(request, "/v1/topics", {}, "generation")

@@ -9,12 +9,12 @@ from pydantic import ValidationError
 
 from shared import topics
 from shared.codec import describe_validation_error
-from shared.events import StylizeRequested, VideoUploaded, WatchEvent
+from shared.events import GenerationRequested, StylizeRequested, VideoUploaded, WatchEvent
 from shared.publisher import publish_many
 from shared.safety import UnsafeSource, check_source
 from services.gateway.auth import ApiKey
 from services.gateway.limits import SERVICE, rejected_requests
-from services.gateway.schemas import (Accepted, BatchAccepted, Rejected, StylizeIn, VideoUploadIn, WatchBatchIn,
+from services.gateway.schemas import (Accepted, BatchAccepted, GenerateIn, Rejected, StylizeIn, VideoUploadIn, WatchBatchIn,
                                      WatchEventIn)
 
 router = APIRouter(prefix="/v1")
@@ -85,3 +85,11 @@ async def request_stylization(body: StylizeIn, request: Request, _: ApiKey) -> A
     event = StylizeRequested(**body.model_dump())
     await _publish(request, topics.STYLIZE_REQUESTS, [event])
     return Accepted(id=event.request_id, topic=topics.STYLIZE_REQUESTS.name)
+
+
+@router.post("/generations", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["generation"],
+             summary="Generate covers, frames or a short clip of a topic; poll GET /v1/generations/{id}")
+async def request_generation(body: GenerateIn, request: Request, _: ApiKey) -> Accepted:
+    event = GenerationRequested(**body.model_dump())
+    await _publish(request, topics.GENERATION_REQUESTS, [event])
+    return Accepted(id=event.request_id, topic=topics.GENERATION_REQUESTS.name)

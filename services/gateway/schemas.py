@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import Identifier, StylizeRequested, UploadFields, WatchFields, new_id
+from shared.events import GenerationRequested, Identifier, StylizeRequested, UploadFields, WatchFields, new_id
 
 
 class _In(BaseModel):
@@ -30,6 +30,12 @@ class WatchBatchIn(_In):
 
 class StylizeIn(_In, StylizeRequested):
     """A stylization request: exactly one of video_id or uri, and the ordered operations."""
+
+    request_id: Identifier = Field(default_factory=new_id)
+
+
+class GenerateIn(_In, GenerationRequested):
+    """A generation request: topic, kind (cover, frames, clip), count, seed, size, duration_s, fps."""
 
     request_id: Identifier = Field(default_factory=new_id)
 

@@ -1,0 +1,64 @@
+"""Generation wiring: the generator (loaded once), the subscriber, the HTTP API and ops endpoints."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException
+
+from services.generation import metrics
+from services.generation.core.generator import load_generator
+from services.generation.handlers import Generation
+from shared import topics
+from shared.bus import make_broker
+from shared.consumer import consume
+from shared.events import GenerationCompleted, GenerationRequested
+from shared.http_ops import add_ops_routes
+from shared.settings import GenerationSettings, KafkaSettings, ModelSettings
+
+GROUP = "clipstream-generation"
+
+
+def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings | None = None,
+               models: ModelSettings | None = None) -> FastAPI:
+    kafka = kafka or KafkaSettings()
+    settings = settings or GenerationSettings()
+    broker = make_broker(metrics.SERVICE, kafka)
+    service = Generation(settings, None, broker)
+    consume(broker, topics.GENERATION_REQUESTS, GenerationRequested, service.on_generation_requests,
+            service=metrics.SERVICE, group_id=GROUP, settings=kafka)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        generator = load_generator(models or ModelSettings())
+        generator.warmup()
+        service.generator = generator
+        metrics.model.info({"version": generator.version, "topics": ",".join(generator.topics),
+                            "provider": generator.provider})
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+
+    app = FastAPI(title="ClipStream generation", version="0.1.0", lifespan=lifespan,
+                  description="Covers, frames and short clips of a topic from the project's conditional GAN.")
+
+    @app.get("/v1/generations/{request_id}", response_model=GenerationCompleted, tags=["generation"],
+             summary="Result of a generation request, with its artefact paths")
+    async def status(request_id: str) -> GenerationCompleted:
+        found = service.jobs.get(request_id)
+        if found is None:
+            raise HTTPException(404, f"no generation request {request_id!r} seen yet")
+        return found
+
+    @app.get("/v1/topics", tags=["generation"], summary="Topics the generator was trained on")
+    async def known_topics() -> dict:
+        gen = service.generator
+        return {"topics": list(gen.topics) if gen else [], "model_version": gen.version if gen else None}
+
+    async def ready() -> bool:
+        return service.generator is not None
+
+    add_ops_routes(app, broker, ready=ready)
+    return app
