@@ -104,6 +104,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from services.stylization.evaluation import run_eval as run_stylization_eval
 
         return run_stylization_eval(args.workdir, args.json)
+    if args.what == "generation":
+        from services.generation.evaluation import run_eval as run_generation_eval
+
+        return run_generation_eval(args.workdir, args.json)
     raise SystemExit(f"unknown evaluation {args.what!r}")
 
 
@@ -111,6 +115,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from services.stylization.cli import run_stylize
 
     return run_stylize(args.input, args.output, args.style, args.strength, args.lut, args.look, args.enhance, args.list)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from services.generation.cli import run_generate
+
+    return run_generate(args.topic, args.count, args.out, args.kind, args.seed, args.size, args.duration, args.fps)
 
 
 def cmd_interactions(args: argparse.Namespace) -> int:
@@ -168,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("eval", help="measure a model against a baseline in the same run")
-    p.add_argument("what", choices=["encoder", "replay", "stylization"])
+    p.add_argument("what", choices=["encoder", "replay", "stylization", "generation"])
     p.add_argument("--interactions", help="replay: CSV user_id,item_id,timestamp[,weight]")
     p.add_argument("--items", help="replay: CSV item_id,title,tags[,topic] (tags joined by |)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
@@ -187,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enhance", action="store_true", help="denoise and sharpen")
     p.add_argument("--list", action="store_true", help="print the available styles, looks and LUTs")
     p.set_defaults(func=cmd_stylize)
+
+    p = sub.add_parser("generate", help="generate covers, frames or a clip of a topic (the service's code path)")
+    p.add_argument("--topic", required=True, help="one of the generator's topics (an unknown one lists them)")
+    p.add_argument("--count", type=int, default=4, help="images to generate (covers, frames)")
+    p.add_argument("--out", required=True, help="folder to write into")
+    p.add_argument("--kind", choices=["cover", "frames", "clip"], default="cover")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    p.add_argument("--size", type=int, default=512, help="output side in pixels")
+    p.add_argument("--duration", type=float, default=3.0, help="clip length in seconds")
+    p.add_argument("--fps", type=int, default=24, help="clip frame rate")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("interactions", help="write a synthetic interaction log (interactions.csv, items.csv)")
     p.add_argument("--out", default="var/interactions")
