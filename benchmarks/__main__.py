@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.recommender"]
+BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.recommender",
+              "benchmarks.stylization", "benchmarks.generation"]
 
 
 def main() -> int:
