@@ -5,6 +5,7 @@ a repeated request does no work twice; every kind of bad input is answered and d
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import time
@@ -119,7 +120,7 @@ async def test_bad_requests_are_answered_and_dead_lettered_with_a_reason(env):
                   [json.dumps({"schema_version": 1, "request_id": "bad-strength", "uri": "clip.mp4",
                                "ops": [{"style": "mosaic", "strength": 1.5}]}).encode()])
     letters = await collect(env["broker"].bootstrap, topics.STYLIZE_REQUESTS.dlq, len(BAD) + 1)
-    by_id = {json.loads(letter["payload"])["request_id"] if letter.get("payload") else None: letter for letter in letters}
+    by_id = {json.loads(base64.b64decode(letter["payload_b64"]))["request_id"]: letter for letter in letters}
     for i, (name, (_, reason)) in enumerate(BAD.items()):
         letter = by_id[f"bad-{i}"]
         assert letter["reason"] == "rejected" and any(r in letter["detail"] for r in reason.split("|")), (name, letter)
