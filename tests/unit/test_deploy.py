@@ -86,7 +86,7 @@ def test_dockerfile_builds_the_package_and_runs_the_cli():
         assert f"COPY {path}" in text, f"the image lacks {path}"
 
 
-@pytest.mark.parametrize("name", ["gateway", "encoder", "recommender", "stylization"])
+@pytest.mark.parametrize("name", ["gateway", "encoder", "recommender", "stylization", "generation"])
 def test_services_run_as_non_root_with_a_healthcheck(name):
     assert "USER clipstream" in (ROOT / "Dockerfile").read_text()
     assert "/ready" in " ".join(COMPOSE["services"][name]["healthcheck"]["test"])
