@@ -7,7 +7,7 @@ STAMPS := $(VENV)/.stamps
 # Debian packages the runtime or tests need (none yet: PyAV bundles FFmpeg; the broker comes from PyPI).
 APT_PACKAGES ?=
 
-.PHONY: setup demo test test-unit test-integration bench train-encoder clean
+.PHONY: setup demo test test-unit test-integration bench train-encoder train-styles train-gan clean
 
 setup: $(STAMPS)/dev $(STAMPS)/models
 
@@ -49,6 +49,13 @@ bench: setup
 # Retrain the committed video encoder (CPU, a few minutes); updates models/ and its manifest.
 train-encoder: setup
 	$(BIN)/python -m services.trainer.train_encoder --corpus var/corpus/train --steps 2000 --batch 48
+
+train-styles: setup  ## the committed style models (about 25 min on 2 CPU cores), then their golden outputs
+	for style in mosaic waves ink; do \
+		$(BIN)/python -m services.trainer.train_style --style $$style --net fast --steps 400 --threads 1 || exit 1; done
+	$(BIN)/python -m services.trainer.train_style --style mosaic --net johnson --steps 400 --lr 2e-3 --threads 1
+	$(BIN)/python -m services.trainer.train_style --net vae --styles mosaic,waves,ink --steps 800 --threads 1
+	$(BIN)/python -m tests.golden_styles
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache

@@ -29,9 +29,9 @@ def run_models(action: str, force: bool = False) -> int:
         return 0
     bad = 0
     rows = []
-    committed = json.loads((settings.dir / "manifest.json").read_text())["models"]
-    for name, entry in committed.items():
-        rows.append((name, settings.dir / entry["file"], entry))
+    for manifest in [settings.dir / "manifest.json", *sorted(settings.dir.glob("*/manifest.json"))]:
+        for name, entry in json.loads(manifest.read_text())["models"].items():
+            rows.append((name, manifest.parent / entry["file"], entry))
     text_manifest = text_model_dir(settings) / "manifest.json"
     if text_manifest.exists():
         entry = json.loads(text_manifest.read_text())
