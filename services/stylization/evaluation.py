@@ -154,10 +154,14 @@ def run_eval(workdir: str, as_json: bool, clips: int = 4, count: int = 16) -> in
         return 0
     metrics = ["content_edge_ssim", "style_before", "style_after", "style_before_independent",
                "style_after_independent", "temporal_raw", "temporal_steady"]
-    table = Table("system", *metrics, title="stylization on held-out corpus clips")
+    headers = ["edge SSIM", "style before", "style after", "indep. before", "indep. after", "flicker raw",
+               "flicker steady"]
+    table = Table("system", *headers, title="stylization on held-out corpus clips")
     for name, m in systems.items():
         table.add_row(name, *[f"{m[k]:.3f}" if k in m else "-" for k in metrics])
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     console.print(table)
+    console.print("style: relative Gram distance to the style image (training features; indep.: a net never trained "
+                  "against); flicker: flow-compensated error between consecutive frames (0-255)")
     console.print(f"before/after grid: {grid}")
     return 0
