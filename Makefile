@@ -57,5 +57,8 @@ train-styles: setup  ## the committed style models (about 25 min on 2 CPU cores)
 	$(BIN)/python -m services.trainer.train_style --net vae --styles mosaic,waves,ink --steps 800 --threads 1
 	$(BIN)/python -m tests.golden_styles
 
+train-gan: setup  ## the committed topic GAN (about 40 min on 2 CPU cores; resumable with --resume)
+	$(BIN)/python -m services.trainer.train_gan --epochs 20 --batch 64 --mode-seeking-from 2
+
 clean:
 	rm -rf var build *.egg-info .pytest_cache

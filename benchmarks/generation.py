@@ -41,10 +41,10 @@ def torch_generator(meta: dict):
 
     from services.trainer.gan import Generator
 
-    checkpoint = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "gan.pt"
+    checkpoint = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "topic_gan_ema.pt"
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     g = Generator(z_dim=int(meta["z_dim"]), topics=len(meta["topics"]), width=int(meta.get("width", 32)))
-    g.load_state_dict(state.get("ema") or state["generator"])
+    g.load_state_dict(state["ema"])
     return torch, g.eval()
 
 
