@@ -94,8 +94,9 @@ def evaluate(per_topic: int = PER_TOPIC) -> tuple[list[str], dict[str, dict[str,
     encoder = VideoEncoderModel()
     topics = list(gen.topics)
     labels = np.repeat(np.arange(len(topics)), per_topic)
-    reference = render(per_topic, REFERENCE_SEED).reshape(-1, 64, 64, 3)
-    real = render(per_topic, HELD_OUT_SEED).reshape(-1, 64, 64, 3)
+    with Console(stderr=True).status("rendering real frames (reference and held-out clips)"):
+        reference = render(per_topic, REFERENCE_SEED, progress=False).reshape(-1, 64, 64, 3)
+        real = render(per_topic, HELD_OUT_SEED, progress=False).reshape(-1, 64, 64, 3)
     ref_emb, _ = features(encoder, reference)
     real_emb, real_probs = features(encoder, real)
     z = latents(LATENT_SEED, len(labels), gen.z_dim)
@@ -139,10 +140,11 @@ def run_eval(workdir: str, as_json: bool, per_topic: int = PER_TOPIC) -> int:
                           "grids": [str(p) for p in grids]}))
         return 0
     metrics = ["conditional_accuracy", "topic_head_accuracy", "diversity", "diversity_vs_real", "frechet_distance"]
-    table = Table("system", *metrics, title=f"generation: {len(topics)} topics x {per_topic} images")
+    headers = ["kNN topic accuracy", "topic-head accuracy", "diversity", "diversity / real", "Fréchet distance"]
+    table = Table("system", *headers, title=f"generation: {len(topics)} topics x {per_topic} images (encoder features)")
     for name, m in systems.items():
         table.add_row(name, *[f"{m[k]:.3f}" if k in m else "-" for k in metrics])
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     console.print(table)
     console.print(f"grids (rows: real, trained, untrained): {grids[0].parent}")
     return 0
