@@ -69,9 +69,20 @@ class StyleModel(OnnxModel):
         return other
 
     def stylize(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB -> (N, H, W, 3) uint8 RGB, any H and W."""
+        """(N, H, W, 3) uint8 RGB -> (N, H, W, 3) uint8 RGB, any H and W.
+
+        On CPU the frames go through the net one at a time: measured here, batch 1 is the fastest
+        (17 vs 14.6 fps at 360p for the fast net) and onnxruntime's memory arena grows with the batch
+        (0.9 GB at 720p for one frame, 6 GB for eight), and it never shrinks.
+        """
         if frames.ndim != 4 or frames.shape[3] != 3:
             raise ValueError(f"expected frames of shape (N, H, W, 3), got {frames.shape}")
+        step = self.max_batch
+        if len(frames) > step:
+            return np.concatenate([self._stylize(frames[i:i + step]) for i in range(0, len(frames), step)])
+        return self._stylize(frames)
+
+    def _stylize(self, frames: np.ndarray) -> np.ndarray:
         n, h, w, _ = frames.shape
         if n == 0 or h == 0 or w == 0:
             return np.zeros_like(frames, dtype=np.uint8)
@@ -84,6 +95,10 @@ class StyleModel(OnnxModel):
             feeds["style"] = np.full(n, self.style_id, np.int64)
         y = self.run(feeds)[0][:, :, m:m + h, m:m + w]
         return (np.clip(y, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8)
+
+    @property
+    def max_batch(self) -> int:
+        return 1 if self.provider == "CPUExecutionProvider" else 8
 
     def warmup(self) -> None:
         self.stylize(np.zeros((1, 64, 64, 3), np.uint8))
