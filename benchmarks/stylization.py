@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sizes", default="640x360,1280x720")
     p.add_argument("--provider", default="cpu", choices=["cpu", "auto"])
     args = p.parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     settings = StylizationSettings()
     styles = load_styles(ModelSettings(provider=args.provider))
     providers = sorted({m.provider for m in styles.values()})
