@@ -40,21 +40,24 @@ async def _check_source(request: Request, source: str) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"source refused: {exc}") from exc
 
 
+async def _accept(request: Request, topic: topics.Topic, event, event_id: str) -> Accepted:
+    await _publish(request, topic, [event])
+    return Accepted(id=event_id, topic=topic.name)
+
+
 @router.post("/videos", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["videos"],
              summary="Register an uploaded video for ingestion")
 async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Accepted:
     await _check_source(request, body.source)
     event = VideoUploaded(**body.model_dump())
-    await _publish(request, topics.VIDEOS_UPLOADED, [event])
-    return Accepted(id=event.video_id, topic=topics.VIDEOS_UPLOADED.name)
+    return await _accept(request, topics.VIDEOS_UPLOADED, event, event.video_id)
 
 
 @router.post("/events/watch", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["events"],
              summary="Record one watch event")
 async def record_watch(body: WatchEventIn, request: Request, _: ApiKey) -> Accepted:
     event = to_watch_event(body)
-    await _publish(request, topics.WATCH_EVENTS, [event])
-    return Accepted(id=event.event_id, topic=topics.WATCH_EVENTS.name)
+    return await _accept(request, topics.WATCH_EVENTS, event, event.event_id)
 
 
 @router.post("/events/watch/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted,
@@ -83,13 +86,11 @@ async def request_stylization(body: StylizeIn, request: Request, _: ApiKey) -> A
     if body.uri is not None:
         await _check_source(request, body.uri)
     event = StylizeRequested(**body.model_dump())
-    await _publish(request, topics.STYLIZE_REQUESTS, [event])
-    return Accepted(id=event.request_id, topic=topics.STYLIZE_REQUESTS.name)
+    return await _accept(request, topics.STYLIZE_REQUESTS, event, event.request_id)
 
 
 @router.post("/generations", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["generation"],
              summary="Generate covers, frames or a short clip of a topic; poll GET /v1/generations/{id}")
 async def request_generation(body: GenerateIn, request: Request, _: ApiKey) -> Accepted:
     event = GenerationRequested(**body.model_dump())
-    await _publish(request, topics.GENERATION_REQUESTS, [event])
-    return Accepted(id=event.request_id, topic=topics.GENERATION_REQUESTS.name)
+    return await _accept(request, topics.GENERATION_REQUESTS, event, event.request_id)
