@@ -172,9 +172,9 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
-def build(kind: str, styles: int = 1) -> nn.Module:
+def build(kind: str, styles: int = 1, widths: tuple[int, int, int] | None = None) -> nn.Module:
     if kind == "fast":
-        return FastStyleNet()
+        return FastStyleNet(tuple(widths)) if widths else FastStyleNet()
     if kind == "johnson":
         return JohnsonNet()
     if kind == "vae":
