@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import signal
+import shutil
 import time
 from pathlib import Path
 
@@ -101,6 +102,10 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
     console = Console()
     root = Path(workdir).resolve()
     media, logs = root / "media", root / "logs"
+    # the embedded broker keeps nothing between runs (memory storage): state left by an earlier run
+    # would hold offsets and vectors of events that no longer exist (and may predate a schema change)
+    for stale in ("recommender", "qdrant"):
+        shutil.rmtree(root / stale, ignore_errors=True)
     media.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
