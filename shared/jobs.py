@@ -15,6 +15,15 @@ from pydantic import BaseModel
 E = TypeVar("E", bound=BaseModel)
 
 
+class RequestError(ValueError):
+    """A request that cannot be carried out as asked; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 class JobBook(Generic[E]):
     def __init__(self, folder: Path, model: type[E]) -> None:
         self.folder = folder
@@ -33,8 +42,8 @@ class JobBook(Generic[E]):
     def note(self, request_id: str, event: E) -> None:
         self.latest[request_id] = event
 
-    def finish(self, request_id: str, event: E) -> None:
-        self.note(request_id, event)
+    def save(self, request_id: str, event: E) -> None:
+        """Write a finished request's record (``note`` keeps it in memory when it is announced)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.path(request_id).with_suffix(".json.part")
         tmp.write_text(event.model_dump_json())

@@ -19,15 +19,9 @@ from services.generation.core.artefacts import images, walk, write_clip, write_i
 from shared import topics
 from shared.consumer import Reject
 from shared.events import GenerationCompleted, GenerationRequested
-from shared.jobs import JobBook
+from shared.jobs import JobBook, RequestError
 from shared.publisher import publish
 from shared.settings import GenerationSettings
-
-
-class RequestError(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 def check(request: GenerationRequested, topics_known: list[str], max_pixels: int) -> int:
@@ -94,7 +88,7 @@ class Generation:
                                          elapsed_ms=(time.perf_counter() - started) * 1000)
         metrics.requests.labels(request.kind, result.status).inc()
         metrics.duration.labels(request.kind).observe(time.perf_counter() - started)
-        self.jobs.finish(request.request_id, result)
+        self.jobs.save(request.request_id, result)
         await self._announce(result)
         return result
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from services.stylization import metrics
+from services.stylization.core.color import LOOKS
+from services.stylization.core.lut import list_luts
 from services.stylization.core.ops import RequestError, plan
 from services.stylization.core.video import process_video
 from shared import topics
@@ -70,7 +72,7 @@ class Stylizer:
             metrics.in_progress.dec()
         metrics.requests.labels(result.status).inc()
         metrics.duration.observe(time.perf_counter() - started)
-        self.jobs.finish(request.request_id, result)
+        self.jobs.save(request.request_id, result)
         await self._announce(result)
         return result
 
@@ -111,9 +113,6 @@ class Stylizer:
 
 def describe_styles(styles: Mapping[str, object], lut_dir: Path) -> dict:
     """What a request may name: styles (with their model kind), looks and LUTs."""
-    from services.stylization.core.color import LOOKS
-    from services.stylization.core.lut import list_luts
-
     return {"styles": {name: getattr(m, "kind", "model") for name, m in sorted(styles.items())},
             "looks": sorted(LOOKS), "luts": list_luts(lut_dir)}
 

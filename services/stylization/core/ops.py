@@ -17,18 +17,10 @@ from services.stylization.core.color import LOOKS, apply_color, apply_enhance
 from services.stylization.core.lut import LutError, apply_lut, load_lut
 from services.stylization.core.temporal import FlickerReducer
 from shared.events import ColorOp, EnhanceOp, LutOp, StyleOp, StylizeOperation
+from shared.jobs import RequestError
 
 Frames = list[np.ndarray]
 Step = Callable[[Frames], Frames]
-
-
-class RequestError(ValueError):
-    """A request that cannot be carried out as asked; ``reason`` is a metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
