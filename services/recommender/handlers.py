@@ -93,8 +93,7 @@ class Handlers:
             return
         writes = self._snapshot(None)
         if writes:
-            self.writer = asyncio.create_task(asyncio.to_thread(self._write, writes))
-            self.writer.add_done_callback(_report_write)
+            self._start_write(writes)
 
     async def flush(self, partitions: list[int] | None = None) -> None:
         """Store what is pending now and wait for it (before partitions move, at shutdown)."""
@@ -102,8 +101,13 @@ class Handlers:
             await asyncio.wait([self.writer])
         writes = self._snapshot(partitions)
         if writes:
-            self.writer = asyncio.create_task(asyncio.to_thread(self._write, writes))
-            await self.writer
+            await self._start_write(writes)
+
+    def _start_write(self, snapshots: list) -> asyncio.Task:
+        """The one writer: snapshots go to disk in a thread; a failure is counted and logged."""
+        self.writer = asyncio.create_task(asyncio.to_thread(self._write, snapshots))
+        self.writer.add_done_callback(_report_write)
+        return self.writer
 
     def _write(self, snapshots: list) -> None:
         for i, snap in enumerate(snapshots):
