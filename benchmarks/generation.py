@@ -36,16 +36,13 @@ def rate(fn, batch: int, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def torch_generator(meta: dict):
+def torch_generator():
     import torch
 
-    from services.trainer.gan import Generator
+    from services.trainer.gan import load_exported_generator
+    from services.trainer.train_gan import EMA_WEIGHTS
 
-    checkpoint = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "topic_gan_ema.pt"
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    g = Generator(z_dim=int(meta["z_dim"]), topics=len(meta["topics"]), width=int(meta.get("width", 32)))
-    g.load_state_dict(state["ema"])
-    return torch, g.eval()
+    return torch, load_exported_generator(EMA_WEIGHTS)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     console = Console()
     gen = load_generator(ModelSettings(provider=args.provider))
-    torch, tg = torch_generator(gen.card.meta)
+    torch, tg = torch_generator()
     raw: dict[str, dict[str, float]] = {"onnxruntime": {}, "torch": {}}
     for b in BATCHES:
         z = latents(1, b, gen.z_dim)

@@ -58,6 +58,15 @@ class Generator(nn.Module):
         return torch.tanh(self.to_rgb(h))
 
 
+def load_exported_generator(path) -> Generator:
+    """The generator whose weights ``train_gan`` saved beside its ONNX export (``{"ema", "config"}``)."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    config = blob["config"]
+    generator = Generator(config["z_dim"], len(config["topics"]), config["width"])
+    generator.load_state_dict(blob["ema"])
+    return generator.eval()
+
+
 class ExportedGenerator(nn.Module):
     """What the ONNX file holds: the generator with its output mapped from [-1, 1] to [0, 1]."""
 

@@ -65,11 +65,9 @@ def test_onnx_matches_torch(model):
     torch = pytest.importorskip("torch")
     if not CHECKPOINT.exists():
         pytest.skip(f"{CHECKPOINT} not present (retrain with python -m services.trainer.train_gan)")
-    from services.trainer.gan import ExportedGenerator, Generator
+    from services.trainer.gan import ExportedGenerator, load_exported_generator
 
-    blob = torch.load(CHECKPOINT, weights_only=False)
-    net = Generator(blob["config"]["z_dim"], len(blob["config"]["topics"]), blob["config"]["width"])
-    net.load_state_dict(blob["ema"])
+    net = load_exported_generator(CHECKPOINT)
     ids, z = golden_inputs(model.z_dim)
     with torch.no_grad():
         expected = ExportedGenerator(net).eval()(torch.from_numpy(z), torch.from_numpy(ids)).numpy()
