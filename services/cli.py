@@ -99,7 +99,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if not args.interactions:
             raise SystemExit("eval replay needs --interactions FILE.csv (make one with `clipstream interactions`)")
-        return run_replay(args.interactions, args.items, args.json)
+        baselines = tuple(b for b in args.baselines.split(",") if b) if args.baselines is not None else None
+        return run_replay(args.interactions, args.items, args.json, args.limit, baselines)
     if args.what == "stylization":
         from services.stylization.evaluation import run_eval as run_stylization_eval
 
@@ -187,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["encoder", "replay", "stylization", "generation"])
     p.add_argument("--interactions", help="replay: CSV user_id,item_id,timestamp[,weight]")
     p.add_argument("--items", help="replay: CSV item_id,title,tags[,topic] (tags joined by |)")
+    p.add_argument("--limit", type=int, help="replay: only the first N events in time order")
+    p.add_argument("--baselines", help="replay: comma-separated baselines to run (default all; '' for none)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
     p.add_argument("--workdir", default="var/eval", help="where generated clips and copies are cached")
     p.add_argument("--heldout", type=int, default=60, help="encoder: held-out clips (each gets 6 transformed copies)")

@@ -249,7 +249,7 @@ class RecommenderSettings(BaseSettings):
     """Uploads younger than this are candidates for exploration ("new")."""
     seen_limit: int = Field(2000, ge=10)
     """Most recent items remembered per user for the already-seen filter."""
-    covisit_window: int = Field(5, ge=1)
+    covisit_window: int = Field(10, ge=1)
     """A positive event co-visits with this many of the user's previous positive items."""
     w_long: float = 1.0
     """Scorer weight of similarity to the long-term vector."""
@@ -258,11 +258,23 @@ class RecommenderSettings(BaseSettings):
     w_negative: float = 0.8
     """Scorer weight (subtracted) of similarity to the negative vector."""
     w_popularity: float = 1.0
-    """Scorer weight of normalised trending popularity."""
-    w_covisit: float = 0.4
-    """Scorer weight of normalised co-visitation with the user's recent items."""
+    """Scorer weight of normalised trending (time-decayed) popularity."""
+    w_popularity_all_time: float = 0.3
+    """Scorer weight of normalised all-time popularity (log of positive weight)."""
+    w_covisit: float = 1.0
+    """Scorer weight of co-visitation votes from the user's recent items (decayed, popularity-damped)."""
+    w_covisit_last: float = 0.5
+    """Scorer weight of co-visitation with the user's last positive item."""
     w_fresh: float = 0.1
     """Scorer weight of freshness (new uploads)."""
+    learn_fraction: float = Field(0.2, ge=0, le=1)
+    """Share of positive watch events the ranker learns from (0 keeps the weights above fixed)."""
+    learn_rate: float = Field(0.03, gt=0)
+    """Step size of the ranker's online pairwise logistic regression."""
+    learn_l2: float = Field(1e-3, ge=0)
+    """Pull of the learned weights towards the configured ones."""
+    learn_negatives: int = Field(10, ge=1, le=100)
+    """Videos the user did not pick, sampled per learning event."""
     mmr_lambda: float = Field(0.8, ge=0, le=1)
     """MMR trade-off: 1 ranks by score only, lower values favour diversity."""
     creator_cap: int = Field(3, ge=1)

@@ -110,20 +110,31 @@ class ItemKNNBaseline(ScoreBaseline):
 
 class RiverMFBaseline(ScoreBaseline):
     """river.reco.BiasedMF, learned online one interaction at a time; scores every item with the
-    model's own parameters (the same formula as predict_one, vectorised)."""
+    model's own parameters (the same formula as predict_one, vectorised). On implicit logs (every
+    weight the same) a model fed only positives learns nothing that ranks, so each positive is
+    followed by ``negatives`` items the user has not interacted with, sampled uniformly, learned
+    with target 0 (the usual negative sampling for implicit feedback)."""
 
     name = "river_mf"
 
-    def __init__(self, n_factors: int = 16, seed: int = 0) -> None:
+    def __init__(self, n_factors: int = 16, seed: int = 0, negatives: int = 4) -> None:
         super().__init__()
         from river import optim, reco
 
         self.model = reco.BiasedMF(n_factors=n_factors, bias_optimizer=optim.SGD(0.02),
                                    latent_optimizer=optim.SGD(0.05), l2_bias=0.001, l2_latent=0.001, seed=seed)
+        self.negatives = negatives
+        self.rng = np.random.default_rng(seed)
+        self.seen: dict[str, set[int]] = defaultdict(set)
 
     def update(self, user, item, weight, ts):
-        self._idx(item)
+        i = self._idx(item)
+        self.seen[user].add(i)
         self.model.learn_one(user, item, weight)
+        if weight > 0 and len(self.items) > 1:
+            for j in self.rng.integers(0, len(self.items), self.negatives):
+                if int(j) not in self.seen[user]:
+                    self.model.learn_one(user, self.items[int(j)], 0.0)
 
     def scores(self, user, now):
         m = self.model

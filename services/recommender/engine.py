@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from services.recommender.core.catalogue import Catalogue
+from services.recommender.core.features import FEATURES, candidate_features
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
+from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.signals import signal_weight
 from services.recommender.core.user_state import Applied, UserState, apply_event
 from services.recommender.state_store import PartitionStore
 from shared.events import WatchEvent
@@ -31,6 +35,8 @@ class PartitionState:
     users: dict[str, UserState]
     popularity: Popularity
     covisit: CoVisitation
+    ranker: Ranker
+    ranker_dirty: bool = False
     dirty_users: set[str] = field(default_factory=set)
     dirty_videos: set[str] = field(default_factory=set)
     dirty_pairs: set[tuple[str, str]] = field(default_factory=set)
@@ -47,6 +53,12 @@ class Recommender:
         self.user_partition: dict[str, int] = {}
         self.popularity = Popularity(settings.popularity_half_life_s)
         self.covisit = CoVisitation()
+        s = settings
+        configured = {"long": s.w_long, "short": s.w_short, "negative": s.w_negative, "trending": s.w_popularity,
+                      "popularity": s.w_popularity_all_time, "covisit": s.w_covisit, "covisit_last": s.w_covisit_last,
+                      "fresh": s.w_fresh}
+        self.prior = np.array([configured[f] for f in FEATURES], float)
+        self._weights: np.ndarray | None = None
 
     # ---------------------------------------------------------------- partitions
 
@@ -56,13 +68,16 @@ class Recommender:
             return self.partitions[partition].store.next_offset()
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
         pop = Popularity(self.settings.popularity_half_life_s)
-        for video, score, at in store.popularity():
+        for video, score, at, total in store.popularity():
             pop.scores[video] = (score, at)
+            pop.totals[video] = total
             pop.now = max(pop.now, at)
         cov = CoVisitation()
         for a, b, w in store.covisits():
             cov.counts[a][b] = w
-        state = PartitionState(store, store.users(), pop, cov)
+        stored = store.ranker()
+        ranker = Ranker.from_bytes(*stored) if stored else Ranker(self.prior.copy())
+        state = PartitionState(store, store.users(), pop, cov, ranker)
         self.partitions[partition] = state
         for user in state.users:
             self.user_partition[user] = partition
@@ -79,6 +94,7 @@ class Recommender:
         self._rebuild_global()
 
     def _rebuild_global(self) -> None:
+        self._weights = None
         self.popularity = Popularity(self.settings.popularity_half_life_s)
         self.covisit = CoVisitation()
         for st in self.partitions.values():
@@ -99,6 +115,8 @@ class Recommender:
             self.user_partition[event.user_id] = partition
         vector = self.catalogue.vector(event.video_id)  # None: not in the catalogue (yet)
         s = self.settings
+        if vector is not None and event.event_id not in user.event_ids:
+            self._learn(st, event.user_id, user, event)
         applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
                               session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
         if applied.duplicate:
@@ -114,13 +132,47 @@ class Recommender:
             self.covisit.add(event.video_id, applied.positive_before)
         return applied
 
+    # ---------------------------------------------------------------- learning to rank
+
+    def _learn(self, st: PartitionState, user_id: str, user: UserState, event: WatchEvent) -> None:
+        """One online step of the ranker on a positive event, before the event is applied: the
+        watched video against videos the user had not seen. Sampled by event id (deterministic, so
+        a replay after a crash learns the same steps); features from this partition's own
+        statistics, so a partition's ranker depends on nothing outside it."""
+        s = self.settings
+        if not user.recent_positive or s.learn_fraction <= 0:
+            return
+        draw = zlib.crc32(event.event_id.encode())
+        if draw / 2**32 >= s.learn_fraction or signal_weight(event) <= 0:
+            return
+        ids = self.catalogue.ids
+        rng = np.random.default_rng(draw)
+        seen = set(user.seen)
+        negatives = {ids[i] for i in rng.integers(0, len(ids), s.learn_negatives * 2)} - seen - {event.video_id}
+        negatives = sorted(negatives)[: s.learn_negatives]
+        if not negatives:
+            return
+        ctx = FeedContext(user_id, user, 0, event.ts.timestamp(), self.catalogue, st.popularity, st.covisit, self.prior,
+                          fresh_window_s=s.fresh_window_s)
+        x = candidate_features(ctx, [event.video_id, *negatives])
+        st.ranker.learn(x[0], x[1:], self.prior, s.learn_rate, s.learn_l2)
+        st.ranker_dirty = True
+        self._weights = None
+
+    def scorer_weights(self) -> np.ndarray:
+        if self._weights is None:
+            self._weights = blend((st.ranker for st in self.partitions.values()), self.prior)
+        return self._weights
+
     def snapshot(self, partition: int, next_offset: int) -> Snapshot:
         """Serialise what changed in a partition, now; the write may then run in a thread."""
         st = self.partitions[partition]
         dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_pairs))
         users = [(u, *st.users[u].to_row()) for u in dirty[0]]
-        pops = [(v, *st.popularity.scores[v]) for v in dirty[1]]
+        pops = [(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0)) for v in dirty[1]]
         pairs = [(a, b, st.covisit.counts[a][b]) for a, b in dirty[2] if b in st.covisit.counts.get(a, {})]
+        ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty else None
+        st.ranker_dirty = False
         st.dirty_users.clear()
         st.dirty_videos.clear()
         st.dirty_pairs.clear()
@@ -130,8 +182,9 @@ class Recommender:
             st.dirty_users |= dirty[0]
             st.dirty_videos |= dirty[1]
             st.dirty_pairs |= dirty[2]
+            st.ranker_dirty = st.ranker_dirty or ranker is not None
 
-        return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs), restore)
+        return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs, ranker), restore)
 
     def commit(self, partition: int, next_offset: int) -> None:
         self.snapshot(partition, next_offset).write()
@@ -150,10 +203,8 @@ class Recommender:
 
     def feed(self, user_id: str, k: int, observe: Observer | None = None, now: float | None = None) -> list[Candidate]:
         s = self.settings
-        weights = {"long": s.w_long, "short": s.w_short, "negative": s.w_negative, "popularity": s.w_popularity,
-                   "covisit": s.w_covisit, "fresh": s.w_fresh}
         ctx = FeedContext(user_id, self.user(user_id), k, now or max(time.time(), self.popularity.now), self.catalogue,
-                          self.popularity, self.covisit, weights, s.candidates_per_source, s.fresh_window_s,
+                          self.popularity, self.covisit, self.scorer_weights(), s.candidates_per_source, s.fresh_window_s,
                           s.mmr_lambda, s.creator_cap)
         return run_feed(ctx, observe)
 

@@ -130,11 +130,15 @@ class BaselineSystem:
         self.name = model.name
 
     def rank(self, user: str, k: int, exclude: set[str], now: float, tiebreak: dict[str, int] | None = None) -> list[str]:
-        scores = self.model.scores(user, now)
         items = self.model.items
-        order = sorted((i for i in range(len(items)) if items[i] not in exclude),
-                       key=lambda i: (-scores[i], tiebreak[items[i]] if tiebreak else i))
-        return [items[i] for i in order[:k]]
+        scores = np.asarray(self.model.scores(user, now), float)[: len(items)].copy()
+        for item in exclude:
+            i = self.model.index.get(item)
+            if i is not None:
+                scores[i] = -np.inf
+        ties = np.fromiter((tiebreak[it] for it in items), float, len(items)) if tiebreak else np.arange(len(items))
+        order = np.lexsort((ties, -scores))  # highest score first, ties by the shared order
+        return [items[i] for i in order[:k] if np.isfinite(scores[i])]
 
     def update(self, ev: Interaction) -> None:
         self.model.update(ev.user, ev.item, ev.weight, ev.ts)
@@ -144,13 +148,13 @@ class BaselineSystem:
 
 
 def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: int = 0,
-           progress: bool = True) -> dict:
+           progress: bool = True, baselines: tuple[str, ...] | None = None) -> dict:
     all_items = sorted({ev.item for ev in interactions} | set(items_meta))
     rng = np.random.default_rng(seed)
     tiebreak = {item: int(r) for item, r in zip(all_items, rng.permutation(len(all_items)))}
     tmp = tempfile.TemporaryDirectory(prefix="clipstream-replay-")
     systems = [ClipStreamSystem(item_vectors(all_items, items_meta), items_meta, Path(tmp.name)),
-               *(BaselineSystem(cls()) for cls in BASELINES)]
+               *(BaselineSystem(cls()) for cls in BASELINES if baselines is None or cls.name in baselines)]
     catalogue: set[str] = set()
     by_tiebreak = sorted(all_items, key=lambda i: tiebreak[i])
     interacted: dict[str, set[str]] = defaultdict(set)
@@ -205,9 +209,9 @@ def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: i
 def bootstrap_ratio(ndcg: dict[str, dict[str, list[float]]], seed: int, rounds: int = 1000) -> dict:
     """ClipStream's NDCG@10 over the best baseline's, with a per-user bootstrap 95% interval."""
     means = {name: np.mean([x for v in per_user.values() for x in v] or [0]) for name, per_user in ndcg.items()}
-    best = max((n for n in means if n != "clipstream"), key=lambda n: means[n])
+    best = max((n for n in means if n != "clipstream"), key=lambda n: means[n], default=None)
     users = sorted(ndcg["clipstream"])
-    if not users or means[best] == 0:
+    if best is None or not users or means[best] == 0:
         return {"best_baseline": best, "ratio": None}
     ours = [np.asarray(ndcg["clipstream"][u]) for u in users]
     theirs = [np.asarray(ndcg[best][u]) for u in users]
@@ -224,10 +228,11 @@ def bootstrap_ratio(ndcg: dict[str, dict[str, list[float]]], seed: int, rounds: 
             "ci95": [round(float(lo), 3), round(float(hi), 3)], "users": len(users)}
 
 
-def run_replay(interactions: str, items: str | None, as_json: bool) -> int:
-    log = read_interactions(Path(interactions))
+def run_replay(interactions: str, items: str | None, as_json: bool, limit: int | None = None,
+               baselines: tuple[str, ...] | None = None) -> int:
+    log = read_interactions(Path(interactions))[:limit]
     meta = read_items(Path(items)) if items else {}
-    result = replay(log, meta, progress=not as_json)
+    result = replay(log, meta, progress=not as_json, baselines=baselines)
     if as_json:
         print(json.dumps(result, indent=2))
         return 0

@@ -12,13 +12,20 @@ from pathlib import Path
 
 from services.recommender.core.user_state import UserState
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB,
                                   negative BLOB);
-CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
+                                       total REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
 """
+
+
+class StateSchemaError(RuntimeError):
+    """A state file written by another version of the recommender."""
 
 
 class PartitionStore:
@@ -28,7 +35,19 @@ class PartitionStore:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+                if "meta" in tables else None
+            found = int(row[0]) if row else 1
+            if found != SCHEMA_VERSION:
+                self.db.close()
+                raise StateSchemaError(
+                    f"{self.path} holds recommender state of schema version {found}, this build reads version "
+                    f"{SCHEMA_VERSION}. Move the file away (or delete it): the partition is then rebuilt from "
+                    f"{topic} from the beginning, since its offsets are stored with the state.")
         self.db.executescript(SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
     def next_offset(self) -> int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'next_offset'").fetchone()
@@ -38,21 +57,27 @@ class PartitionStore:
         rows = self.db.execute("SELECT user_id, meta, long, short, negative FROM users")
         return {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows}
 
-    def popularity(self) -> list[tuple[str, float, float]]:
-        return list(self.db.execute("SELECT video_id, score, at FROM popularity"))
+    def popularity(self) -> list[tuple[str, float, float, float]]:
+        """(video_id, decayed score, at, all-time total) rows."""
+        return list(self.db.execute("SELECT video_id, score, at, total FROM popularity"))
+
+    def ranker(self) -> tuple[bytes, int] | None:
+        return self.db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone()
 
     def covisits(self) -> list[tuple[str, str, float]]:
         return list(self.db.execute("SELECT a, b, w FROM covisit"))
 
-    def commit(self, next_offset: int, users: Iterable[tuple], popularity: Iterable[tuple[str, float, float]],
-               covisits: Iterable[tuple[str, str, float]]) -> None:
+    def commit(self, next_offset: int, users: Iterable[tuple], popularity: Iterable[tuple[str, float, float, float]],
+               covisits: Iterable[tuple[str, str, float]], ranker: tuple[bytes, int] | None = None) -> None:
         """Everything of one batch, or nothing. ``users``: (user_id, *UserState.to_row()) rows."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", list(users))
-            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?)", list(popularity))
+            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?)", list(popularity))
             db.executemany("INSERT OR REPLACE INTO covisit VALUES (?, ?, ?)", list(covisits))
+            if ranker is not None:
+                db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", ranker)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (next_offset,))
             db.execute("COMMIT")
         except BaseException:

@@ -72,10 +72,12 @@ def clean_pass(folder, vids, records: dict[int, list]) -> None:
     store.close()
 
 
-def dump(folder, partition: int) -> tuple[dict, dict, dict]:
+def dump(folder, partition: int) -> tuple[dict, dict, dict, int]:
     store = PartitionStore(folder, topics.WATCH_EVENTS.name, partition)
     try:
-        return store.users(), {v: (s, a) for v, s, a in store.popularity()}, {(a, b): w for a, b, w in store.covisits()}
+        ranker = store.ranker()
+        return (store.users(), {v: (s, a, t) for v, s, a, t in store.popularity()},
+                {(a, b): w for a, b, w in store.covisits()}, ranker[1] if ranker else 0)
     finally:
         store.close()
 
@@ -117,8 +119,9 @@ def test_sigkill_at_random_points_ends_in_the_state_of_one_clean_pass(tmp_path):
     clean = tmp_path / "clean"
     clean_pass(clean, vids, records)
     for partition in records:
-        users, pops, pairs = dump(state, partition)
-        c_users, c_pops, c_pairs = dump(clean / "state", partition)
+        users, pops, pairs, steps = dump(state, partition)
+        c_users, c_pops, c_pairs, c_steps = dump(clean / "state", partition)
+        assert steps == c_steps > 0, "the ranker learned from some events twice or not at all"
         assert set(users) == set(c_users)
         for uid, st in users.items():
             ref = c_users[uid]

@@ -31,6 +31,7 @@ class Catalogue:
         self.vectors: dict[str, np.ndarray] = {}
         self.info: dict[str, VideoInfo] = {}
         self._by_time: list[tuple[float, str]] = []  # (created_at, video_id), kept sorted
+        self.ids: list[str] = []  # in arrival order, for uniform sampling
 
     def __contains__(self, video_id: str) -> bool:
         return video_id in self.vectors
@@ -48,6 +49,7 @@ class Catalogue:
             vec = vec / (np.linalg.norm(vec) + 1e-12)
             if info.video_id not in self.info:
                 bisect.insort(self._by_time, (info.created_at, info.video_id))
+                self.ids.append(info.video_id)
             self.vectors[info.video_id] = vec
             self.info[info.video_id] = info
             records.append(VectorRecord(info.video_id, vec.tolist(), {

@@ -8,14 +8,14 @@ trending and new videos; a new video reaches feeds through the fresh source.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-
 import numpy as np
 
 from services.recommender.core.catalogue import Catalogue
+from services.recommender.core.features import RECENT, candidate_features, covisit_votes
 from services.recommender.core.stats import CoVisitation, Popularity
 from services.recommender.core.user_state import UserState
 
@@ -37,11 +37,12 @@ class FeedContext:
     catalogue: Catalogue
     popularity: Popularity
     covisit: CoVisitation
-    weights: dict[str, float]
+    weights: np.ndarray  # one per feature in features.FEATURES
     n: int = 100
     fresh_window_s: float = 86400.0
     mmr_lambda: float = 0.8
     creator_cap: int = 3
+    votes: dict[str, float] | None = None  # co-visit votes, computed once per request
 
 
 Observer = Callable[[str, float, int, int], None]  # stage, seconds, items in, items out
@@ -70,14 +71,19 @@ class UserVectorSource:
 
 
 class CoVisitSource:
+    """Videos watched together with the user's recent ones, by decayed, popularity-damped votes."""
+
     name = "covisit"
 
     def fetch(self, ctx: FeedContext) -> list[Candidate]:
-        out: dict[str, Candidate] = {}
-        for item in reversed(ctx.state.recent_positive[-5:]):
-            for other, _ in ctx.covisit.neighbours(item, ctx.n // 5 or 1):
-                out.setdefault(other, Candidate(other, self.name, f"watched together with {item}"))
-        return list(out.values())
+        votes = covisit_votes(ctx)
+        top = heapq.nlargest(ctx.n, votes.items(), key=lambda kv: kv[1])
+        recent = ctx.state.recent_positive[-RECENT:]
+        out = []
+        for video, _ in top:
+            because = next((r for r in reversed(recent) if video in ctx.covisit.counts.get(r, ())), recent[-1])
+            out.append(Candidate(video, self.name, f"watched together with {because}"))
+        return out
 
 
 class TrendingSource:
@@ -144,37 +150,15 @@ class DuplicateFilter:
 
 
 class LinearScorer:
-    """Cosine similarity to the user's vectors plus the stream's signals, weights from settings."""
+    """Weighted sum of the candidate features (features.FEATURES); the weights are learned online
+    by the ranker, starting from the ones in settings."""
 
     name = "scorer"
 
     def score(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
         if not cands:
             return cands
-        w = ctx.weights
-        ids = [c.video_id for c in cands]
-        vecs = np.stack([ctx.catalogue.vectors[i] for i in ids])
-        st = ctx.state
-
-        def sim(user_vec: np.ndarray | None) -> np.ndarray:
-            if user_vec is None:
-                return np.zeros(len(cands), np.float32)
-            return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
-
-        pops = ctx.popularity.scores_at(ids, ctx.now)
-        pops = pops / (pops.max() + 1e-9)
-        cov = np.zeros(len(cands))
-        for r in st.recent_positive[-5:]:
-            row = ctx.covisit.counts.get(r)
-            if row:
-                cov += np.fromiter(map(row.get, ids, repeat(0.0)), float, len(ids))
-        cov = cov / (cov.max() + 1e-9)
-        info = ctx.catalogue.info
-        age = ctx.now - np.fromiter((info[i].created_at for i in ids), float, len(ids))
-        fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
-        parts = {"long": sim(st.long), "short": sim(st.short), "negative": -sim(st.negative),
-                 "popularity": pops, "covisit": cov, "fresh": fresh}
-        total = sum(w[name] * values for name, values in parts.items())
+        total = candidate_features(ctx, [c.video_id for c in cands]) @ ctx.weights
         for c, value in zip(cands, total.tolist()):
             c.score = value
         return cands

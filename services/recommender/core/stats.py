@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
+from itertools import repeat
 
 import numpy as np
 
@@ -12,17 +13,20 @@ _NONE = (0.0, 0.0)
 
 
 class Popularity:
-    """score(v) = sum of positive weights, each decayed by exp(-age / tau); lazily decayed per item."""
+    """score(v) = sum of positive weights, each decayed by exp(-age / tau); lazily decayed per item.
+    ``totals`` keeps the undecayed sum (all-time popularity)."""
 
     def __init__(self, half_life_s: float) -> None:
         self.tau = half_life_s / math.log(2)
         self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
+        self.totals: dict[str, float] = {}
         self.now = 0.0
         self._top: tuple[float, int, list[tuple[str, float]]] | None = None  # (at, n, ranking) cache
         self.cache_s = 1.0
 
-    def add(self, video: str, weight: float, ts: float) -> None:
+    def add(self, video: str, weight: float, ts: float, total: float | None = None) -> None:
         self.now = max(self.now, ts)
+        self.totals[video] = self.totals.get(video, 0.0) + (weight if total is None else total)
         score, at = self.scores.get(video, (0.0, ts))
         if ts >= at:
             self.scores[video] = (score * math.exp(-(ts - at) / self.tau) + weight, ts)
@@ -40,6 +44,9 @@ class Popularity:
         rows = np.array([self.scores.get(v, _NONE) for v in videos], float).reshape(-1, 2)
         return rows[:, 0] * np.exp(-np.maximum(0.0, (now or self.now) - rows[:, 1]) / self.tau)
 
+    def totals_of(self, videos: list[str]) -> np.ndarray:
+        return np.fromiter(map(self.totals.get, videos, repeat(0.0)), float, len(videos))
+
     def top(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
         """The n most popular videos; recomputed at most once a second of stream time (trending may lag
         the stream by up to a second; a feed is not held up by sorting every video each time)."""
@@ -53,7 +60,7 @@ class Popularity:
 
     def merge(self, other: Popularity) -> None:
         for video, (score, at) in other.scores.items():
-            self.add(video, score, at)
+            self.add(video, score, at, other.totals.get(video, 0.0))
 
 
 class CoVisitation:

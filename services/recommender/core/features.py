@@ -1,0 +1,69 @@
+"""What the scorer knows about a (user, candidate) pair: one row of named features per candidate.
+
+Every feature is computed from the state the stream keeps (user vectors, recent items,
+popularity, co-visitation) and scaled to about [-1, 1] per request, so one weight vector fits
+catalogues and traffic of any size. The ranker (``ranker.py``) learns the weights online.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from services.recommender.core.feed import FeedContext
+
+FEATURES = ("long", "short", "negative", "trending", "popularity", "covisit", "covisit_last", "fresh")
+RECENT = 20  # recent positive items that vote for co-visited candidates
+RECENCY = 0.9  # each older recent item's vote counts this much less
+POP_DAMPING = 0.3  # co-visit counts divided by popularity**this: popular items co-occur with everything
+
+
+def _scaled(x: np.ndarray) -> np.ndarray:
+    top = float(np.abs(x).max()) if len(x) else 0.0
+    return x / top if top > 0 else x
+
+
+def covisit_votes(ctx: FeedContext) -> dict[str, float]:
+    """Candidates co-visited with the user's recent items, each vote decayed by the item's age
+    in the user's history and damped by the candidate's all-time popularity; cached per request."""
+    if ctx.votes is None:
+        votes: dict[str, float] = {}
+        for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
+            decay = RECENCY ** age
+            for other, count in ctx.covisit.counts.get(item, {}).items():
+                votes[other] = votes.get(other, 0.0) + decay * count
+        if votes:
+            ids = list(votes)
+            damp = np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING
+            votes = dict(zip(ids, (np.fromiter(votes.values(), float, len(ids)) / damp).tolist()))
+        ctx.votes = votes
+    return ctx.votes
+
+
+def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
+    """(len(ids), len(FEATURES)) for videos in the catalogue."""
+    n = len(ids)
+    if not n:
+        return np.zeros((0, len(FEATURES)))
+    vecs = np.stack([ctx.catalogue.vectors[i] for i in ids])
+    st = ctx.state
+
+    def sim(user_vec: np.ndarray | None) -> np.ndarray:
+        if user_vec is None:
+            return np.zeros(n)
+        return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
+
+    trending = _scaled(ctx.popularity.scores_at(ids, ctx.now))
+    popularity = _scaled(np.log1p(ctx.popularity.totals_of(ids)))
+    votes = covisit_votes(ctx)
+    covisit = _scaled(np.fromiter(map(votes.get, ids, repeat(0.0)), float, n))
+    last_row = ctx.covisit.counts.get(st.recent_positive[-1], {}) if st.recent_positive else {}
+    covisit_last = _scaled(np.fromiter(map(last_row.get, ids, repeat(0.0)), float, n))
+    info = ctx.catalogue.info
+    age = ctx.now - np.fromiter((info[i].created_at for i in ids), float, n)
+    fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
+    columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh)
+    return np.stack(columns, axis=1)
