@@ -4,14 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMPS := $(VENV)/.stamps
-# Debian packages the runtime or tests need (none yet: PyAV bundles FFmpeg; the broker comes from PyPI).
-APT_PACKAGES ?=
+# Debian packages the demo and tests need: prometheus (the demo's local Prometheus; promtool checks the
+# alert rules), chromium (a test opens the demo report headless). PyAV bundles FFmpeg; the broker comes from PyPI.
+APT_PACKAGES ?= prometheus chromium
 
 .PHONY: setup demo test test-unit test-integration bench train-encoder train-styles train-gan clean
 
 setup: $(STAMPS)/dev $(STAMPS)/models
 
-$(STAMPS)/apt:
+$(STAMPS)/apt: Makefile
 	@scripts/ensure-apt.sh $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
