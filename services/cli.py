@@ -83,6 +83,20 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.api_docs import ASYNCAPI_FILE, DOCS_DIR, OPENAPI_FILE, write_docs
+
+    out = Path(args.out) if args.out else DOCS_DIR
+    stale = write_docs(out, check=args.check)
+    if args.check:
+        print(f"out of date in {out}: {', '.join(stale)} (run `clipstream docs`)" if stale else f"{out} is up to date")
+        return 1 if stale else 0
+    print(f"{out / ASYNCAPI_FILE}, {out / OPENAPI_FILE}: " + (f"rewrote {', '.join(stale)}" if stale else "unchanged"))
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from services.encoder.cli import run_embed
 
@@ -238,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print every environment variable the services read, as a table")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("docs", help="write docs/asyncapi.json (topics, events) and docs/openapi.json (HTTP API) "
+                       "from the code")
+    p.add_argument("--out", help="folder to write into (default: docs/ of the checkout)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file differs from the code")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("demo", help="run the platform on the embedded broker and show events travel")
     p.add_argument("--workdir", default="var/demo")
