@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.recommender.core.catalogue import Catalogue
-from services.recommender.core.features import FEATURES, candidate_features
+from services.recommender.core.features import FEATURES, candidate_features, sample_negatives
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import CoVisitation, Popularity
@@ -145,15 +145,11 @@ class Recommender:
         draw = zlib.crc32(event.event_id.encode())
         if draw / 2**32 >= s.learn_fraction or signal_weight(event) <= 0:
             return
-        ids = self.catalogue.ids
-        rng = np.random.default_rng(draw)
-        seen = set(user.seen)
-        negatives = {ids[i] for i in rng.integers(0, len(ids), s.learn_negatives * 2)} - seen - {event.video_id}
-        negatives = sorted(negatives)[: s.learn_negatives]
-        if not negatives:
-            return
         ctx = FeedContext(user_id, user, 0, event.ts.timestamp(), self.catalogue, st.popularity, st.covisit, self.prior,
                           fresh_window_s=s.fresh_window_s)
+        negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw))
+        if not negatives:
+            return
         x = candidate_features(ctx, [event.video_id, *negatives])
         st.ranker.learn(x[0], x[1:], self.prior, s.learn_rate, s.learn_l2)
         st.ranker_dirty = True
