@@ -18,24 +18,17 @@ MovieLens data is for research use; see https://grouplens.org/datasets/movielens
 from __future__ import annotations
 
 import csv
-import hashlib
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+from shared.inference import sha256_of
+
 WHEEL = "recbole-1.2.1-py3-none-any.whl"
 WHEEL_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
 INNER = "recbole/dataset_example/ml-100k/"
 FILES = ("ml-100k.inter", "ml-100k.item")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch_raw(cache: Path) -> Path:
@@ -49,7 +42,7 @@ def fetch_raw(cache: Path) -> Path:
         cmd = [sys.executable, "-m", "pip", "download", "recbole==1.2.1", "--no-deps", "--only-binary", ":all:",
                "--quiet", "--dest", str(cache)]
         subprocess.run(cmd, check=True)
-    digest = _sha256(wheel)
+    digest = sha256_of(wheel)
     if digest != WHEEL_SHA256:
         wheel.unlink()
         raise RuntimeError(f"{WHEEL}: sha256 {digest} is not the pinned {WHEEL_SHA256}; refusing to use it")
