@@ -44,7 +44,7 @@ from services.tail import tail
 from shared import topics
 from shared.corpus import make_corpus
 from shared.interactions import Item, make_log
-from shared.runtime.broker import EmbeddedBroker, free_port
+from shared.runtime.broker import EmbeddedBroker, free_ports
 from shared.runtime.processes import ServiceProcess
 from shared.runtime.prometheus import (
     INSTALL_HINT,
@@ -152,7 +152,7 @@ class Platform:
         with console.status("starting the embedded broker (Tansu)"):
             self.broker = EmbeddedBroker(log_path=logs / "broker.log").start()
         console.print(f"[green]✓[/] embedded broker on [bold]{self.broker.bootstrap}[/], registry topics created")
-        ports = {name: free_port() for name in SERVICES}
+        ports = dict(zip(SERVICES, free_ports(len(SERVICES))))
         media = str(self.paths.media)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
