@@ -37,9 +37,9 @@ class PartitionStore:
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
-                if "meta" in tables else None
-            found = int(row[0]) if row else 1
+            rows = dict(self.db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+            # no version and no offset: a file created by this build and killed before it wrote either
+            found = int(rows.get("schema_version", 1 if "next_offset" in rows else SCHEMA_VERSION))
             if found != SCHEMA_VERSION:
                 self.db.close()
                 raise StateSchemaError(
