@@ -36,6 +36,7 @@ class PartitionState:
     popularity: Popularity
     covisit: CoVisitation
     ranker: Ranker
+    next_offset: int | None = None  # the first offset not yet in this state (None: never consumed)
     ranker_dirty: bool = False
     dirty_users: set[str] = field(default_factory=set)
     dirty_videos: set[str] = field(default_factory=set)
@@ -63,9 +64,10 @@ class Recommender:
     # ---------------------------------------------------------------- partitions
 
     def assign(self, partition: int) -> int | None:
-        """Load a partition's state; returns the offset to resume from (None: never consumed)."""
+        """Load a partition's state; returns the offset to resume from (None: never consumed). A
+        partition already held resumes from its state in memory, which may be ahead of the disk."""
         if partition in self.partitions:
-            return self.partitions[partition].store.next_offset()
+            return self.partitions[partition].next_offset
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
         pop = Popularity(self.settings.popularity_half_life_s)
         for video, score, at, total in store.popularity():
@@ -77,12 +79,12 @@ class Recommender:
             cov.counts[a][b] = w
         stored = store.ranker()
         ranker = Ranker.from_bytes(*stored) if stored else Ranker(self.prior.copy())
-        state = PartitionState(store, store.users(), pop, cov, ranker)
+        state = PartitionState(store, store.users(), pop, cov, ranker, store.next_offset())
         self.partitions[partition] = state
         for user in state.users:
             self.user_partition[user] = partition
         self._rebuild_global()
-        return store.next_offset()
+        return state.next_offset
 
     def revoke(self, partition: int) -> None:
         state = self.partitions.pop(partition, None)
@@ -160,9 +162,23 @@ class Recommender:
             self._weights = blend((st.ranker for st in self.partitions.values()), self.prior)
         return self._weights
 
-    def snapshot(self, partition: int, next_offset: int) -> Snapshot:
-        """Serialise what changed in a partition, now; the write may then run in a thread."""
+    def position(self, partition: int) -> int | None:
+        """The first offset of ``partition`` not yet folded into the state held here."""
+        st = self.partitions.get(partition)
+        return None if st is None else st.next_offset
+
+    def advance(self, partition: int, next_offset: int) -> None:
+        self.partitions[partition].next_offset = next_offset
+
+    def snapshot(self, partition: int, next_offset: int | None = None) -> Snapshot:
+        """Serialise what changed in a partition, now, with the offset it reflects (default: its
+        position); the write may then run in a thread."""
         st = self.partitions[partition]
+        if next_offset is None:
+            next_offset = st.next_offset
+        if next_offset is None:
+            raise ValueError(f"partition {partition} has no position to store")
+        st.next_offset = next_offset
         dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_pairs))
         users = [(u, *st.users[u].to_row()) for u in dirty[0]]
         pops = [(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0)) for v in dirty[1]]
@@ -182,7 +198,7 @@ class Recommender:
 
         return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs, ranker), restore)
 
-    def commit(self, partition: int, next_offset: int) -> None:
+    def commit(self, partition: int, next_offset: int | None = None) -> None:
         self.snapshot(partition, next_offset).write()
 
     def close(self) -> None:

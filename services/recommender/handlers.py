@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from services.recommender import metrics
 from services.recommender.core.catalogue import VideoInfo
@@ -23,63 +23,109 @@ BATCH_END_WAIT_S = 30.0
 
 
 class Handlers:
+    """The state held in memory knows the offset it reflects (its position). A record is folded in
+    only when it is exactly at that position: an earlier one is already in the state (a redelivery),
+    a later one means the fetch position is not where the state is (a seek that did not take, a
+    batch fetched before a rebalance), and the consumer is sent back to the state's position. So
+    the stored state and its offset stay exact whatever the fetch positions do."""
+
     def __init__(self, recommender: Recommender, flush_interval_s: float = 0.25,
                  subscriber_ref: dict | None = None) -> None:
         self.rec = recommender
         self.subscriber_ref = subscriber_ref if subscriber_ref is not None else {}
         self.flush_interval_s = flush_interval_s
-        self.pending: dict[int, int] = {}  # partition -> next offset not yet stored
+        self.dirty: set[int] = set()  # partitions whose position moved since their last stored snapshot
         self.flushed_at = 0.0
         self.in_batch = False  # state is stored only between batches, never half way through one
         self.between_batches = asyncio.Event()
         self.between_batches.set()
         self.writer: asyncio.Task | None = None  # the state write in progress, one at a time
+        self.sent_back: set[int] = set()  # partitions sent back to their position during this batch
+
+    @property
+    def consumer(self):
+        return getattr(self.subscriber_ref.get("subscriber"), "consumer", None)
 
     async def on_watch_events(self, event: WatchEvent, record: Any) -> None:
         self.in_batch = True
         self.between_batches.clear()
+        if not await self.in_position(record):
+            return
         applied = self.rec.apply(event, record.partition)
+        self.rec.advance(record.partition, record.offset + 1)
+        self.dirty.add(record.partition)
         metrics.events.labels("duplicate" if applied.duplicate else "applied").inc()
         if not applied.video_known:
             metrics.unknown_videos.inc()
         metrics.freshness.observe(max(0.0, time.time() - event.ts.timestamp()))
 
+    async def in_position(self, record: Any) -> bool:
+        """Whether ``record`` is the next one the partition's state needs (see the class note)."""
+        partition = record.partition
+        expected = self.rec.position(partition)
+        if expected is None:  # not loaded here: a record fetched before a rebalance, or a failed assignment
+            metrics.events.labels("not_owned").inc()
+            tp = TopicPartition(record.topic, partition)
+            consumer = self.consumer
+            if consumer is not None and tp in consumer.assignment() and partition not in self.sent_back:
+                self.sent_back.add(partition)
+                await resume(self.rec, consumer, tp)
+            return False
+        if record.offset < expected:
+            metrics.events.labels("already_applied").inc()
+            return False
+        if record.offset > expected:
+            metrics.events.labels("out_of_position").inc()
+            consumer = self.consumer
+            if consumer is not None and partition not in self.sent_back:
+                self.sent_back.add(partition)
+                log.warning("%s[%d]: fetched offset %d but the state is at %d; seeking back", record.topic,
+                            partition, record.offset, expected)
+                consumer.seek(TopicPartition(record.topic, partition), expected)
+            return False
+        return True
+
     async def after_watch_batch(self, records: list[Any]) -> None:
-        """Store state with its offsets, at most every ``flush_interval_s`` (a crash replays the rest)."""
-        for r in records:
-            self.pending[r.partition] = max(self.pending.get(r.partition, 0), r.offset + 1)
+        """Move positions past dead-lettered records, then store state with its offsets, at most every
+        ``flush_interval_s`` (a crash replays the rest)."""
+        for r in records:  # a record at the position here was dead-lettered, not applied: it is done too
+            if self.rec.position(r.partition) == r.offset:
+                self.rec.advance(r.partition, r.offset + 1)
+                self.dirty.add(r.partition)
+        self.sent_back.clear()
         self.in_batch = False
         self.between_batches.set()
-        self.report_lag(records)
+        self.report_lag()
         if time.monotonic() - self.flushed_at >= self.flush_interval_s:
             self.flush_soon()
         metrics.users.set(len(self.rec.user_partition))
 
     async def flush_when_idle(self) -> None:
-        """Background task: store what a quiet stream left pending."""
+        """Background task: store what a quiet stream left unstored."""
         while True:
             await asyncio.sleep(self.flush_interval_s or 0.25)
-            if self.pending and not self.in_batch:
+            if self.dirty and not self.in_batch:
                 await self.flush()
 
-    def report_lag(self, records: list[Any]) -> None:
+    def report_lag(self) -> None:
         """Messages behind the partition's end, from the high watermark the last fetch reported."""
-        subscriber = self.subscriber_ref.get("subscriber")
-        consumer = getattr(subscriber, "consumer", None)
+        consumer = self.consumer
         if consumer is None:
             return
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
-            done = self.pending.get(tp.partition)
+            done = self.rec.position(tp.partition)
             if high is not None and done is not None:
                 metrics.lag.labels(str(tp.partition)).set(max(0, high - done))
 
     def _snapshot(self, partitions: list[int] | None) -> list:
         writes = []
-        for partition in list(partitions if partitions is not None else self.pending):
-            offset = self.pending.pop(partition, None)
-            if offset is not None and partition in self.rec.partitions:
-                writes.append(self.rec.snapshot(partition, offset))
+        for partition in list(partitions if partitions is not None else self.dirty):
+            if partition not in self.dirty:
+                continue
+            self.dirty.discard(partition)
+            if self.rec.position(partition) is not None:  # else revoked since: its new owner has it
+                writes.append(self.rec.snapshot(partition))
         self.flushed_at = time.monotonic()
         return writes
 
@@ -96,7 +142,7 @@ class Handlers:
             self._start_write(writes)
 
     async def flush(self, partitions: list[int] | None = None) -> None:
-        """Store what is pending now and wait for it (before partitions move, at shutdown)."""
+        """Store what is unstored now and wait for it (before partitions move, at shutdown)."""
         while self._writing():
             await asyncio.wait([self.writer])
         writes = self._snapshot(partitions)
@@ -114,9 +160,9 @@ class Handlers:
             try:
                 snap.write()
             except BaseException:
-                for failed in snapshots[i:]:  # nothing of these reached the disk: keep them pending
+                for failed in snapshots[i:]:  # nothing of these reached the disk: store them next time
                     failed.restore()
-                    self.pending[failed.partition] = max(self.pending.get(failed.partition, 0), failed.next_offset)
+                    self.dirty.add(failed.partition)
                 raise
 
     async def load_catalogue(self, bootstrap: str) -> int:
@@ -153,8 +199,8 @@ class ResumeFromStoredOffsets(ConsumerRebalanceListener):
         self.ref = subscriber_ref
 
     async def on_partitions_revoked(self, revoked) -> None:
-        # the group coordinator runs beside the batch handler: let the batch in hand finish (and mark
-        # its offsets pending) before storing and dropping the partitions it touches
+        # the group coordinator runs beside the batch handler: let the batch in hand finish (and move
+        # the positions) before storing and dropping the partitions it touches
         try:
             await asyncio.wait_for(self.handlers.between_batches.wait(), BATCH_END_WAIT_S)
         except TimeoutError:  # a batch that failed half way (its dead letter unwritable) never ends
@@ -167,11 +213,18 @@ class ResumeFromStoredOffsets(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         consumer = self.ref["subscriber"].consumer
         for tp in assigned:
-            offset = self.rec.assign(tp.partition)
             if consumer is None:
-                continue
-            if offset is not None:
-                consumer.seek(tp, offset)
-            else:  # nothing of it stored yet: the group's committed offset may be ahead of the state
-                await consumer.seek_to_beginning(tp)
+                self.rec.assign(tp.partition)
+            else:
+                await resume(self.rec, consumer, tp)
         settle_heap()  # the loaded state is long-lived: keep it out of every later full collection
+
+
+async def resume(rec: Recommender, consumer: Any, tp: TopicPartition) -> None:
+    """Load a partition's state and seek to the offset stored with it; a partition never stored starts
+    at the log's first offset (the group's committed offset may be ahead of the state)."""
+    if rec.assign(tp.partition) is None:
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        if rec.position(tp.partition) is None:  # the handler may have resumed it meanwhile
+            rec.advance(tp.partition, start)
+    consumer.seek(tp, rec.position(tp.partition))

@@ -6,7 +6,10 @@ from shared.metrics import counter, gauge, histogram
 
 SERVICE = "recommender"
 
-events = counter(SERVICE, "events_applied", "Watch events folded into user state, by result (applied, duplicate).", ("result",))
+events = counter(SERVICE, "events_applied",
+                 "Watch events by result: applied, duplicate (event_id seen), already_applied (offset before the "
+                 "state's position), out_of_position (after it: the consumer is sent back), not_owned (partition "
+                 "not held here).", ("result",))
 unknown_videos = counter(SERVICE, "unknown_video_events", "Watch events for videos not (yet) in the catalogue.")
 freshness = histogram(SERVICE, "freshness", "Event time to state applied.",
                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
