@@ -70,10 +70,8 @@ class Recommender:
             return self.partitions[partition].next_offset
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
         pop = Popularity(self.settings.popularity_half_life_s)
-        for video, score, at, total in store.popularity():
-            pop.scores[video] = (score, at)
-            pop.totals[video] = total
-            pop.now = max(pop.now, at)
+        for row in store.popularity():
+            pop.load(*row)
         cov = CoVisitation()
         for a, b, w in store.covisits():
             cov.counts[a][b] = w

@@ -1,8 +1,11 @@
 """What the scorer knows about a (user, candidate) pair: one row of named features per candidate.
 
 Every feature is computed from the state the stream keeps (user vectors, recent items,
-popularity, co-visitation) and scaled to about [-1, 1] per request, so one weight vector fits
-catalogues and traffic of any size. The ranker (``ranker.py``) learns the weights online.
+popularity, co-visitation) and scaled to about [-1, 1] by a maximum that does not depend on which
+candidates are asked about (the catalogue's most popular video, the user's strongest co-visit
+vote), so one weight vector fits catalogues and traffic of any size, and a candidate scores the
+same whether the ranker learns on it among a few sampled videos or the feed ranks it among
+hundreds. The ranker (``ranker.py``) learns the weights online.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ RECENCY = 0.9  # each older recent item's vote counts this much less
 POP_DAMPING = 0.3  # co-visit counts divided by popularity**this: popular items co-occur with everything
 
 
-def _scaled(x: np.ndarray) -> np.ndarray:
-    top = float(np.abs(x).max()) if len(x) else 0.0
+def _over(x: np.ndarray, top: float) -> np.ndarray:
     return x / top if top > 0 else x
 
 
 def covisit_votes(ctx: FeedContext) -> dict[str, float]:
     """Candidates co-visited with the user's recent items, each vote decayed by the item's age
-    in the user's history and damped by the candidate's all-time popularity; cached per request."""
+    in the user's history and damped by the candidate's all-time popularity, over the strongest
+    vote (so in [0, 1]); cached per request."""
     if ctx.votes is None:
         votes: dict[str, float] = {}
         for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
@@ -38,7 +41,8 @@ def covisit_votes(ctx: FeedContext) -> dict[str, float]:
         if votes:
             ids = list(votes)
             damp = np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING
-            votes = dict(zip(ids, (np.fromiter(votes.values(), float, len(ids)) / damp).tolist()))
+            damped = np.fromiter(votes.values(), float, len(ids)) / damp
+            votes = dict(zip(ids, _over(damped, float(damped.max())).tolist()))
         ctx.votes = votes
     return ctx.votes
 
@@ -56,12 +60,15 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
             return np.zeros(n)
         return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
 
-    trending = _scaled(ctx.popularity.scores_at(ids, ctx.now))
-    popularity = _scaled(np.log1p(ctx.popularity.totals_of(ids)))
+    pop = ctx.popularity
+    top = pop.top(1, ctx.now)
+    trending = _over(pop.scores_at(ids, ctx.now), top[0][1] if top else 0.0)
+    popularity = _over(np.log1p(pop.totals_of(ids)), float(np.log1p(pop.peak_total)))
     votes = covisit_votes(ctx)
-    covisit = _scaled(np.fromiter(map(votes.get, ids, repeat(0.0)), float, n))
+    covisit = np.fromiter(map(votes.get, ids, repeat(0.0)), float, n)
     last_row = ctx.covisit.counts.get(st.recent_positive[-1], {}) if st.recent_positive else {}
-    covisit_last = _scaled(np.fromiter(map(last_row.get, ids, repeat(0.0)), float, n))
+    covisit_last = _over(np.fromiter(map(last_row.get, ids, repeat(0.0)), float, n),
+                         max(last_row.values(), default=0.0))
     info = ctx.catalogue.info
     age = ctx.now - np.fromiter((info[i].created_at for i in ids), float, n)
     fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)

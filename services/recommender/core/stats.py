@@ -20,6 +20,7 @@ class Popularity:
         self.tau = half_life_s / math.log(2)
         self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
         self.totals: dict[str, float] = {}
+        self.peak_total = 0.0  # the largest all-time total (totals only grow)
         self.now = 0.0
         self._top: tuple[float, int, list[tuple[str, float]]] | None = None  # (at, n, ranking) cache
         self.cache_s = 1.0
@@ -27,11 +28,19 @@ class Popularity:
     def add(self, video: str, weight: float, ts: float, total: float | None = None) -> None:
         self.now = max(self.now, ts)
         self.totals[video] = self.totals.get(video, 0.0) + (weight if total is None else total)
+        self.peak_total = max(self.peak_total, self.totals[video])
         score, at = self.scores.get(video, (0.0, ts))
         if ts >= at:
             self.scores[video] = (score * math.exp(-(ts - at) / self.tau) + weight, ts)
         else:  # an event older than the item's clock: decay the event instead
             self.scores[video] = (score + weight * math.exp(-(at - ts) / self.tau), at)
+
+    def load(self, video: str, score: float, at: float, total: float) -> None:
+        """One stored row back, exactly as it was written."""
+        self.scores[video] = (score, at)
+        self.totals[video] = total
+        self.peak_total = max(self.peak_total, total)
+        self.now = max(self.now, at)
 
     def score(self, video: str, now: float | None = None) -> float:
         if video not in self.scores:
