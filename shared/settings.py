@@ -267,9 +267,15 @@ class RecommenderSettings(BaseSettings):
     """Scorer weight of co-visitation with the user's last positive item."""
     w_fresh: float = 0.1
     """Scorer weight of freshness (new uploads)."""
+    w_young: float = 0.0
+    """Scorer weight of a video's youth on a log scale (an hour old: 1, a year old: 0)."""
+    w_covisit_recent: float = 0.0
+    """Scorer weight of co-visitation votes from the user's last 3 positive items only."""
+    w_topic: float = 0.0
+    """Scorer weight of the share of the user's recent positive items in the candidate's topic."""
     learn_fraction: float = Field(0.2, ge=0, le=1)
     """Share of positive watch events the ranker learns from (0 keeps the weights above fixed)."""
-    learn_rate: float = Field(0.03, gt=0)
+    learn_rate: float = Field(0.1, gt=0)
     """Step size of the ranker's online pairwise logistic regression."""
     learn_l2: float = Field(1e-3, ge=0)
     """Pull of the learned weights towards the configured ones."""

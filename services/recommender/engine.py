@@ -57,7 +57,8 @@ class Recommender:
         s = settings
         configured = {"long": s.w_long, "short": s.w_short, "negative": s.w_negative, "trending": s.w_popularity,
                       "popularity": s.w_popularity_all_time, "covisit": s.w_covisit, "covisit_last": s.w_covisit_last,
-                      "fresh": s.w_fresh}
+                      "fresh": s.w_fresh, "young": s.w_young, "covisit_recent": s.w_covisit_recent,
+                      "topic": s.w_topic}
         self.prior = np.array([configured[f] for f in FEATURES], float)
         self._weights: np.ndarray | None = None
 
@@ -77,6 +78,8 @@ class Recommender:
             cov.counts[a][b] = w
         stored = store.ranker()
         ranker = Ranker.from_bytes(*stored) if stored else Ranker(self.prior.copy())
+        if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
+            ranker = Ranker(self.prior.copy())
         state = PartitionState(store, store.users(), pop, cov, ranker, store.next_offset())
         self.partitions[partition] = state
         for user in state.users:

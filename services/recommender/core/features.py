@@ -18,23 +18,27 @@ import numpy as np
 if TYPE_CHECKING:
     from services.recommender.core.feed import FeedContext
 
-FEATURES = ("long", "short", "negative", "trending", "popularity", "covisit", "covisit_last", "fresh")
+FEATURES = ("long", "short", "negative", "trending", "popularity", "covisit", "covisit_last", "fresh", "young",
+            "covisit_recent", "topic")
 RECENT = 20  # recent positive items that vote for co-visited candidates
 RECENCY = 0.9  # each older recent item's vote counts this much less
 POP_DAMPING = 0.3  # co-visit counts divided by popularity**this: popular items co-occur with everything
+LAST_FEW = 3  # recent positive items behind the short-window co-visit feature
+HOUR, YEAR_H = 3600.0, 365 * 24.0
 
 
 def _over(x: np.ndarray, top: float) -> np.ndarray:
     return x / top if top > 0 else x
 
 
-def covisit_votes(ctx: FeedContext) -> dict[str, float]:
-    """Candidates co-visited with the user's recent items, each vote decayed by the item's age
-    in the user's history and damped by the candidate's all-time popularity, over the strongest
-    vote (so in [0, 1]); cached per request."""
-    if ctx.votes is None:
+def covisit_votes(ctx: FeedContext, recent: int = RECENT) -> dict[str, float]:
+    """Candidates co-visited with the user's last ``recent`` positive items, each vote decayed by the
+    item's age in the user's history and damped by the candidate's all-time popularity, over the
+    strongest vote (so in [0, 1]); cached per request."""
+    cached = ctx.votes.get(recent) if ctx.votes is not None else None
+    if cached is None:
         votes: dict[str, float] = {}
-        for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
+        for age, item in enumerate(reversed(ctx.state.recent_positive[-recent:])):
             decay = RECENCY ** age
             for other, count in ctx.covisit.counts.get(item, {}).items():
                 votes[other] = votes.get(other, 0.0) + decay * count
@@ -43,8 +47,22 @@ def covisit_votes(ctx: FeedContext) -> dict[str, float]:
             damp = np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING
             damped = np.fromiter(votes.values(), float, len(ids)) / damp
             votes = dict(zip(ids, _over(damped, float(damped.max())).tolist()))
-        ctx.votes = votes
-    return ctx.votes
+        if ctx.votes is None:
+            ctx.votes = {}
+        cached = ctx.votes[recent] = votes
+    return cached
+
+
+def topic_share(ctx: FeedContext, ids: list[str]) -> np.ndarray:
+    """For each candidate, the share of the user's recent positive items in its topic."""
+    info = ctx.catalogue.info
+    topics = [info[v].topic for v in ctx.state.recent_positive[-RECENT:] if v in info]
+    if not topics:
+        return np.zeros(len(ids))
+    counts: dict[str | None, int] = {}
+    for t in topics:
+        counts[t] = counts.get(t, 0) + 1
+    return np.array([counts.get(info[i].topic, 0) / len(topics) if info[i].topic else 0.0 for i in ids])
 
 
 def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
@@ -61,8 +79,7 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
         return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
 
     pop = ctx.popularity
-    top = pop.top(1, ctx.now)
-    trending = _over(pop.scores_at(ids, ctx.now), top[0][1] if top else 0.0)
+    trending = _over(pop.scores_at(ids, ctx.now), pop.top_score(ctx.now))
     popularity = _over(np.log1p(pop.totals_of(ids)), float(np.log1p(pop.peak_total)))
     votes = covisit_votes(ctx)
     covisit = np.fromiter(map(votes.get, ids, repeat(0.0)), float, n)
@@ -72,7 +89,11 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     info = ctx.catalogue.info
     age = ctx.now - np.fromiter((info[i].created_at for i in ids), float, n)
     fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
-    columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh)
+    young = np.clip(1.0 - np.log1p(np.maximum(age, 0.0) / HOUR) / np.log1p(YEAR_H), 0.0, 1.0)
+    recent_votes = covisit_votes(ctx, LAST_FEW)
+    covisit_recent = np.fromiter(map(recent_votes.get, ids, repeat(0.0)), float, n)
+    columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh,
+               young, covisit_recent, topic_share(ctx, ids))
     return np.stack(columns, axis=1)
 
 

@@ -42,7 +42,7 @@ class FeedContext:
     fresh_window_s: float = 86400.0
     mmr_lambda: float = 0.8
     creator_cap: int = 3
-    votes: dict[str, float] | None = None  # co-visit votes, computed once per request
+    votes: dict[int, dict[str, float]] | None = None  # co-visit votes per window, computed once per request
 
 
 Observer = Callable[[str, float, int, int], None]  # stage, seconds, items in, items out

@@ -21,6 +21,9 @@ class Popularity:
         self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
         self.totals: dict[str, float] = {}
         self.peak_total = 0.0  # the largest all-time total (totals only grow)
+        # every score decays at the same rate, so the top score's video is the same at any time: the
+        # largest log(score) + at / tau, which only grows, names it (top_score() at any time, O(1))
+        self._peak_key = -math.inf
         self.now = 0.0
         self._top: tuple[float, int, list[tuple[str, float]]] | None = None  # (at, n, ranking) cache
         self.cache_s = 1.0
@@ -34,6 +37,17 @@ class Popularity:
             self.scores[video] = (score * math.exp(-(ts - at) / self.tau) + weight, ts)
         else:  # an event older than the item's clock: decay the event instead
             self.scores[video] = (score + weight * math.exp(-(at - ts) / self.tau), at)
+        self._raise_peak(*self.scores[video])
+
+    def _raise_peak(self, score: float, at: float) -> None:
+        if score > 0:
+            self._peak_key = max(self._peak_key, math.log(score) + at / self.tau)
+
+    def top_score(self, now: float | None = None) -> float:
+        """The largest decayed score at ``now`` (0 while nothing is popular)."""
+        if self._peak_key == -math.inf:
+            return 0.0
+        return math.exp(self._peak_key - (now or self.now) / self.tau)
 
     def load(self, video: str, score: float, at: float, total: float) -> None:
         """One stored row back, exactly as it was written."""
@@ -41,6 +55,7 @@ class Popularity:
         self.totals[video] = total
         self.peak_total = max(self.peak_total, total)
         self.now = max(self.now, at)
+        self._raise_peak(score, at)
 
     def score(self, video: str, now: float | None = None) -> float:
         if video not in self.scores:

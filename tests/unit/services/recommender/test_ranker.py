@@ -50,3 +50,19 @@ def test_state_file_of_another_schema_version_is_refused_with_a_way_out(tmp_path
     db.close()
     with pytest.raises(StateSchemaError, match="schema version 1.*rebuilt from watch.events"):
         PartitionStore(tmp_path, "watch.events", 0)
+
+
+def test_top_score_is_the_largest_decayed_score_at_any_time():
+    pop = Popularity(half_life_s=3600)
+    assert pop.top_score(0.0) == 0.0
+    rng = np.random.default_rng(3)
+    for t in sorted(rng.uniform(0, 20000, 200)):
+        pop.add(f"v{rng.integers(0, 30)}", float(rng.uniform(0.1, 2.0)), float(t))
+    pop.add("late", 1.0, 5000.0)  # an event older than the clock
+    for now in (20000.0, 30000.0, 90000.0):
+        assert pop.top_score(now) == pytest.approx(max(pop.scores_at(list(pop.scores), now)))
+    restored = Popularity(half_life_s=3600)
+    for video, (score, at) in pop.scores.items():
+        restored.load(video, score, at, pop.totals[video])
+    assert restored.top_score(30000.0) == pytest.approx(pop.top_score(30000.0))
+    assert restored.peak_total == max(pop.totals.values())
