@@ -32,25 +32,37 @@ def _over(x: np.ndarray, top: float) -> np.ndarray:
 
 
 def covisit_votes(ctx: FeedContext, recent: int = RECENT) -> dict[str, float]:
-    """Candidates co-visited with the user's last ``recent`` positive items, each vote decayed by the
-    item's age in the user's history and damped by the candidate's all-time popularity, over the
-    strongest vote (so in [0, 1]); cached per request."""
-    cached = ctx.votes.get(recent) if ctx.votes is not None else None
-    if cached is None:
-        votes: dict[str, float] = {}
-        for age, item in enumerate(reversed(ctx.state.recent_positive[-recent:])):
-            decay = RECENCY ** age
-            for other, count in ctx.covisit.counts.get(item, {}).items():
-                votes[other] = votes.get(other, 0.0) + decay * count
-        if votes:
-            ids = list(votes)
-            damp = np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING
-            damped = np.fromiter(votes.values(), float, len(ids)) / damp
-            votes = dict(zip(ids, _over(damped, float(damped.max())).tolist()))
-        if ctx.votes is None:
-            ctx.votes = {}
-        cached = ctx.votes[recent] = votes
-    return cached
+    """Candidates co-visited with the user's last ``recent`` (RECENT or LAST_FEW) positive items, each
+    vote decayed by the item's age in the user's history and damped by the candidate's all-time
+    popularity, over the strongest vote (so in [0, 1]); both windows in one pass, once per request."""
+    if ctx.votes is None:
+        ctx.votes = _votes_by_window(ctx)
+    return ctx.votes[recent]
+
+
+def _votes_by_window(ctx: FeedContext) -> dict[int, dict[str, float]]:
+    raw: dict[str, float] = {}
+    windows: dict[int, dict[str, float]] = {}
+    counts = ctx.covisit.counts
+    for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
+        if age == LAST_FEW:
+            windows[LAST_FEW] = dict(raw)
+        decay = RECENCY ** age
+        get = raw.get
+        for other, count in counts.get(item, {}).items():
+            raw[other] = get(other, 0.0) + decay * count
+    windows.setdefault(LAST_FEW, dict(raw))
+    windows[RECENT] = raw
+    if not raw:
+        return windows
+    ids = list(raw)
+    damp = dict(zip(ids, (np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING).tolist()))
+    for window, votes in windows.items():
+        keys = list(votes)
+        if keys:
+            damped = np.fromiter(votes.values(), float, len(keys)) / np.fromiter(map(damp.get, keys), float, len(keys))
+            windows[window] = dict(zip(keys, _over(damped, float(damped.max())).tolist()))
+    return windows
 
 
 def topic_share(ctx: FeedContext, ids: list[str]) -> np.ndarray:
