@@ -73,17 +73,32 @@ class Upsample(nn.Module):
 
 
 class FastStyleNet(nn.Module):
-    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48), blocks: int = 4) -> None:
+    """Slim Johnson-style net. ``skip``: the full-resolution features of the first conv are added
+    back before the last one, so fine structure need not squeeze through the 1/4-resolution body."""
+
+    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48), blocks: int = 4, skip: bool = False) -> None:
         super().__init__()
         a, b, c = widths
-        self.net = nn.Sequential(
-            conv_norm(3, a, 5), conv_norm(a, b, 3, 2), conv_norm(b, c, 3, 2),
+        self.skip = skip
+        self.head = conv_norm(3, a, 5)
+        self.body = nn.Sequential(
+            conv_norm(a, b, 3, 2), conv_norm(b, c, 3, 2),
             *[Residual(c, light=True) for _ in range(blocks)],
-            Upsample(c, b), Upsample(b, a), nn.Conv2d(a, 3, 5, 1, 2), nn.Sigmoid(),
+            Upsample(c, b), Upsample(b, a),
         )
+        self.tail = nn.Sequential(nn.Conv2d(a, 3, 5, 1, 2), nn.Sigmoid())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image)
+        x = self.head(image)
+        y = self.body(x)
+        return self.tail(y + x if self.skip else y)
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        if any(k.startswith("net.") for k in state):  # checkpoints from before head/body/tail
+            n = len(self.body) + 2
+            names = {0: "head"} | {i: f"body.{i - 1}" for i in range(1, n - 1)} | {n - 1: "tail.0"}
+            state = {f"{names[int(k.split('.')[1])]}.{k.split('.', 2)[2]}": v for k, v in state.items()}
+        return super().load_state_dict(state, strict, assign)
 
 
 class JohnsonNet(nn.Module):
@@ -172,9 +187,9 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
-def build(kind: str, styles: int = 1, widths: tuple[int, int, int] | None = None) -> nn.Module:
+def build(kind: str, styles: int = 1, widths: tuple[int, int, int] | None = None, skip: bool = False) -> nn.Module:
     if kind == "fast":
-        return FastStyleNet(tuple(widths)) if widths else FastStyleNet()
+        return FastStyleNet(tuple(widths), skip=skip) if widths else FastStyleNet(skip=skip)
     if kind == "johnson":
         return JohnsonNet()
     if kind == "vae":

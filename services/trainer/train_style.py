@@ -114,7 +114,7 @@ def write_grid(path: Path, model: torch.nn.Module, x: torch.Tensor, styles: list
 def train(args: argparse.Namespace, styles: list[str], pool: torch.Tensor, feat: FeatureNet,
           targets: list[torch.Tensor]) -> tuple[torch.nn.Module, list[dict]]:
     g = seed_everything(args.seed)
-    model = build(args.net, len(styles), args.widths)
+    model = build(args.net, len(styles), args.widths, args.skip)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     history = []
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--net", choices=sorted(VERSION), default="fast")
     p.add_argument("--widths", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
                    help="fast net channel widths, e.g. 24,48,64 (default 16,32,48)")
+    p.add_argument("--skip", action="store_true",
+                   help="fast net: add the full-resolution first-layer features back before the last conv")
     p.add_argument("--style", default="mosaic", help="the style of a fast or johnson net")
     p.add_argument("--styles", default="mosaic,waves,ink", help="the styles of the VAE (comma-separated)")
     p.add_argument("--steps", type=int, default=600)
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     io = {"image": ["batch", 3, "height", "width"], **({"style": ["batch"]} if args.net == "vae" else {})}
     entry = record(name, path, VERSION[args.net], command_line("services.trainer.train_style"), {
         "kind": args.net, "styles": styles, "style_images": {s: origin(s) for s in styles},
-        **({"widths": list(args.widths)} if args.widths else {}),
+        **({"widths": list(args.widths)} if args.widths else {}), **({"skip": True} if args.skip else {}),
         "inputs": io, "outputs": {"stylized": ["batch", 3, "height", "width"]}, "range": [0.0, 1.0],
         "multiple_of": MULTIPLE, "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
         "parameters": parameter_count(model), "final_losses": final, "eval": scores, "feature_net": FEATURES,
