@@ -273,7 +273,7 @@ class RecommenderSettings(BaseSettings):
     """Scorer weight of co-visitation votes from the user's last 3 positive items only."""
     w_topic: float = 0.0
     """Scorer weight of the share of the user's recent positive items in the candidate's topic."""
-    learn_fraction: float = Field(0.2, ge=0, le=1)
+    learn_fraction: float = Field(0.1, ge=0, le=1)
     """Share of positive watch events the ranker learns from (0 keeps the weights above fixed)."""
     learn_rate: float = Field(0.1, gt=0)
     """Step size of the ranker's online pairwise logistic regression."""
