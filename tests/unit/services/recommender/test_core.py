@@ -174,3 +174,28 @@ def test_a_failed_write_keeps_the_changes_for_the_next_one(recommender, tmp_path
         assert store.next_offset() == 7 and "u" in store.users()
     finally:
         store.close()
+
+
+def test_a_candidate_has_the_same_features_among_few_or_many(recommender):
+    """Learning sees a positive among ~10 sampled videos, the feed ranks it among hundreds: the
+    features must not depend on which other candidates are in the list."""
+    from services.recommender.core.feed import FeedContext
+    from services.recommender.core.features import FEATURES, candidate_features
+
+    rec = recommender
+    for n, (user, video) in enumerate([("a", "v1-0"), ("a", "v1-1"), ("b", "v1-0"), ("b", "v2-0"), ("b", "v1-2"),
+                                       ("c", "v1-1"), ("c", "v3-0"), ("a", "v2-1")]):
+        rec.apply(ev(user, video, event_id=f"e{n}", ts=T0 + timedelta(minutes=n)), 0)
+    st = rec.partitions[0]
+
+    def context():
+        return FeedContext("a", st.users["a"], 10, T0.timestamp() + 3600, rec.catalogue, st.popularity, st.covisit,
+                           rec.prior)
+
+    ids = rec.catalogue.ids
+    few = candidate_features(context(), ["v1-2", "v2-0", "v0-0"])
+    many = candidate_features(context(), ids)
+    rows = [ids.index(v) for v in ("v1-2", "v2-0", "v0-0")]
+    assert few.shape == (3, len(FEATURES))
+    assert np.allclose(few, many[rows])
+    assert few[0, FEATURES.index("covisit")] > 0, "a video co-visited with the user's items has votes"
