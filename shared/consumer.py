@@ -83,6 +83,11 @@ def consume(
     """
     settings = settings or KafkaSettings()
     metrics = consumer_metrics(service)
+    # every series exists at 0 from the start, so rate() and alerts see the first dead letter
+    for outcome in ("ok", "dead_lettered"):
+        metrics.messages.labels(topic.name, outcome)
+    for reason in DeadLetterReason:
+        metrics.dead_letters.labels(topic.name, reason.value)
     options = dict(
         group_id=group_id,
         auto_offset_reset=settings.auto_offset_reset,

@@ -21,3 +21,5 @@ lag = gauge(SERVICE, "consumer_lag", "messages", "Messages behind the end of eac
 users = gauge(SERVICE, "users", "count", "Users whose state this instance holds.")
 videos = gauge(SERVICE, "catalogue_videos", "count", "Videos in this instance's catalogue.")
 state_write_failures = counter(SERVICE, "state_write_failures", "State writes that failed (retried at the next flush).")
+for _result in ("applied", "duplicate", "already_applied", "out_of_position", "not_owned"):
+    events.labels(_result)  # every series at 0 from the start: rate() sees the first of each

@@ -78,3 +78,16 @@ async def test_subscriber_is_named_for_its_topic(setup):
 
     channels = AsyncAPI(broker).to_specification().to_jsonable()["channels"]
     assert "watch.events:OnWatchEvents" in channels
+
+
+def test_every_dead_letter_series_exists_at_zero_before_the_first_letter():
+    from prometheus_client import REGISTRY
+
+    consume(make_broker("unit-zero", KafkaSettings()), topics.VIDEOS_UPLOADED, WatchEvent, lambda e: None,
+            service="unitzero", group_id="unit-zero")
+    for reason in DeadLetterReason:
+        value = REGISTRY.get_sample_value("clipstream_unitzero_dlq_messages_total",
+                                          {"topic": topics.VIDEOS_UPLOADED.name, "reason": reason.value})
+        assert value == 0.0, reason
+    assert REGISTRY.get_sample_value("clipstream_unitzero_messages_total",
+                                     {"topic": topics.VIDEOS_UPLOADED.name, "outcome": "dead_lettered"}) == 0.0
