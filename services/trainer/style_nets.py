@@ -76,17 +76,18 @@ class FastStyleNet(nn.Module):
     """Slim Johnson-style net. ``skip``: the full-resolution features of the first conv are added
     back before the last one, so fine structure need not squeeze through the 1/4-resolution body."""
 
-    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48), blocks: int = 4, skip: bool = False) -> None:
+    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48), blocks: int = 4, skip: bool = False,
+                 kernel: int = 5) -> None:
         super().__init__()
         a, b, c = widths
         self.skip = skip
-        self.head = conv_norm(3, a, 5)
+        self.head = conv_norm(3, a, kernel)
         self.body = nn.Sequential(
             conv_norm(a, b, 3, 2), conv_norm(b, c, 3, 2),
             *[Residual(c, light=True) for _ in range(blocks)],
             Upsample(c, b), Upsample(b, a),
         )
-        self.tail = nn.Sequential(nn.Conv2d(a, 3, 5, 1, 2), nn.Sigmoid())
+        self.tail = nn.Sequential(nn.Conv2d(a, 3, kernel, 1, kernel // 2), nn.Sigmoid())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = self.head(image)
@@ -187,9 +188,10 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
-def build(kind: str, styles: int = 1, widths: tuple[int, int, int] | None = None, skip: bool = False) -> nn.Module:
+def build(kind: str, styles: int = 1, widths: tuple[int, int, int] | None = None, skip: bool = False,
+          kernel: int = 5) -> nn.Module:
     if kind == "fast":
-        return FastStyleNet(tuple(widths), skip=skip) if widths else FastStyleNet(skip=skip)
+        return FastStyleNet(tuple(widths or (16, 32, 48)), skip=skip, kernel=kernel)
     if kind == "johnson":
         return JohnsonNet()
     if kind == "vae":

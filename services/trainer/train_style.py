@@ -114,7 +114,7 @@ def write_grid(path: Path, model: torch.nn.Module, x: torch.Tensor, styles: list
 def train(args: argparse.Namespace, styles: list[str], pool: torch.Tensor, feat: FeatureNet,
           targets: list[torch.Tensor]) -> tuple[torch.nn.Module, list[dict]]:
     g = seed_everything(args.seed)
-    model = build(args.net, len(styles), args.widths, args.skip)
+    model = build(args.net, len(styles), args.widths, args.skip, args.kernel)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     history = []
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="fast net channel widths, e.g. 24,48,64 (default 16,32,48)")
     p.add_argument("--skip", action="store_true",
                    help="fast net: add the full-resolution first-layer features back before the last conv")
+    p.add_argument("--kernel", type=int, default=5, choices=(3, 5, 7, 9),
+                   help="fast net: kernel size of the full-resolution first and last convs")
     p.add_argument("--style", default="mosaic", help="the style of a fast or johnson net")
     p.add_argument("--styles", default="mosaic,waves,ink", help="the styles of the VAE (comma-separated)")
     p.add_argument("--steps", type=int, default=600)
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     entry = record(name, path, VERSION[args.net], command_line("services.trainer.train_style"), {
         "kind": args.net, "styles": styles, "style_images": {s: origin(s) for s in styles},
         **({"widths": list(args.widths)} if args.widths else {}), **({"skip": True} if args.skip else {}),
+        **({"kernel": args.kernel} if args.kernel != 5 else {}),
         "inputs": io, "outputs": {"stylized": ["batch", 3, "height", "width"]}, "range": [0.0, 1.0],
         "multiple_of": MULTIPLE, "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
         "parameters": parameter_count(model), "final_losses": final, "eval": scores, "feature_net": FEATURES,

@@ -66,7 +66,8 @@ def test_onnx_matches_torch(name):
     entry = MANIFEST[name]
     state = torch.load(FOLDER / entry["checkpoint"], map_location="cpu", weights_only=False)
     assert state["kind"] == entry["kind"] and state["styles"] == entry["styles"]
-    net = build(entry["kind"], len(entry["styles"]), entry.get("widths"), entry.get("skip", False))
+    net = build(entry["kind"], len(entry["styles"]), entry.get("widths"), entry.get("skip", False),
+                entry.get("kernel", 5))
     net.load_state_dict(state["state_dict"])
     net.eval()
     n = len(entry["styles"])
