@@ -53,7 +53,7 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     subscriber_ref["subscriber"] = consume(
         broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
         settings=kafka, with_record=True, after_batch=handlers.after_watch_batch,
-        listener=ResumeFromStoredOffsets(handlers, topics.WATCH_EVENTS.name, subscriber_ref))
+        listener=ResumeFromStoredOffsets(handlers))
     # every instance needs every video: a group of its own, read from the beginning
     consume(broker, topics.VIDEOS_EMBEDDED, VideoEmbedded, handlers.on_videos_embedded, service=metrics.SERVICE,
             group_id=f"{GROUP}-catalogue-{instance}", settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))

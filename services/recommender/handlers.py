@@ -192,11 +192,9 @@ def _report_write(task: asyncio.Task) -> None:
 class ResumeFromStoredOffsets(ConsumerRebalanceListener):
     """On assignment, load each partition's state and seek to the offset stored with it."""
 
-    def __init__(self, handlers: Handlers, topic: str, subscriber_ref: dict) -> None:
+    def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
         self.rec = handlers.rec
-        self.topic = topic
-        self.ref = subscriber_ref
 
     async def on_partitions_revoked(self, revoked) -> None:
         # the group coordinator runs beside the batch handler: let the batch in hand finish (and move
@@ -211,7 +209,7 @@ class ResumeFromStoredOffsets(ConsumerRebalanceListener):
             self.rec.revoke(tp.partition)
 
     async def on_partitions_assigned(self, assigned) -> None:
-        consumer = self.ref["subscriber"].consumer
+        consumer = self.handlers.consumer
         for tp in assigned:
             if consumer is None:
                 self.rec.assign(tp.partition)

@@ -72,11 +72,14 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+FAST_WIDTHS = (16, 32, 48)
+
+
 class FastStyleNet(nn.Module):
     """Slim Johnson-style net. ``skip``: the full-resolution features of the first conv are added
     back before the last one, so fine structure need not squeeze through the 1/4-resolution body."""
 
-    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48), blocks: int = 4, skip: bool = False,
+    def __init__(self, widths: tuple[int, int, int] = FAST_WIDTHS, blocks: int = 4, skip: bool = False,
                  kernel: int = 5) -> None:
         super().__init__()
         a, b, c = widths
@@ -94,12 +97,6 @@ class FastStyleNet(nn.Module):
         y = self.body(x)
         return self.tail(y + x if self.skip else y)
 
-    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        if any(k.startswith("net.") for k in state):  # checkpoints from before head/body/tail
-            n = len(self.body) + 2
-            names = {0: "head"} | {i: f"body.{i - 1}" for i in range(1, n - 1)} | {n - 1: "tail.0"}
-            state = {f"{names[int(k.split('.')[1])]}.{k.split('.', 2)[2]}": v for k, v in state.items()}
-        return super().load_state_dict(state, strict, assign)
 
 
 class JohnsonNet(nn.Module):
@@ -191,7 +188,7 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def build(kind: str, styles: int = 1, widths: tuple[int, int, int] | None = None, skip: bool = False,
           kernel: int = 5) -> nn.Module:
     if kind == "fast":
-        return FastStyleNet(tuple(widths or (16, 32, 48)), skip=skip, kernel=kernel)
+        return FastStyleNet(tuple(widths or FAST_WIDTHS), skip=skip, kernel=kernel)
     if kind == "johnson":
         return JohnsonNet()
     if kind == "vae":

@@ -10,6 +10,7 @@ hundreds. The ranker (``ranker.py``) learns the weights online.
 
 from __future__ import annotations
 
+from collections import Counter
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -71,9 +72,7 @@ def topic_share(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     topics = [info[v].topic for v in ctx.state.recent_positive[-RECENT:] if v in info]
     if not topics:
         return np.zeros(len(ids))
-    counts: dict[str | None, int] = {}
-    for t in topics:
-        counts[t] = counts.get(t, 0) + 1
+    counts = Counter(topics)
     return np.array([counts.get(info[i].topic, 0) / len(topics) if info[i].topic else 0.0 for i in ids])
 
 
