@@ -147,16 +147,29 @@ class BaselineSystem:
         pass
 
 
-def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: int = 0,
-           progress: bool = True, baselines: tuple[str, ...] | None = None) -> dict:
+def shared_tiebreak(interactions: list[Interaction], items_meta: dict[str, dict], seed: int = 0) -> dict[str, int]:
+    """One fixed random order of every item, shared by all systems (fills short lists, breaks ties)."""
     all_items = sorted({ev.item for ev in interactions} | set(items_meta))
     rng = np.random.default_rng(seed)
-    tiebreak = {item: int(r) for item, r in zip(all_items, rng.permutation(len(all_items)))}
-    tmp = tempfile.TemporaryDirectory(prefix="clipstream-replay-")
-    systems = [ClipStreamSystem(item_vectors(all_items, items_meta), items_meta, Path(tmp.name)),
-               *(BaselineSystem(cls()) for cls in BASELINES if baselines is None or cls.name in baselines)]
+    return {item: int(r) for item, r in zip(all_items, rng.permutation(len(all_items)))}
+
+
+def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: int = 0,
+           progress: bool = True, baselines: tuple[str, ...] | None = None) -> dict:
+    """ClipStream's service code against the baselines named (default: all of them)."""
+    tiebreak = shared_tiebreak(interactions, items_meta, seed)
+    with tempfile.TemporaryDirectory(prefix="clipstream-replay-") as tmp:
+        systems = [ClipStreamSystem(item_vectors(sorted(tiebreak), items_meta), items_meta, Path(tmp)),
+                   *(BaselineSystem(cls()) for cls in BASELINES if baselines is None or cls.name in baselines)]
+        return evaluate(interactions, systems, tiebreak, seed, progress)
+
+
+def evaluate(interactions: list[Interaction], systems: list, tiebreak: dict[str, int], seed: int = 0,
+             progress: bool = True, ours: str = "clipstream") -> dict:
+    """The prequential protocol over ``systems`` (each with name, rank, update, close); ``ours`` is the
+    system whose NDCG@10 is compared with the best of the others."""
     catalogue: set[str] = set()
-    by_tiebreak = sorted(all_items, key=lambda i: tiebreak[i])
+    by_tiebreak = sorted(tiebreak, key=tiebreak.get)
     interacted: dict[str, set[str]] = defaultdict(set)
     ndcg = {s.name: defaultdict(list) for s in systems}
     recall = {s.name: defaultdict(list) for s in systems}
@@ -190,8 +203,7 @@ def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: i
         interacted[ev.user].add(ev.item)
     for system in systems:
         system.close()
-    tmp.cleanup()
-    result = {"events": len(interactions), "scored": sum(len(v) for v in ndcg["clipstream"].values()),
+    result = {"events": len(interactions), "scored": sum(len(v) for v in ndcg[ours].values()),
               "catalogue": len(catalogue), "systems": {}}
     for s in systems:
         flat_n = [x for v in ndcg[s.name].values() for x in v]
@@ -202,29 +214,30 @@ def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: i
             "coverage": round(len(shown[s.name]) / max(1, len(catalogue)), 4),
             "events_per_s": round(len(interactions) / max(seconds[s.name], 1e-9), 1),
         }
-    result["ratio"] = bootstrap_ratio(ndcg, seed)
+    result["ratio"] = bootstrap_ratio(ndcg, seed, ours=ours)
     return result
 
 
-def bootstrap_ratio(ndcg: dict[str, dict[str, list[float]]], seed: int, rounds: int = 1000) -> dict:
-    """ClipStream's NDCG@10 over the best baseline's, with a per-user bootstrap 95% interval."""
+def bootstrap_ratio(ndcg: dict[str, dict[str, list[float]]], seed: int, rounds: int = 1000,
+                    ours: str = "clipstream") -> dict:
+    """``ours``' NDCG@10 over the best other system's, with a per-user bootstrap 95% interval."""
     means = {name: np.mean([x for v in per_user.values() for x in v] or [0]) for name, per_user in ndcg.items()}
-    best = max((n for n in means if n != "clipstream"), key=lambda n: means[n], default=None)
-    users = sorted(ndcg["clipstream"])
+    best = max((n for n in means if n != ours), key=lambda n: means[n], default=None)
+    users = sorted(ndcg[ours])
     if best is None or not users or means[best] == 0:
         return {"best_baseline": best, "ratio": None}
-    ours = [np.asarray(ndcg["clipstream"][u]) for u in users]
+    mine = [np.asarray(ndcg[ours][u]) for u in users]
     theirs = [np.asarray(ndcg[best][u]) for u in users]
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(rounds):
         pick = rng.integers(0, len(users), len(users))
-        a = np.concatenate([ours[i] for i in pick])
+        a = np.concatenate([mine[i] for i in pick])
         b = np.concatenate([theirs[i] for i in pick])
         if b.mean() > 0:
             samples.append(a.mean() / b.mean())
     lo, hi = np.percentile(samples, [2.5, 97.5])
-    return {"best_baseline": best, "ratio": round(float(means["clipstream"] / means[best]), 3),
+    return {"best_baseline": best, "ratio": round(float(means[ours] / means[best]), 3),
             "ci95": [round(float(lo), 3), round(float(hi), 3)], "users": len(users)}
 
 

@@ -111,9 +111,22 @@ def write_grid(path: Path, model: torch.nn.Module, x: torch.Tensor, styles: list
     return path
 
 
+def load_teacher(path: Path) -> torch.nn.Module:
+    """A trained single-style net from its checkpoint (``<out>/checkpoints/<name>.pt``), frozen."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["kind"] == "vae":
+        raise ValueError(f"{path}: a teacher must be a fast or johnson net, not a VAE")
+    a = saved.get("args", {})
+    widths = tuple(a["widths"]) if a.get("widths") else None
+    teacher = build(saved["kind"], 1, widths, bool(a.get("skip")), int(a.get("kernel") or 5))
+    teacher.load_state_dict(saved["state_dict"])
+    return teacher.eval().requires_grad_(False)
+
+
 def train(args: argparse.Namespace, styles: list[str], pool: torch.Tensor, feat: FeatureNet,
           targets: list[torch.Tensor]) -> tuple[torch.nn.Module, list[dict]]:
     g = seed_everything(args.seed)
+    teacher = load_teacher(args.teacher) if args.teacher else None
     model = build(args.net, len(styles), args.widths, args.skip, args.kernel)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
@@ -136,13 +149,22 @@ def train(args: argparse.Namespace, styles: list[str], pool: torch.Tensor, feat:
         s_loss = style_loss(f_out, [t[sid] for t in targets])
         c_loss, t_loss = content_loss(c_out, c_in), tv_loss(y)
         loss = args.style_weight * s_loss + args.content_weight * c_loss + args.tv_weight * t_loss + args.beta * kl
+        d_loss = x.new_zeros(())
+        if teacher is not None:  # distillation: match the teacher's picture, pixel by pixel and in features
+            with torch.no_grad():
+                y_t = teacher(x)
+                _, c_t = feat(y_t)
+            d_loss = F.l1_loss(y, y_t) + content_loss(c_out, c_t)
+            loss = loss + args.teacher_weight * d_loss
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        row = {"loss": loss.item(), "style": s_loss.item(), "content": c_loss.item(), "tv": t_loss.item(), "kl": kl.item()}
+        row = {"loss": loss.item(), "style": s_loss.item(), "content": c_loss.item(), "tv": t_loss.item(), "kl": kl.item(),
+               "teacher": d_loss.item()}
         history.append(row)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "kl" or args.net == "vae"})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
+                         if (k != "kl" or args.net == "vae") and (k != "teacher" or teacher is not None)})
     model.eval()
     return model, history
 
@@ -171,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="fast net: add the full-resolution first-layer features back before the last conv")
     p.add_argument("--kernel", type=int, default=5, choices=(3, 5, 7, 9),
                    help="fast net: kernel size of the full-resolution first and last convs")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="distil from this trained net's checkpoint (e.g. models/styles/checkpoints/mosaic-johnson.pt): "
+                        "the student also matches its outputs (L1 + content features)")
+    p.add_argument("--teacher-weight", type=float, default=1.0)
     p.add_argument("--style", default="mosaic", help="the style of a fast or johnson net")
     p.add_argument("--styles", default="mosaic,waves,ink", help="the styles of the VAE (comma-separated)")
     p.add_argument("--steps", type=int, default=600)
@@ -220,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         "kind": args.net, "styles": styles, "style_images": {s: origin(s) for s in styles},
         **({"widths": list(args.widths)} if args.widths else {}), **({"skip": True} if args.skip else {}),
         **({"kernel": args.kernel} if args.kernel != 5 else {}),
+        **({"teacher": str(args.teacher), "teacher_weight": args.teacher_weight} if args.teacher else {}),
         "inputs": io, "outputs": {"stylized": ["batch", 3, "height", "width"]}, "range": [0.0, 1.0],
         "multiple_of": MULTIPLE, "size": args.size, "steps": args.steps, "batch": args.batch, "seed": args.seed,
         "parameters": parameter_count(model), "final_losses": final, "eval": scores, "feature_net": FEATURES,
