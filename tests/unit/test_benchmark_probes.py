@@ -1,0 +1,42 @@
+"""The device-ready benchmarks: ONNX provider inputs from the manifests, the sequential probe's model."""
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from benchmarks.onnx_providers import cases, make_inputs, manifests
+from benchmarks.sequential_probe import SelfAttentiveRecommender, left_pad, train, training_windows
+
+
+def test_every_committed_model_is_listed_and_gets_inputs_of_its_declared_shape():
+    models = manifests()
+    assert {"mosaic-fast", "mosaic-johnson", "style-vae", "topic-gan", "video-encoder"} <= set(models)
+    assert all(path.is_file() for path in models.values())
+    vae = ort.InferenceSession(str(models["style-vae"]), providers=["CPUExecutionProvider"])
+    feeds = make_inputs(vae, 1, (360, 640), np.random.default_rng(0))
+    assert feeds["image"].shape == (1, 3, 360, 640) and feeds["image"].dtype == np.float32
+    assert feeds["style"].dtype == np.int64
+    gan = ort.InferenceSession(str(models["topic-gan"]), providers=["CPUExecutionProvider"])
+    label, batch, hw = cases("topic-gan")[0]
+    out = gan.run(None, make_inputs(gan, batch, hw, np.random.default_rng(0)))[0]
+    assert out.shape == (64, 3, 64, 64)
+    assert [c[0] for c in cases("mosaic-fast")] == ["360p", "720p"]
+
+
+def test_windows_are_left_padded_and_shifted_by_one():
+    x, y = training_windows([[1, 2, 3, 4]], length=3)
+    assert x.tolist() == [[1, 2, 3]] and y.tolist() == [[2, 3, 4]]
+    assert left_pad([5], 3) == [0, 0, 5] and left_pad([1, 2, 3, 4], 3) == [2, 3, 4]
+
+
+def test_the_sequential_model_learns_a_deterministic_order():
+    torch.manual_seed(0)
+    sequences = [[1, 2, 3, 4, 5, 6, 1, 2, 3] for _ in range(20)]  # item k is always followed by k % 6 + 1
+    model = SelfAttentiveRecommender(items=6, length=8, dim=16, layers=1, dropout=0.0)
+    losses = train(model, *training_windows(sequences, 8), epochs=150, device="cpu")
+    assert losses[-1] < losses[0] / 2
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([left_pad([5, 6, 1, 2, 3, 4, 5, 6], 8)]))[0]
+    # every position after the first (training always started at item 1) predicts the next item
+    assert logits.argmax(-1).tolist()[1:] == [1, 2, 3, 4, 5, 6, 1]
