@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.recommender",
-              "benchmarks.stylization", "benchmarks.generation"]
+              "benchmarks.stylization", "benchmarks.generation", "benchmarks.onnx_providers"]
 
 
 def main() -> int:
