@@ -76,11 +76,14 @@ def run(providers: list[str], seconds: float) -> dict:
         for p in providers:
             if PROVIDERS[p] not in available:
                 continue
-            options = ort.SessionOptions()
-            options.log_severity_level = 4 if p != "cpu" else 2  # a provider that cannot load is skipped quietly
-            s = ort.InferenceSession(str(path), options, providers=[PROVIDERS[p], "CPUExecutionProvider"])
+            ort.set_default_logger_severity(4 if p != "cpu" else 2)  # a provider that cannot load is skipped quietly
+            s = ort.InferenceSession(str(path), providers=[PROVIDERS[p], "CPUExecutionProvider"])
+            ort.set_default_logger_severity(2)
             if s.get_providers()[0] == PROVIDERS[p]:
                 sessions[p] = s
+        if not sessions:
+            print(f"{name}: none of {providers} runs here, skipped", flush=True)
+            continue
         for label, batch, hw in cases(name):
             feeds = make_inputs(next(iter(sessions.values())), batch, hw, np.random.default_rng(0))
             row = {"model": name, "input": label, "batch": batch}
