@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def card_from_manifest(manifest: Path, name: str | None = None) -> ModelCard:
 
 def gpu_present() -> bool:
     """An NVIDIA driver answers on this machine (onnxruntime lists CUDA whenever its build has it)."""
-    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+    return (Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+            or shutil.which("nvidia-smi") is not None)
 
 
 def choose_providers(preferred: str) -> list[str]:
