@@ -2,6 +2,8 @@
 
     python -m services.trainer.train_style --style mosaic --net fast --steps 400 --threads 1     # ~2.5 min
     python -m services.trainer.train_style --style mosaic --net johnson --steps 400 --lr 2e-3 --threads 1
+    python -m services.trainer.train_style --style mosaic --net fast --skip --steps 800 --threads 1 \
+        --teacher models/styles/checkpoints/mosaic-johnson.pt   # distilled from the Johnson net, ~10 min
     python -m services.trainer.train_style --net vae --styles mosaic,waves,ink --steps 800 --threads 1
 
 (The committed files were made by exactly these commands, see each manifest entry's ``command``.
@@ -10,8 +12,9 @@
 Content images are random crops of frames drawn by ``shared.corpus`` (all six topics, random
 times); style images are drawn by ``style_images``. Losses (``style_nets``): relative Gram style
 loss + content loss + total variation (+ beta * KL for the VAE), on the frozen ``FeatureNet``.
-Fixed seeds; a progress bar; writes a before/after grid to ``var/style_train/<name>.png``, a
-checkpoint to ``<out>/checkpoints/<name>.pt``, ``<out>/<name>.onnx`` (input ``image`` [+ ``style``],
+With ``--teacher`` the student also matches a trained net's outputs (distillation: L1 on pixels
+plus the content features). Fixed seeds; a progress bar; writes a before/after grid to
+``var/style_train/<name>.png``, a checkpoint to ``<out>/checkpoints/<name>.pt``, ``<out>/<name>.onnx`` (input ``image`` [+ ``style``],
 output ``stylized``, dynamic batch/height/width) and its entry in ``<out>/manifest.json``.
 """
 
@@ -111,11 +114,14 @@ def write_grid(path: Path, model: torch.nn.Module, x: torch.Tensor, styles: list
     return path
 
 
-def load_teacher(path: Path) -> torch.nn.Module:
-    """A trained single-style net from its checkpoint (``<out>/checkpoints/<name>.pt``), frozen."""
+def load_teacher(path: Path, styles: list[str]) -> torch.nn.Module:
+    """A trained single-style net of the same style from its checkpoint (``<out>/checkpoints/<name>.pt``),
+    frozen."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved["kind"] == "vae":
         raise ValueError(f"{path}: a teacher must be a fast or johnson net, not a VAE")
+    if saved["styles"] != styles:
+        raise ValueError(f"{path} was trained for {saved['styles']}, the student is for {styles}")
     a = saved.get("args", {})
     widths = tuple(a["widths"]) if a.get("widths") else None
     teacher = build(saved["kind"], 1, widths, bool(a.get("skip")), int(a.get("kernel") or 5))
@@ -126,7 +132,7 @@ def load_teacher(path: Path) -> torch.nn.Module:
 def train(args: argparse.Namespace, styles: list[str], pool: torch.Tensor, feat: FeatureNet,
           targets: list[torch.Tensor]) -> tuple[torch.nn.Module, list[dict]]:
     g = seed_everything(args.seed)
-    teacher = load_teacher(args.teacher) if args.teacher else None
+    teacher = load_teacher(args.teacher, styles) if args.teacher else None
     model = build(args.net, len(styles), args.widths, args.skip, args.kernel)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
