@@ -54,7 +54,10 @@ def demo(tmp_path_factory) -> DemoRun:
 
 def _run_demo(workdir: Path, err):
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "demo", "--workdir", str(workdir), "--serve"],
-                            stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ, "COLUMNS": "200"})
+                            stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ, "COLUMNS": "200"},
+                            # Ctrl-C as at a terminal, even when the test run itself was started in the background
+                            # (a shell's `cmd &` ignores SIGINT, and Python then never raises KeyboardInterrupt)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     reader = threading.Thread(target=_read, args=(proc.stdout, lines), daemon=True)
     reader.start()
