@@ -4,6 +4,11 @@ One streaming pass over a video picks keyframes (scene changes plus uniform samp
 K), a thumbnail and scene statistics without holding the video in memory; audio is copied out
 without re-encoding and summarised by a few descriptors. Anything wrong with a file raises
 :class:`MediaError` with a reason from a fixed set (a metric label) and a readable detail.
+
+The duration limit is checked twice: against the container's claim before decoding (cheap, and
+enough for honest files), and against the time actually decoded, read off the frames'
+timestamps (:class:`DecodedTime`), because a container may state no duration at all (a Matroska
+file written as a live stream) or a wrong one.
 """
 
 from __future__ import annotations
@@ -58,6 +63,36 @@ class Keyframes:
     frames_decoded: int
     thumbnail: np.ndarray | None = None  # RGB uint8
     extra: dict = field(default_factory=dict)
+    duration_s: float = 0.0
+    """Time decoded: the last frame's timestamp plus one frame (whatever the container claims)."""
+
+
+class DecodedTime:
+    """How far decoding has got, by the frames' timestamps; refuses once that passes the limit.
+
+    The container's duration is a claim: it may be missing (``0.0`` from :func:`probe`) or wrong.
+    Call :meth:`check` with each decoded frame's time; it raises ``MediaError("too_long")`` as
+    soon as a frame starts past ``limit_s``, so no more than the limit is ever decoded (plus the
+    frames the decoder had buffered).
+    """
+
+    def __init__(self, limit_s: float, claimed_s: float = 0.0, fps: float = 0.0, what: str = "the limit") -> None:
+        self.limit_s, self.claimed_s, self.what = limit_s, claimed_s, what
+        self.frame_s = 1.0 / fps if fps and fps > 0 else 1.0 / 25
+        self.last_s = 0.0
+
+    def check(self, t: float) -> float:
+        if t > self.limit_s:
+            claim = (f"the container claims {self.claimed_s:.1f} s" if self.claimed_s > 0
+                     else "the container states no duration")
+            raise MediaError("too_long", f"decoding passed {t:.1f} s of video, over {self.what} of "
+                                         f"{self.limit_s:.0f} s ({claim})")
+        self.last_s = max(self.last_s, t)
+        return t
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_s + self.frame_s
 
 
 def probe(path: str | Path, settings: MediaSettings | None = None) -> MediaInfo:
@@ -153,12 +188,44 @@ def _targets(duration_s: float, k: int) -> list[float]:
     return [(i + 0.5) * duration_s / k for i in range(k)]
 
 
+class _StrideSamples:
+    """Evenly spaced samples of a video of unknown length: every ``step`` seconds, and when 2K are
+    held, every other one is dropped and the step doubles; at the end K are picked evenly."""
+
+    def __init__(self, k: int, step_s: float = 0.25) -> None:
+        self.k, self.step, self.next_t = k, step_s, 0.0
+        self.items: list[tuple[float, np.ndarray]] = []
+
+    def wants(self, t: float) -> bool:
+        return t >= self.next_t
+
+    def add(self, t: float, img: np.ndarray) -> None:
+        self.items.append((t, img))
+        if len(self.items) >= 2 * self.k:
+            self.items = self.items[::2]
+            self.step *= 2
+        self.next_t = self.items[-1][0] + self.step
+
+    def pick(self) -> list[tuple[float, np.ndarray]]:
+        n = len(self.items)
+        if n <= self.k:
+            return list(self.items)
+        return [self.items[min(n - 1, int((i + 0.5) * n / self.k))] for i in range(self.k)]
+
+
 def extract_keyframes(info: MediaInfo, settings: MediaSettings | None = None) -> Keyframes:
-    """One decoding pass: scene-change frames plus uniform samples, at most ``settings.keyframes``."""
+    """One decoding pass: scene-change frames plus uniform samples, at most ``settings.keyframes``.
+
+    Decoding stops with ``MediaError("too_long")`` once the frames' timestamps pass
+    ``settings.max_duration_s``, whatever duration the container claims (or when it claims none).
+    """
     settings = settings or MediaSettings()
     k, size = settings.keyframes, settings.frame_size
-    duration = info.duration_s or 1.0
+    known = info.duration_s > 0
+    duration = info.duration_s if known else 1.0
     targets = _targets(duration, k)
+    stride = None if known else _StrideSamples(k)
+    clock = DecodedTime(settings.max_duration_s, info.duration_s, info.fps)
     uniform: list[tuple[float, np.ndarray]] = []
     cuts: list[tuple[float, float, np.ndarray]] = []  # (score, time, frame)
     thumb_at = duration / 3
@@ -178,10 +245,14 @@ def extract_keyframes(info: MediaInfo, settings: MediaSettings | None = None) ->
                 decoded += 1
                 pts = frame.pts
                 t = (pts - start_pts) * time_base if pts is not None and time_base else decoded / (info.fps or 25)
+                clock.check(t)
                 gray = luma_thumb(frame)
                 score = scene_score(gray, prev)
                 prev = gray
-                want_uniform = len(uniform) < k and t >= targets[len(uniform)]
+                if stride is not None:
+                    want_uniform = stride.wants(t)
+                else:
+                    want_uniform = len(uniform) < k and t >= targets[len(uniform)]
                 is_cut = score >= settings.scene_threshold
                 if is_cut:
                     scene_changes += 1
@@ -190,7 +261,10 @@ def extract_keyframes(info: MediaInfo, settings: MediaSettings | None = None) ->
                 if want_uniform or (is_cut and (len(cuts) < k or score > cuts[0][0])):
                     img = letterbox_frame(frame, size)
                     if want_uniform:
-                        uniform.append((t, img))
+                        if stride is not None:
+                            stride.add(t, img)
+                        else:
+                            uniform.append((t, img))
                     if is_cut:
                         cuts.append((score, t, img))
                         cuts.sort(key=lambda c: c[0])
@@ -202,12 +276,14 @@ def extract_keyframes(info: MediaInfo, settings: MediaSettings | None = None) ->
             raise MediaError("decode_error", f"no frame could be decoded: {exc}") from exc
     if decoded == 0:
         raise MediaError("no_frames", "the video stream holds no decodable frame")
+    if stride is not None:
+        uniform = stride.pick()
     chosen = _merge(uniform, cuts, k)
     if not chosen:
         raise MediaError("no_frames", "no keyframe could be selected")
     times = [t for t, _ in chosen]
     frames = np.stack([img for _, img in chosen])
-    return Keyframes(frames, times, scene_changes, decoded, thumbnail)
+    return Keyframes(frames, times, scene_changes, decoded, thumbnail, duration_s=clock.duration_s)
 
 
 def _merge(uniform: list[tuple[float, np.ndarray]], cuts: list[tuple[float, float, np.ndarray]], k: int):
@@ -227,8 +303,11 @@ def save_thumbnail(image: np.ndarray, path: Path, quality: int = 85) -> Path:
     return path
 
 
-def extract_audio(info: MediaInfo, out_dir: Path, stem: str) -> Path | None:
-    """Copy the first audio stream into its own file without re-encoding; None when there is none."""
+def extract_audio(info: MediaInfo, out_dir: Path, stem: str, max_s: float | None = None) -> Path | None:
+    """Copy the first audio stream into its own file without re-encoding; None when there is none.
+
+    With ``max_s``, packets that start later than that are left out (an audio track longer than
+    the duration limit is cut there, as the video would have been refused)."""
     if not info.has_audio:
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -236,11 +315,15 @@ def extract_audio(info: MediaInfo, out_dir: Path, stem: str) -> Path | None:
         a_in = src.streams.audio[0]
         ext = {"aac": "m4a", "mp3": "mp3", "opus": "ogg", "vorbis": "ogg", "flac": "flac"}.get(a_in.codec_context.name, "mka")
         path = out_dir / f"{stem}.{ext}"
+        time_base = float(a_in.time_base or 0)
+        start = a_in.start_time or 0
         with av.open(str(path), "w") as dst:
             a_out = dst.add_stream_from_template(a_in)
             for packet in src.demux(a_in):
                 if packet.dts is None:
                     continue
+                if max_s is not None and packet.pts is not None and time_base and (packet.pts - start) * time_base > max_s:
+                    break
                 packet.stream = a_out
                 dst.mux(packet)
     return path

@@ -139,7 +139,7 @@ class MediaSettings(BaseSettings):
     max_file_bytes: int = Field(500 * 1024 * 1024, ge=1)
     """Largest video file decoded."""
     max_duration_s: float = Field(600.0, gt=0)
-    """Longest video accepted (from the container, checked before decoding)."""
+    """Longest video accepted: the container's claim is checked before decoding, the frames' timestamps while decoding."""
     max_pixels: int = Field(3840 * 2160, ge=1)
     """Largest frame size accepted (width x height); 4K passes, 8K does not."""
     max_frames: int = Field(60 * 60 * 60, ge=1)
@@ -221,7 +221,7 @@ class StylizationSettings(BaseSettings):
     flicker_reduction: float = Field(0.6, ge=0, le=1)
     """Weight of the previous stylized frame, warped by optical flow, where the motion is trusted (0: off)."""
     max_duration_s: float = Field(120.0, gt=0)
-    """Longest video accepted for stylization."""
+    """Longest video accepted for stylization (by the container's claim and by the time decoded)."""
     crf: int = Field(20, ge=0, le=51)
     """H.264 quality of the output (lower is better)."""
     progress_every_s: float = Field(1.0, gt=0)

@@ -88,6 +88,20 @@ def hour_long(folder: Path) -> Path:
     return path
 
 
+def no_duration(folder: Path, minutes: int = 120, name: str = "no_duration.mkv") -> Path:
+    """Matroska written as a live stream (no Duration element, no cues): ``minutes`` of tiny video at
+    one frame per minute. Its header claims nothing; only the frames' timestamps tell its length."""
+    path = folder / name
+    with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
+        stream = out.add_stream("libx264", rate=Fraction(1, 60))
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(minutes + 1):
+            img = np.full((32, 32, 3), (i * 4) % 255, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
 BAD_FILES = {
     "empty_file": zero_byte,
     "not_a_video(text)": text_file,
@@ -96,4 +110,5 @@ BAD_FILES = {
     "no_frames": zero_frames,
     "resolution_too_large": huge_resolution,
     "too_long": hour_long,
+    "too_long(no duration in the header)": no_duration,
 }

@@ -135,6 +135,8 @@ async def test_every_bad_input_is_dead_lettered_with_its_reason_and_consuming_go
         assert letter["detail"].startswith(reason), (label, letter["detail"])
         assert letter["source_topic"] == "videos.uploaded" and letter["service"] == "encoder"
     assert any(letter["reason"] == "malformed_json" for letter in letters)
+    no_duration = by_key[f"bad-{[label for label, _, _ in cases].index('too_long(no duration in the header)')}"]
+    assert "over the limit of 600 s (the container states no duration)" in no_duration["detail"], no_duration
 
     found = False
     for _ in range(60):

@@ -85,7 +85,8 @@ async def test_a_request_yields_a_playable_video_with_the_inputs_audio(env):
         assert (after.width, after.height, after.codec, after.has_audio) == (before.width, before.height, "h264", True)
         assert audio_packets(out) == audio_packets(src)
         status = (await client.get("/v1/stylizations/req-ok")).json()
-        assert status["status"] == "ok" and status["output"] == out
+        # clients see the path relative to the output folder, never the server's absolute path
+        assert status["status"] == "ok" and status["output"] == "req-ok.mp4" and out.endswith("/out/req-ok.mp4")
         listing = (await client.get("/v1/styles")).json()
         assert "mosaic" in listing["styles"] and "teal_orange" in listing["luts"] and listing["looks"]
 
@@ -104,6 +105,8 @@ BAD = {
     "unsafe LUT path": ({"uri": "clip.mp4", "ops": [{"lut": "../../etc/passwd"}]}, "bad_lut"),
     "corrupt video": ({"uri": "truncated.mp4", "ops": [{"color": {"saturation": 1.2}}]}, "decode_error|not_a_video"),
     "over the duration limit": ({"uri": "long.mp4", "ops": [{"color": {"saturation": 1.2}}]}, "too_long"),
+    "two hours, no duration in the header": ({"uri": "no_duration.mkv", "ops": [{"color": {"saturation": 1.2}}]},
+                                             "too_long"),
     "unsafe path": ({"uri": "../../etc/passwd", "ops": [{"color": {"saturation": 1.2}}]}, "unsafe"),
     "unknown video id": ({"video_id": "never-uploaded", "ops": [{"style": "mosaic"}]}, "unknown_video"),
 }
@@ -114,6 +117,7 @@ async def test_bad_requests_are_answered_and_dead_lettered_with_a_reason(env):
     shutil.copy(media_files.good_clip(media, 0, seconds=1.0), media / "clip.mp4")
     media_files.truncated(media)
     shutil.copy(media_files.good_clip(media, 1, seconds=6.0), media / "long.mp4")
+    media_files.no_duration(media, minutes=120)
     requests = [StylizeRequested.model_validate({"request_id": f"bad-{i}", **body}) for i, (body, _) in enumerate(BAD.values())]
     await publish(env["broker"].bootstrap, topics.STYLIZE_REQUESTS.name, requests, "request_id")
     await publish(env["broker"].bootstrap, topics.STYLIZE_REQUESTS.name,
@@ -126,6 +130,8 @@ async def test_bad_requests_are_answered_and_dead_lettered_with_a_reason(env):
         assert letter["reason"] == "rejected" and any(r in letter["detail"] for r in reason.split("|")), (name, letter)
         done = [e for e in await completions(env["broker"].bootstrap, f"bad-{i}") if e["status"] != "running"]
         assert done[-1]["status"] == "failed" and done[-1]["error"], name
+    no_duration = by_id[f"bad-{list(BAD).index('two hours, no duration in the header')}"]
+    assert "stylization limit of 5 s" in no_duration["detail"], no_duration  # counted by the frames decoded
     assert by_id["bad-strength"]["reason"] == "invalid_event" and "strength" in by_id["bad-strength"]["detail"]
     # and the service is still consuming: a good request after the bad ones succeeds
     await publish(env["broker"].bootstrap, topics.STYLIZE_REQUESTS.name, [StylizeRequested.model_validate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +27,21 @@ class Analysis:
 
 
 def analyse(path: Path, settings: MediaSettings, artefacts: Path | None = None, stem: str | None = None) -> Analysis:
-    """Probe, decode keyframes, and (when ``artefacts`` is given) write thumbnail and audio there."""
+    """Probe, decode keyframes, and (when ``artefacts`` is given) write thumbnail and audio there.
+
+    A container that states no duration gets the decoded one (decoding refuses past the limit)."""
     t0 = time.perf_counter()
     info = probe(path, settings)
     keyframes = extract_keyframes(info, settings)
+    if info.duration_s <= 0:
+        info = replace(info, duration_s=round(keyframes.duration_s, 3))
     t1 = time.perf_counter()
     result = Analysis(info, keyframes, seconds={"decode": t1 - t0})
     if artefacts is not None:
         stem = stem or path.stem
         if keyframes.thumbnail is not None:
             result.thumbnail = save_thumbnail(keyframes.thumbnail, artefacts / "thumbnails" / f"{stem}.jpg")
-        result.audio = extract_audio(info, artefacts / "audio", stem)
+        result.audio = extract_audio(info, artefacts / "audio", stem, max_s=settings.max_duration_s)
         if result.audio is not None:
             result.audio_features = audio_descriptors(result.audio)
         result.seconds["artefacts"] = time.perf_counter() - t1

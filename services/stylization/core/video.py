@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from shared.media import MediaError, MediaInfo, probe
+from shared.media import DecodedTime, MediaError, MediaInfo, probe
 from shared.settings import MediaSettings
 
 Transform = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -45,11 +45,20 @@ def _even(n: int) -> int:
 def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1, batch: int = 8, crf: int = 20,
                   media: MediaSettings | None = None, max_duration_s: float | None = None,
                   progress: Callable[[float], None] | None = None) -> VideoResult:
-    """Write ``transform`` applied to every frame of ``src`` to ``dst`` (mp4, H.264, the source's audio)."""
+    """Write ``transform`` applied to every frame of ``src`` to ``dst`` (mp4, H.264, the source's audio).
+
+    The duration limit holds for the time decoded, not only for the container's claim: once a
+    frame's timestamp passes it, processing stops with ``MediaError("too_long")`` and nothing is
+    written (a container may state no duration, or a wrong one). Audio past the limit is left out.
+    """
     media = media or MediaSettings()
     info: MediaInfo = probe(src, media)
     if max_duration_s is not None and info.duration_s > max_duration_s:
         raise MediaError("too_long", f"{info.duration_s:.1f} s exceeds the stylization limit of {max_duration_s:.0f} s")
+    if max_duration_s is not None and max_duration_s < media.max_duration_s:
+        clock = DecodedTime(max_duration_s, info.duration_s, info.fps, "the stylization limit")
+    else:
+        clock = DecodedTime(media.max_duration_s, info.duration_s, info.fps)
     started = time.perf_counter()
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".part")
@@ -89,9 +98,14 @@ def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1,
                 if progress is not None and info.duration_s > 0 and last_pts is not None:
                     progress(min(1.0, float(last_pts * vin.time_base) / info.duration_s))
 
+            v_base, v_start = float(vin.time_base or 0), vin.start_time or 0
+            a_base = float(ain.time_base or 0) if ain is not None else 0.0
+            a_start = (ain.start_time or 0) if ain is not None else 0
             streams = [vin] + ([ain] if ain is not None else [])
             for packet in inp.demux(*streams):
                 if packet.stream is ain:
+                    if packet.pts is not None and a_base and (packet.pts - a_start) * a_base > clock.limit_s:
+                        continue  # audio past the limit: the video stops there too
                     if audio_mode == "copied":
                         if packet.dts is not None:
                             packet.stream = aout
@@ -104,6 +118,8 @@ def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1,
                 for vframe in packet.decode():
                     if frames + len(pending) >= media.max_frames:
                         raise MediaError("too_long", f"more than {media.max_frames} frames")
+                    clock.check((vframe.pts - v_start) * v_base if vframe.pts is not None and v_base
+                                else (frames + len(pending)) / (info.fps or 25))
                     pending.append((vframe.to_ndarray(format="rgb24"), vframe.pts))
                     if len(pending) >= batch:
                         flush()

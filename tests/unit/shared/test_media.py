@@ -73,3 +73,41 @@ def test_letterbox_keeps_aspect():
     out = letterbox(img, 40)
     assert out.shape == (40, 40, 3)
     assert out[0].max() == 0 and out[20].min() == 255
+
+
+def test_a_file_without_a_duration_is_refused_once_decoded_time_passes_the_limit(folder):
+    """Two hours of Matroska whose header states no duration: the container's claim (none, 0.0)
+    passes the check before decoding, so decoding itself must stop at the limit."""
+    import av
+
+    path = media_files.no_duration(folder, minutes=120)
+    with av.open(str(path)) as container:
+        assert container.duration is None and container.streams.video[0].duration is None
+    settings = MediaSettings(max_duration_s=120)
+    info = probe(path, settings)
+    assert info.duration_s == 0.0  # nothing claimed, nothing refused yet
+    with pytest.raises(MediaError) as err:
+        extract_keyframes(info, settings)
+    assert err.value.reason == "too_long"
+    assert "120 s" in err.value.detail and "no duration" in err.value.detail, err.value.detail
+
+
+def test_a_file_without_a_duration_under_the_limit_gets_its_decoded_duration_and_spread_keyframes(folder):
+    path = media_files.no_duration(folder, minutes=9, name="nine_minutes.mkv")  # 10 frames, 0..540 s
+    settings = MediaSettings(keyframes=4)
+    info = probe(path, settings)
+    assert info.duration_s == 0.0
+    kf = extract_keyframes(info, settings)
+    assert kf.frames_decoded == 10
+    assert kf.duration_s == pytest.approx(600.0)  # the last frame at 540 s, shown for a minute
+    assert len(kf.times_s) == 4 and kf.times_s[-1] >= 300, kf.times_s  # across the file, not its first second
+
+
+def test_a_header_that_claims_less_than_the_frames_hold_does_not_help(folder):
+    """A header that claims 10 s on an hour of frames: refused by the frames, not trusted."""
+    from dataclasses import replace
+
+    path = media_files.hour_long(folder)
+    info = replace(probe(path, MediaSettings(max_duration_s=4000)), duration_s=10.0)  # the claim, forged
+    with pytest.raises(MediaError, match=r"over the limit of 600 s \(the container claims 10.0 s\)"):
+        extract_keyframes(info, MediaSettings(max_duration_s=600))

@@ -9,7 +9,7 @@ import pytest
 from services.stylization.core.temporal import FlickerReducer, temporal_error
 from services.stylization.core.video import process_video
 from shared.media import MediaError, probe
-from tests.media_files import good_clip, hour_long, text_file, truncated
+from tests.media_files import good_clip, hour_long, no_duration, text_file, truncated
 
 
 def decoded(path) -> list[np.ndarray]:
@@ -59,6 +59,27 @@ def test_duration_limits_apply_before_decoding(tmp_path):
         process_video(hour_long(tmp_path), tmp_path / "o.mp4", lambda f: f)
     with pytest.raises(MediaError, match="stylization limit"):
         process_video(good_clip(tmp_path, seconds=2.0), tmp_path / "o.mp4", lambda f: f, max_duration_s=1.0)
+
+
+def test_a_file_without_a_duration_is_refused_once_decoded_time_passes_the_limit(tmp_path):
+    """Two hours of Matroska that state no duration pass the check before decoding (0.0 s claimed);
+    the frames' timestamps stop it at the stylization limit, before the transform sees past it."""
+    src = no_duration(tmp_path, minutes=120)
+    with av.open(str(src)) as container:
+        assert container.duration is None
+    seen: list[int] = []
+
+    def count(frames):
+        seen.append(len(frames))
+        return frames
+
+    dst = tmp_path / "o.mp4"
+    with pytest.raises(MediaError) as err:
+        process_video(src, dst, count, batch=1, max_duration_s=120)
+    assert err.value.reason == "too_long"
+    assert "stylization limit of 120 s" in err.value.detail and "no duration" in err.value.detail
+    assert sum(seen) <= 3  # the frames at 0, 60 and 120 s, no more
+    assert not dst.exists() and not list(tmp_path.glob("*.part"))
 
 
 def test_flicker_reduction_lowers_temporal_error_of_a_flickering_transform(tmp_path):
