@@ -70,6 +70,12 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from services.dlq import main as run_dlq
+
+    return run_dlq(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
@@ -190,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_tail)
+
+    from services.dlq import add_parser as add_dlq_parser
+
+    add_dlq_parser(sub).set_defaults(func=cmd_dlq)
 
     p = sub.add_parser("embed", help="embed video files with the encoder's code path; one JSON line per file")
     p.add_argument("files", nargs="+")
