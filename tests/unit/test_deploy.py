@@ -90,3 +90,61 @@ def test_dockerfile_builds_the_package_and_runs_the_cli():
 def test_services_run_as_non_root_with_a_healthcheck(name):
     assert "USER clipstream" in (ROOT / "Dockerfile").read_text()
     assert "/ready" in " ".join(COMPOSE["services"][name]["healthcheck"]["test"])
+
+
+# --- what the stack exposes on the host ---------------------------------------------------------------------
+
+OVERRIDES = ROOT / "deploy" / "compose"
+# the container port each published infrastructure service listens on (their images' defaults)
+INFRA_PORTS = {"qdrant": 6333, "prometheus": 9090, "grafana": 3000}
+
+
+def published(service: dict) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of each published port ("" for every address)."""
+    out = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):  # the long syntax
+            out.append((port.get("host_ip", ""), str(port.get("published", "")), str(port["target"])))
+            continue
+        parts = str(port).split(":")
+        address = parts[0] if len(parts) == 3 else ""
+        out.append((address, *(parts[-2:] if len(parts) > 1 else ["", parts[0]])))
+    return out
+
+
+def test_only_the_gateway_is_published_to_the_host():
+    """Qdrant, Prometheus and Grafana check no key as deployed, and the services' APIs none either (the
+    gateway does): the host's network reaches the gateway and nothing else."""
+    exposed = {name: published(svc) for name, svc in COMPOSE["services"].items() if published(svc)}
+    port = COMPOSE["services"]["gateway"]["environment"]["CLIPSTREAM_GATEWAY_PORT"]
+    assert exposed == {"gateway": [("", port, port)]}, exposed
+    for name, svc in COMPOSE["services"].items():
+        assert svc.get("network_mode") != "host", f"{name} would listen on the host's network"
+
+
+def test_the_debug_override_publishes_the_infrastructure_on_loopback_only():
+    override = yaml.safe_load((OVERRIDES / "debug-ports.yml").read_text())
+    assert set(override["services"]) == set(INFRA_PORTS)
+    for name, svc in override["services"].items():
+        assert name in COMPOSE["services"], f"the override names unknown {name}"
+        assert published(svc) == [("127.0.0.1", str(INFRA_PORTS[name]), str(INFRA_PORTS[name]))], name
+        assert set(svc) == {"ports"}, f"{name}: the debug override changes nothing but ports"
+
+
+def test_the_qdrant_api_key_override_gives_the_key_to_qdrant_and_to_every_service_that_uses_it():
+    override = yaml.safe_load((OVERRIDES / "qdrant-api-key.yml").read_text())
+    services = override["services"]
+    assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"].startswith("${QDRANT_API_KEY:?")
+    clients = {name for name, svc in services.items() if name != "qdrant"}
+    assert clients == {"encoder", "recommender"}  # the services that open the vector store (k8s gives them the key too)
+    known = all_env_names()
+    for name in clients:
+        env = services[name]["environment"]
+        assert set(env) == {"CLIPSTREAM_QDRANT_API_KEY"} <= known
+        assert env["CLIPSTREAM_QDRANT_API_KEY"].startswith("${QDRANT_API_KEY:?"), name
+        assert COMPOSE["services"][name]["environment"]["QDRANT_URL"].startswith("http://qdrant:")
+
+
+def test_the_readme_says_how_to_publish_the_debug_ports():
+    readme = (ROOT / "README.md").read_text()
+    assert "deploy/compose/debug-ports.yml" in readme and "deploy/compose/qdrant-api-key.yml" in readme

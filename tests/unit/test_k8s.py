@@ -10,6 +10,7 @@ services' route tables, the topic registry's partition counts and the Dockerfile
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import re
 import shlex
@@ -555,3 +556,138 @@ def test_prometheus_k8s_config_loads_rules_and_passes_promtool(tmp_path):
     checked.write_text(yaml.safe_dump(config))
     done = subprocess.run([promtool, "check", "config", str(checked)], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- network policies
+
+MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+# who may reach each workload's port: "anyone", or the peers named in PEERS below
+REACHABLE_BY = {"gateway": "anyone", "recommender": {"gateway", "prometheus"}, "stylization": {"gateway", "prometheus"},
+                "generation": {"gateway", "prometheus"}, "encoder": {"prometheus"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """A would-be client: a pod (its labels, its namespace and that namespace's labels) or, with
+    ``pod`` None, an address outside the cluster."""
+
+    name: str
+    pod: dict[str, str] | None
+    namespace: str | None = None
+    namespace_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def peers(variant: str) -> list[Peer]:
+    namespace = NAMESPACES.get(variant, "default")
+    own = {"kubernetes.io/metadata.name": namespace}
+    gateway = workloads(variant)["gateway"]["spec"]["template"]["metadata"]["labels"]
+    job = of_kind(variant, "Job")[0]["spec"]["template"]["metadata"]["labels"]
+    return [
+        Peer("gateway", dict(gateway), namespace, own),
+        Peer("prometheus", PROMETHEUS_POD, "monitoring", MONITORING),
+        Peer("a pod of the namespace", {"app.kubernetes.io/name": "debug", "app.kubernetes.io/part-of": "clipstream"},
+             namespace, own),
+        Peer("the topics Job", dict(job), namespace, own),
+        Peer("prometheus-labelled pod elsewhere", PROMETHEUS_POD, "tenant-a", {"kubernetes.io/metadata.name": "tenant-a"}),
+        Peer("a pod of another namespace", {"app.kubernetes.io/name": "gateway"}, "tenant-a",
+             {"kubernetes.io/metadata.name": "tenant-a"}),
+        Peer("outside the cluster", None),
+    ]
+
+
+def label_match(selector: dict, labels: dict[str, str]) -> bool:
+    assert not selector.get("matchExpressions"), "matchExpressions are not simulated here"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def peer_matches(rule_peer: dict, peer: Peer, policy_namespace: str) -> bool:
+    """NetworkPolicy peer semantics: podSelector alone means the policy's namespace; with a
+    namespaceSelector, both must hold; an ipBlock matches addresses (here: outside the cluster)."""
+    if "ipBlock" in rule_peer:
+        return peer.pod is None and rule_peer["ipBlock"]["cidr"] in ("0.0.0.0/0", "::/0")
+    if peer.pod is None:
+        return False
+    if "namespaceSelector" in rule_peer:
+        if not label_match(rule_peer["namespaceSelector"], peer.namespace_labels):
+            return False
+    elif peer.namespace != policy_namespace:
+        return False
+    return label_match(rule_peer.get("podSelector", {}), peer.pod)
+
+
+def can_connect(policies: list[dict], namespace: str, peer: Peer, target: dict, port: int) -> bool:
+    """Whether ``peer`` may open a TCP connection to ``port`` of ``target``'s pods (in ``namespace``)."""
+    labels = target["spec"]["template"]["metadata"]["labels"]
+    container = target["spec"]["template"]["spec"]["containers"][0]
+    selecting = [p for p in policies if p.get("metadata", {}).get("namespace", namespace) == namespace
+                 and "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) and label_match(p["spec"]["podSelector"], labels)]
+    if not selecting:
+        return True  # not isolated: Kubernetes' default
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            ports = rule.get("ports")
+            if ports is not None and not any(p.get("protocol", "TCP") == "TCP"
+                                              and container_port(container, p["port"]) == port for p in ports):
+                continue
+            sources = rule.get("from")
+            if sources is None or any(peer_matches(source, peer, namespace) for source in sources):
+                return True
+    return False
+
+
+def reaches(variant: str, peer: Peer, target: dict, port: int) -> bool:
+    return can_connect(of_kind(variant, "NetworkPolicy"), NAMESPACES.get(variant, "default"), peer, target, port)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_ingress_is_denied_by_default_and_every_pod_is_selected(variant):
+    policies = of_kind(variant, "NetworkPolicy")
+    deny = [p for p in policies if p["spec"]["podSelector"] == {} and p["spec"]["policyTypes"] == ["Ingress"]
+            and not p["spec"].get("ingress")]
+    assert len(deny) == 1, "one default-deny ingress policy for the namespace"
+    for name, spec in pod_specs(variant).items():
+        owner = next(o for o in of_kind(variant, *WORKLOAD_KINDS, "Job") if o["metadata"]["name"] == name)
+        labels = owner["spec"]["template"]["metadata"]["labels"]
+        allowing = [p["metadata"]["name"] for p in policies if p["spec"].get("ingress")
+                    and label_match(p["spec"]["podSelector"], labels)]
+        assert allowing == ([name] if name in SERVICES else []), f"{name}: selected by {allowing}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_only_the_gateway_and_prometheus_reach_the_services(variant, settings_env):
+    every = peers(variant)
+    for name, workload in workloads(variant).items():
+        settings_env(container_env(variant, the_container(workload)))
+        port = LISTEN[name]().port
+        allowed = {p.name for p in every if reaches(variant, p, workload, port)}
+        expected = {p.name for p in every} if REACHABLE_BY[name] == "anyone" else REACHABLE_BY[name]
+        assert allowed == expected, f"{variant} {name}:{port} reachable by {sorted(allowed)}"
+        assert not any(reaches(variant, p, workload, port + 1000) for p in every), f"{name}: another port is open"
+    job = of_kind(variant, "Job")[0]
+    assert not any(reaches(variant, p, job, 8000) for p in every), "the topics Job serves nothing"
+
+
+def test_the_network_policy_simulation_follows_kubernetes_semantics():
+    """The simulation above, checked on hand-made cases whose answers the Kubernetes documentation gives."""
+    target = {"spec": {"template": {"metadata": {"labels": {"app": "api"}},
+                                    "spec": {"containers": [{"name": "api", "ports": [{"name": "http", "containerPort": 80}]}]}}}}
+    inside = Peer("inside", {"app": "web"}, "default", {"kubernetes.io/metadata.name": "default"})
+    other_ns = Peer("other", {"app": "web"}, "other", {"kubernetes.io/metadata.name": "other", "team": "web"})
+    pod_in_ns = {"podSelector": {"matchLabels": {"app": "web"}}}
+    both = {"namespaceSelector": {"matchLabels": {"team": "web"}}, "podSelector": {"matchLabels": {"app": "web"}}}
+
+    def allowed(rules: list | None, peer: Peer, port: int = 80) -> bool:
+        spec = {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"]}
+        if rules is not None:
+            spec["ingress"] = rules
+        return can_connect([{"metadata": {"namespace": "default"}, "spec": spec}], "default", peer, target, port)
+
+    assert not allowed(None, inside)                                  # selected, no rule: isolated
+    assert allowed([{}], inside) and allowed([{}], other_ns)          # an empty rule allows everything
+    assert allowed([{"from": [pod_in_ns]}], inside)
+    assert not allowed([{"from": [pod_in_ns]}], other_ns)             # podSelector alone: the policy's namespace
+    assert allowed([{"from": [both]}], other_ns) and not allowed([{"from": [both]}], inside)  # both must hold
+    assert not allowed([{"from": [pod_in_ns], "ports": [{"port": "http"}]}], inside, 81)
+    assert allowed([{"from": [pod_in_ns], "ports": [{"port": 80}]}], inside, 80)
+
