@@ -7,6 +7,11 @@ a stylised clip, sends some bad input, and writes a browsable report (``<workdir
 with the feeds before and after, similar videos, the covers, the clip and the live metrics.
 ``--serve`` keeps it all running until Ctrl-C. Ctrl-C (or SIGTERM) at any point stops every child.
 
+Once the services are ready, a supervisor (shared/runtime/supervisor.py) restarts any that exits,
+with exponential backoff, as a process manager would, and gives a service up after
+``RESTART_POLICY.max_restarts`` restarts within its window; restarts are counted in
+``<workdir>/status.json``, logged to ``logs/supervisor.log`` and shown in the report.
+
 The exit code is 0 only when every check shown at the end passed (services alive, uploads embedded,
 feeds changed, covers and clip produced, every Prometheus target up).
 """
@@ -45,7 +50,8 @@ from shared import topics
 from shared.corpus import make_corpus
 from shared.interactions import Item, make_log
 from shared.runtime.broker import EmbeddedBroker, free_ports
-from shared.runtime.processes import ServiceProcess
+from shared.runtime.processes import ServiceProcess, terminate
+from shared.runtime.supervisor import ChildStatus, RestartPolicy, Supervisor
 from shared.runtime.prometheus import (
     INSTALL_HINT,
     LocalPrometheus,
@@ -69,6 +75,8 @@ USERS: dict[str, tuple[str, ...]] = {
     "user-dev": ("music",),
 }
 STYLE_OPS = [{"style": "mosaic", "strength": 0.9}]
+RESTART_POLICY = RestartPolicy(max_restarts=5, window_s=120.0, backoff_initial_s=0.5, backoff_max_s=8.0,
+                               ready_timeout_s=120.0)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,10 @@ class Paths:
     def report(self) -> Path:
         return self.root / "report"
 
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
     def fresh(self) -> None:
         # the embedded broker keeps nothing between runs (memory storage): state left by an earlier run
         # would hold offsets, vectors and job records of events that no longer exist
@@ -133,6 +145,23 @@ class DemoService(ServiceProcess):
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def terminate(self) -> None:
+        terminate(self._proc, 10.0)
+
 
 @dataclass
 class Platform:
@@ -143,6 +172,8 @@ class Platform:
     services: dict[str, DemoService] = field(default_factory=dict)
     prometheus: LocalPrometheus | None = None
     prometheus_missing: str | None = None
+    supervisor: Supervisor | None = None
+    report: rep.Report | None = None
 
     def url(self, name: str) -> str:
         return self.services[name].url
@@ -181,6 +212,15 @@ class Platform:
         for name, service in self.services.items():
             console.print(f"[green]✓[/] {name:<12} on [bold]{service.url}[/]"
                           + (f" (OpenAPI at {service.url}/docs)" if name == "gateway" else ""))
+
+        def on_change(status: ChildStatus, message: str) -> None:
+            style = {"running": "green", "gave up": "bold red"}.get(status.state, "yellow")
+            console.print(f"[{style}]supervisor:[/] {message}", highlight=False)
+
+        self.supervisor = Supervisor(self.services, RESTART_POLICY, on_change=on_change, status_path=self.paths.status,
+                                     log_path=logs / "supervisor.log").start()
+        console.print(f"[green]✓[/] supervisor watching 5 services: {RESTART_POLICY.describe()} "
+                      f"(status in {self.paths.status})")
         self.prometheus = LocalPrometheus(
             self.paths.prometheus, {name: f"127.0.0.1:{s.port}" for name, s in self.services.items()},
             scrape_interval_s=SCRAPE_INTERVAL_S, log_file=logs / "prometheus.log")
@@ -194,14 +234,27 @@ class Platform:
             console.print(f"[bold yellow]! no local Prometheus:[/] {exc}; going on without live metrics")
 
     def dead(self) -> list[str]:
-        gone = [name for name, s in self.services.items() if not s.alive]
+        """What stopped for good: services the supervisor gave up on (or, before it watches, any that
+        exited), the broker, Prometheus."""
+        if self.supervisor is not None:
+            gone = self.supervisor.gave_up()
+        else:
+            gone = [name for name, s in self.services.items() if not s.alive]
         if self.broker is not None and not self.broker.running:
             gone.append("broker")
         if self.prometheus is not None and not self.prometheus.running:
             gone.append("prometheus")
         return gone
 
+    def processes(self) -> list[rep.Process]:
+        if self.supervisor is None:
+            return []
+        return [rep.Process(s.name, s.state, s.pid, s.restarts, s.last_exit_code, s.history[-4:])
+                for s in self.supervisor.snapshot().values()]
+
     def stop(self, console: Console) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()  # first: nothing is restarted while it all stops
         stopped = []
         if self.prometheus is not None:
             self.prometheus.stop()
@@ -493,8 +546,14 @@ def run_demo(workdir: str = "var/demo", serve: bool = False) -> int:
             console.print(f"[bold]running[/]: gateway {platform.url('gateway')} (API key {DEMO_KEY!r})"
                           + (f", Prometheus {platform.prometheus.url}" if platform.prometheus else "")
                           + "; Ctrl-C stops everything")
+            console.print(f"a service that exits is restarted ({RESTART_POLICY.describe()}); restarts are counted "
+                          f"in {paths.status} and the report")
+            seen = platform.supervisor.version if platform.supervisor else 0
             while not platform.dead():
                 time.sleep(0.5)
+                if platform.supervisor is not None and platform.supervisor.version != seen:
+                    seen = platform.supervisor.version
+                    refresh_report(platform, paths)
             console.print(f"[red]exited on its own:[/] {', '.join(platform.dead())}; see {paths.logs}")
             code = 1
     except KeyboardInterrupt:
@@ -654,21 +713,34 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
         print_metrics(console, metrics)
     else:
         metrics = rep.Metrics(prometheus_url=None, missing=platform.prometheus_missing or INSTALL_HINT)
+    settled = platform.supervisor.wait_settled(RESTART_POLICY.ready_timeout_s) if platform.supervisor else True
     gone = platform.dead()
     everything = "broker, 5 services" + (", prometheus" if platform.prometheus is not None else "")
-    checks.append(("every process still running", not gone, f"gone: {', '.join(gone)}" if gone else everything))
+    restarted = {n: c for n, c in platform.supervisor.restarts().items() if c} if platform.supervisor else {}
+    restarts = ("; restarted by the supervisor: " + ", ".join(f"{n} {c}x" for n, c in restarted.items())
+                if restarted else "; no restarts")
+    checks.append(("every process still running", not gone and settled,
+                   (f"gone: {', '.join(gone)}" if gone else everything) + restarts))
 
     report = rep.Report(
         videos=videos, users=[rep.UserStory(u, USERS[u], before[u], after[u], stories[u]) for u in USERS],
         similar=similar, covers=covers, stylized=stylized, metrics=metrics, places=places(platform, paths),
         checks=checks, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        took_s=time.monotonic() - started)
+        took_s=time.monotonic() - started, processes=platform.processes(), supervision=RESTART_POLICY.describe())
+    platform.report = report
     path = rep.write_report(paths.report, report)
     print_checks(console, checks)
     if platform.prometheus_missing:
         console.print(f"[bold yellow]! the report has no live metrics:[/] {platform.prometheus_missing}")
     console.print(f"\n[bold]report[/]: {path}  (took {time.monotonic() - started:.0f} s)")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def refresh_report(platform: Platform, paths: Paths) -> None:
+    """Write the report again with the supervisor's current counts (while --serve runs)."""
+    if platform.report is not None:
+        platform.report.processes = platform.processes()
+        rep.write_report(paths.report, platform.report)
 
 
 def stylize_story(styled: dict, video_id: str, source: Path, paths: Paths) -> rep.Stylized:

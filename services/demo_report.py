@@ -71,6 +71,20 @@ class Metrics:
 
 
 @dataclass
+class Process:
+    """A service process as the demo's supervisor sees it."""
+
+    name: str
+    state: str
+    """running, restarting, starting, gave up or stopped."""
+    pid: int | None = None
+    restarts: int = 0
+    last_exit_code: int | None = None
+    history: list[str] = field(default_factory=list)
+    """The supervisor's last messages about it (exits, restarts), oldest first."""
+
+
+@dataclass
 class Report:
     videos: dict[str, Video]
     users: list[UserStory]
@@ -82,6 +96,9 @@ class Report:
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     generated_at: str = ""
     took_s: float = 0.0
+    processes: list[Process] = field(default_factory=list)
+    supervision: str = ""
+    """The supervisor's restart policy, in words."""
 
 
 CSS = """
@@ -308,6 +325,24 @@ def checks_section(checks: Iterable[tuple[str, bool, str]]) -> str:
     return f'<table id="checks"><tr><th>check</th><th>result</th><th>detail</th></tr>{rows}</table>'
 
 
+def processes_section(processes: Sequence[Process], supervision: str) -> str:
+    if not processes:
+        return '<p class="muted">no supervisor ran</p>'
+    restarted = sum(p.restarts for p in processes)
+    rows = "".join(
+        f'<tr data-service="{esc(p.name)}" data-state="{esc(p.state)}" data-restarts="{p.restarts}">'
+        f'<td>{esc(p.name)}</td><td class="num">{esc(p.pid)}</td>'
+        f'<td class="{"ok" if p.state == "running" else "bad"}">{esc(p.state)}</td>'
+        f'<td class="num">{p.restarts}</td><td class="num">{esc("" if p.last_exit_code is None else p.last_exit_code)}</td>'
+        f'<td>{"<br>".join(esc(line) for line in p.history) or "<span class=muted>nothing happened</span>"}</td></tr>'
+        for p in processes)
+    return (f'<p>Each service runs as a child process of the demo, watched by a supervisor that restarts one that '
+            f'exits: {esc(supervision)}. {restarted} restart{"" if restarted == 1 else "s"} so far '
+            '(this page is written again at each change while <code>--serve</code> runs).</p>'
+            f'<table id="process-table"><tr><th>service</th><th>pid</th><th>state</th><th>restarts</th>'
+            f'<th>last exit code</th><th>what happened</th></tr>{rows}</table>')
+
+
 def places_section(places: Iterable[tuple[str, str]]) -> str:
     rows = "".join(f"<tr><td>{esc(what)}</td><td><code>{esc(where)}</code></td></tr>" for what, where in places)
     return f'<table id="places"><tr><th>what</th><th>where</th></tr>{rows}</table>'
@@ -330,6 +365,7 @@ def page(report: Report) -> str:
          "conditional GAN.</p>" + covers_section(report.covers)),
         ("stylization", "A stylised clip", stylized_section(report.stylized)),
         ("metrics", "Live metrics", metrics_section(report.metrics)),
+        ("processes", "Processes and restarts", processes_section(report.processes, report.supervision)),
         ("places", "Where things are", places_section(report.places)),
     ]
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections)

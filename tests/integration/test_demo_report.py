@@ -1,5 +1,6 @@
 """``clipstream demo --serve`` run once, as a user runs it: it reaches the report, serves until Ctrl-C,
-then stops every process. The report is opened in headless Chromium (Debian's ``chromium``) and the
+then stops every process. While it serves, the recommender is killed (SIGKILL) and must come back:
+restarted by the demo's supervisor, counted in its status file and the report, serving feeds again. The report is opened in headless Chromium (Debian's ``chromium``) and the
 rendered page is checked: each user's feeds with reasons, changed after the session; covers per
 topic; a stylised clip; every Prometheus target up."""
 
@@ -19,11 +20,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
+import json
+
 import httpx
 import numpy as np
 import pytest
 
-from services.demo import SERVICES, USERS
+from services.demo import DEMO_KEY, SERVICES, USERS
 from shared.runtime.prometheus import INSTALL_HINT, prometheus_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -38,6 +41,8 @@ class DemoRun:
     serving: bool
     live_targets: dict[str, str]
     urls: list[str]
+    killed: dict = field(default_factory=dict)
+    """What the supervisor did about the recommender killed while serving (see _kill_and_wait)."""
 
 
 def _read(stream, lines: list[str]) -> None:
@@ -73,6 +78,7 @@ def _run_demo(workdir: Path, err):
         if running:  # while it serves: what Prometheus itself says about its targets
             targets = httpx.get(f"{running.group(2)}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
             live = {t["labels"]["job"]: t["health"] for t in targets}
+            killed = _kill_and_wait(workdir / "status.json", running.group(1), "recommender")
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
@@ -80,7 +86,7 @@ def _run_demo(workdir: Path, err):
         except subprocess.TimeoutExpired:
             pass
         reader.join(10)
-        yield DemoRun(workdir, proc.poll(), "".join(lines), serving, live, urls)
+        yield DemoRun(workdir, proc.poll(), "".join(lines), serving, live, urls, killed if running else {})
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # the demo stops its children on SIGTERM too
@@ -88,6 +94,30 @@ def _run_demo(workdir: Path, err):
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _kill_and_wait(status_file: Path, gateway: str, name: str, timeout_s: float = 120) -> dict:
+    """SIGKILL one service of the serving demo; wait until its supervisor reports it running again."""
+    before = json.loads(status_file.read_text())["children"][name]
+    os.kill(before["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    after = before
+    while time.monotonic() < deadline:
+        after = json.loads(status_file.read_text())["children"][name]
+        if after["restarts"] > before["restarts"] and after["state"] == "running":
+            break
+        time.sleep(0.2)
+    feed = httpx.get(f"{gateway}/v1/feed/user-ana", headers={"X-API-Key": DEMO_KEY}, timeout=10)
+    return {"before": before, "after": after, "feed_status": feed.status_code,
+            "pid_alive": _alive(after["pid"])}
+
+
+def _alive(pid: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except (OSError, TypeError):
+        return False
 
 
 def test_the_demo_serves_then_stops_everything_on_ctrl_c(demo):
@@ -101,6 +131,18 @@ def test_the_demo_serves_then_stops_everything_on_ctrl_c(demo):
         address = urlparse(url)
         with pytest.raises(OSError), socket.create_connection((address.hostname, address.port), timeout=1):
             pass
+
+
+def test_a_killed_service_is_restarted_by_the_supervisor_and_counted(demo):
+    assert demo.killed, "the demo never served, so nothing was killed"
+    before, after = demo.killed["before"], demo.killed["after"]
+    assert before["state"] == "running" and before["restarts"] == 0
+    assert after["state"] == "running" and after["restarts"] == 1, after
+    assert after["pid"] != before["pid"] and after["last_exit_code"] == -signal.SIGKILL
+    assert demo.killed["feed_status"] == 200  # the gateway reaches the restarted recommender
+    assert "supervisor: recommender was killed by SIGKILL; restarting in" in demo.out
+    assert "supervisor: recommender is ready again" in demo.out
+    assert "recommender was killed by SIGKILL" in (demo.workdir / "logs" / "supervisor.log").read_text()
 
 
 def test_the_demo_shows_uploads_and_watch_events_travelling(demo):
@@ -233,6 +275,15 @@ def test_the_report_shows_every_prometheus_target_up(report):
     assert "ClipStreamServiceDown" in alerts
 
 
+def test_the_report_counts_the_restart(report):
+    _, dom = report
+    rows = {r.attrs["data-service"]: r.attrs for r in dom.find_all("tr") if "data-service" in r.attrs}
+    assert set(rows) == set(SERVICES)
+    assert rows["recommender"]["data-restarts"] == "1", rows["recommender"]
+    assert all(rows[s]["data-restarts"] == "0" for s in SERVICES if s != "recommender")
+    assert "killed by SIGKILL" in dom.find_all("table", id="process-table")[0].all_text()
+
+
 def test_the_report_renders_as_a_non_blank_page(report, tmp_path):
     folder, _ = report
     shot = folder / "screenshot.png"
@@ -260,7 +311,8 @@ def test_every_value_in_the_report_is_escaped():
         stylized=rep.Stylized(evil, evil, evil, evil, evil, evil, evil, error=evil),
         metrics=rep.Metrics(evil, targets=[rep.Target(evil, evil, evil, evil)], series=[(evil, evil, evil)],
                             curves=[(evil, [(0.0, 1.0), (1.0, float("nan")), (2.0, 3.0)])], rules=[(evil, evil, evil)]),
-        places=[(evil, evil)], checks=[(evil, False, evil)]))
+        places=[(evil, evil)], checks=[(evil, False, evil)],
+        processes=[rep.Process(evil, evil, None, 1, None, [evil])], supervision=evil))
     assert "<script" not in page and "&lt;script&gt;" in page
     builder = TreeBuilder()
     builder.feed(page)
