@@ -15,6 +15,17 @@ from pydantic import BaseModel
 E = TypeVar("E", bound=BaseModel)
 
 
+def public_path(path: str | None, root: Path) -> str | None:
+    """A result's path as clients see it: relative to the service's output folder, never the server's
+    absolute path (a path outside the folder is reduced to its file name)."""
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 class RequestError(ValueError):
     """A request that cannot be carried out as asked; ``reason`` is a metric label."""
 

@@ -14,6 +14,7 @@ from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import GenerationCompleted, GenerationRequested
 from shared.http_ops import add_ops_routes
+from shared.jobs import public_path
 from shared.settings import GenerationSettings, KafkaSettings, ModelSettings
 
 GROUP = "clipstream-generation"
@@ -45,12 +46,12 @@ def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings 
                   description="Covers, frames and short clips of a topic from the project's conditional GAN.")
 
     @app.get("/v1/generations/{request_id}", response_model=GenerationCompleted, tags=["generation"],
-             summary="Result of a generation request, with its artefact paths")
+             summary="Result of a generation request, with its artefact paths (relative to the output folder)")
     async def status(request_id: str) -> GenerationCompleted:
         found = service.jobs.get(request_id)
         if found is None:
             raise HTTPException(404, f"no generation request {request_id!r} seen yet")
-        return found
+        return found.model_copy(update={"artefacts": [public_path(a, settings.output_dir) for a in found.artefacts]})
 
     @app.get("/v1/topics", tags=["generation"], summary="Topics the generator was trained on")
     async def known_topics() -> dict:

@@ -15,6 +15,7 @@ from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import StylizeCompleted, StylizeRequested, VideoUploaded
 from shared.http_ops import add_ops_routes
+from shared.jobs import public_path
 from shared.settings import FetchSettings, KafkaSettings, ModelSettings, StylizationSettings
 
 GROUP = "clipstream-stylization"
@@ -52,12 +53,13 @@ def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings
     app.state.stylizer = stylizer
 
     @app.get("/v1/stylizations/{request_id}", response_model=StylizeCompleted, tags=["stylization"],
-             summary="Status of a stylization request: running (with progress), ok (with the output) or failed")
+             summary="Status of a stylization request: running (with progress), ok (with the output, relative to "
+                     "the output folder) or failed")
     async def status(request_id: str) -> StylizeCompleted:
         found = stylizer.status(request_id)
         if found is None:
             raise HTTPException(404, f"no stylization request {request_id!r} seen yet")
-        return found
+        return found.model_copy(update={"output": public_path(found.output, settings.output_dir)})
 
     @app.get("/v1/styles", tags=["stylization"], summary="Styles, looks and LUTs a request may name")
     async def styles() -> dict:
