@@ -1,7 +1,7 @@
 """Bytes <-> events. Pure functions: no broker, no I/O.
 
-``decode`` never raises for bad input: it returns a :class:`Rejection` that says why, so the
-streaming layer can dead-letter the message and go on.
+``decode`` never raises, whatever the bytes: it returns a :class:`Rejection` that says why, so the
+streaming layer can dead-letter the message and go on (a fuzz test holds it to that).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from shared.events import DeadLetterReason, Event
+from shared.events import FUTURE_TIMESTAMP, DeadLetterReason, Event
 from shared.topics import Topic
 
 E = TypeVar("E", bound=Event)
@@ -54,10 +54,14 @@ def decode(raw: bytes | None, model: type[E], max_bytes: int) -> E | Rejection:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Rejection(DeadLetterReason.MALFORMED_JSON, f"not JSON: {exc}")
+    except RecursionError:  # [[[[...]]]] nested past the parser's stack
+        return Rejection(DeadLetterReason.MALFORMED_JSON, "not JSON: nested too deeply")
+    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+        return Rejection(DeadLetterReason.MALFORMED_JSON, f"not JSON: {exc}")
     if not isinstance(data, dict):
         return Rejection(DeadLetterReason.MALFORMED_JSON, f"expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
-    if version not in model.SUPPORTED_VERSIONS:
+    if type(version) is not int or version not in model.SUPPORTED_VERSIONS:  # a list or a dict is unhashable
         supported = ", ".join(str(v) for v in sorted(model.SUPPORTED_VERSIONS))
         return Rejection(
             DeadLetterReason.UNKNOWN_SCHEMA_VERSION,
@@ -66,4 +70,9 @@ def decode(raw: bytes | None, model: type[E], max_bytes: int) -> E | Rejection:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        return Rejection(DeadLetterReason.INVALID_EVENT, f"{model.__name__}: {describe_validation_error(exc)}")
+        reason = DeadLetterReason.INVALID_EVENT
+        if any(err["type"] == FUTURE_TIMESTAMP for err in exc.errors()):
+            reason = DeadLetterReason.FUTURE_TIMESTAMP
+        return Rejection(reason, f"{model.__name__}: {describe_validation_error(exc)}")
+    except RecursionError:
+        return Rejection(DeadLetterReason.INVALID_EVENT, f"{model.__name__}: nested too deeply")

@@ -8,6 +8,12 @@ original bytes, the reason and its source partition/offset, and the consumer goe
 Offsets are committed once the whole batch is handled (at-least-once). Only when a dead
 letter itself cannot be written is the batch left uncommitted and redelivered, so nothing
 is lost; handlers must therefore be idempotent.
+
+A service that keeps its own position per partition (the recommender stores it with its state)
+passes ``admit``, asked before each record is decoded (False: skip it, it is already in the state
+or not where the state is), and ``settled``, told after each admitted record is done, applied or
+dead-lettered alike: so a dead letter moves the position exactly as an applied record does, in
+order, and the valid records after it are applied.
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ def consume(
     concurrency: int = 1,
     with_record: bool = False,
     after_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
+    admit: Callable[[Any], Awaitable[bool]] | None = None,
+    settled: Callable[[Any], None] | None = None,
     **subscriber_options: Any,
 ):
     """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber.
@@ -79,7 +87,8 @@ def consume(
     between messages does not matter, such as uploads); the batch is still committed as a whole.
     ``with_record`` passes the Kafka record (topic, partition, offset) to the handler as a second
     argument; ``after_batch`` runs with every record of the batch, dead-lettered ones included,
-    before the batch is committed: a service that stores its own offsets does it there.
+    before the batch is committed: a service that stores its own offsets does it there. ``admit`` and
+    ``settled`` are for such a service (see the module note).
     """
     settings = settings or KafkaSettings()
     metrics = consumer_metrics(service)
@@ -113,20 +122,34 @@ def consume(
                     rejection.reason.value, rejection.detail)
 
     async def handle_one(body: bytes | None, record: Any) -> None:
+        if admit is not None and not await admit(record):
+            return
         started = time.perf_counter()
-        event = decode(body, model, settings.max_message_bytes)
+        rejection = await handle_or_reject(body, record)
+        if rejection is not None:
+            await dead_letter(body, record, rejection)  # raises only when the letter cannot be written
+        else:
+            metrics.messages.labels(topic.name, "ok").inc()
+            metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)
+        if settled is not None:
+            settled(record)
+
+    async def handle_or_reject(body: bytes | None, record: Any) -> Rejection | None:
+        try:
+            event = decode(body, model, settings.max_message_bytes)
+        except Exception as exc:  # decode promises never to raise; if it does, the record still goes
+            log.exception("decoding %s failed", topic.name)
+            return Rejection(DeadLetterReason.MALFORMED_JSON, f"undecodable: {type(exc).__name__}")
         if isinstance(event, Rejection):
-            return await dead_letter(body, record, event)
+            return event
         try:
             await (handler(event, record) if with_record else handler(event))
         except Reject as exc:
-            return await dead_letter(body, record, Rejection(DeadLetterReason.REJECTED, str(exc)))
+            return Rejection(DeadLetterReason.REJECTED, str(exc))
         except Exception as exc:  # a bug or an outage in one message must not stop the consumer
             log.exception("handler for %s failed", topic.name)
-            return await dead_letter(body, record, Rejection(DeadLetterReason.PROCESSING_ERROR,
-                                                             f"{type(exc).__name__}: {exc}"))
-        metrics.messages.labels(topic.name, "ok").inc()
-        metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)
+            return Rejection(DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+        return None
 
     async def on_message(bodies: list[bytes], msg: KafkaMessage) -> None:
         records = msg.raw_message

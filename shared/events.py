@@ -10,11 +10,12 @@ changing a field needs a new version.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
@@ -23,6 +24,29 @@ TopicName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+"""How far an event's time may lie ahead of the receiver's wall clock (clock skew between hosts);
+later is refused: a 422 at the gateway, ``future_timestamp`` in the dead-letter topic."""
+FUTURE_TIMESTAMP = "future_timestamp"  # the validation error type the codec maps to its dead-letter reason
+
+
+def _bounded_time(value: datetime) -> datetime:
+    """A time without a zone is UTC; one beyond the wall clock plus :data:`MAX_FUTURE_SKEW` is refused."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    limit = utcnow() + MAX_FUTURE_SKEW
+    if value > limit:
+        raise PydanticCustomError(
+            FUTURE_TIMESTAMP, "time {value} is more than {skew_s} s ahead of the wall clock ({now})",
+            {"value": value.isoformat(), "skew_s": int(MAX_FUTURE_SKEW.total_seconds()),
+             "now": utcnow().isoformat(timespec="seconds")})
+    return value
+
+
+EventTime = Annotated[datetime, AfterValidator(_bounded_time)]
+"""A point in time carried by an event: timezone-aware, never far in the future."""
 
 
 def new_id() -> str:
@@ -53,7 +77,7 @@ class VideoUploaded(Event, UploadFields):
     """An upload registered by a platform backend (topic ``videos.uploaded``)."""
 
     video_id: Identifier
-    uploaded_at: datetime = Field(default_factory=utcnow)
+    uploaded_at: EventTime = Field(default_factory=utcnow)
 
 
 class VideoEmbedded(Event):
@@ -70,7 +94,7 @@ class VideoEmbedded(Event):
     keyframes: Annotated[int, Field(ge=0)] = 0
     thumbnail: str | None = None
     duplicate_of: Identifier | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: EventTime = Field(default_factory=utcnow)
 
 
 class WatchAction(StrEnum):
@@ -99,7 +123,7 @@ class WatchEvent(Event, WatchFields):
     """One thing a user did with a video (topic ``watch.events``, keyed by user_id)."""
 
     event_id: Identifier = Field(default_factory=new_id)
-    ts: datetime = Field(default_factory=utcnow)
+    ts: EventTime = Field(default_factory=utcnow)
 
 
 GenerationKind = Literal["cover", "frames", "clip"]
@@ -129,7 +153,7 @@ class GenerationCompleted(Event):
     model_version: str | None = None
     error: str | None = None
     elapsed_ms: Annotated[float, Field(ge=0)] = 0.0
-    completed_at: datetime = Field(default_factory=utcnow)
+    completed_at: EventTime = Field(default_factory=utcnow)
 
 
 class _Op(BaseModel):
@@ -195,7 +219,7 @@ class StylizeCompleted(Event):
     output: str | None = None
     error: str | None = None
     elapsed_ms: Annotated[float, Field(ge=0)] = 0.0
-    completed_at: datetime = Field(default_factory=utcnow)
+    completed_at: EventTime = Field(default_factory=utcnow)
 
 
 class DeadLetterReason(StrEnum):
@@ -208,6 +232,8 @@ class DeadLetterReason(StrEnum):
     REJECTED = "rejected"
     """The handler refused the event (bad input it detected, e.g. unsafe path)."""
     PROCESSING_ERROR = "processing_error"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    """A time field lies further ahead of the wall clock than ``MAX_FUTURE_SKEW`` allows."""
 
 
 class DeadLetter(Event):

@@ -52,7 +52,8 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     broker = make_broker(metrics.SERVICE, kafka)
     subscriber_ref["subscriber"] = consume(
         broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
-        settings=kafka, with_record=True, after_batch=handlers.after_watch_batch,
+        settings=kafka, with_record=True, after_batch=handlers.after_watch_batch, admit=handlers.admit,
+        settled=handlers.settled,
         listener=ResumeFromStoredOffsets(handlers))
     # every instance needs every video: a group of its own, read from the beginning
     consume(broker, topics.VIDEOS_EMBEDDED, VideoEmbedded, handlers.on_videos_embedded, service=metrics.SERVICE,

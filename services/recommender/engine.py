@@ -45,8 +45,10 @@ class PartitionState:
 
 class Recommender:
     def __init__(self, settings: RecommenderSettings, catalogue: Catalogue, topic: str,
-                 embed_text: Callable[[list[str]], np.ndarray] | None = None) -> None:
+                 embed_text: Callable[[list[str]], np.ndarray] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock  # the wall clock: no event's time moves a shared clock past it
         self.catalogue = catalogue
         self.topic = topic
         self.embed_text = embed_text
@@ -71,8 +73,9 @@ class Recommender:
             return self.partitions[partition].next_offset
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
         pop = Popularity(self.settings.popularity_half_life_s)
-        for row in store.popularity():
-            pop.load(*row)
+        wall = self.clock()
+        for video, score, at, total in store.popularity():  # a row stored by an unbounded build is brought back
+            pop.load(video, score, min(at, wall), total)
         cov = CoVisitation()
         for a, b, w in store.covisits():
             cov.counts[a][b] = w
@@ -126,7 +129,7 @@ class Recommender:
             return applied
         st.dirty_users.add(event.user_id)
         if applied.weight > 0:
-            ts = event.ts.timestamp()
+            ts = self.event_time(event)
             st.popularity.add(event.video_id, applied.weight, ts)
             self.popularity.add(event.video_id, applied.weight, ts)
             st.dirty_videos.add(event.video_id)
@@ -148,7 +151,7 @@ class Recommender:
         draw = zlib.crc32(event.event_id.encode())
         if draw / 2**32 >= s.learn_fraction or signal_weight(event) <= 0:
             return
-        ctx = FeedContext(user_id, user, 0, event.ts.timestamp(), self.catalogue, st.popularity, st.covisit, self.prior,
+        ctx = FeedContext(user_id, user, 0, self.event_time(event), self.catalogue, st.popularity, st.covisit, self.prior,
                           fresh_window_s=s.fresh_window_s)
         negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw))
         if not negatives:
@@ -157,6 +160,11 @@ class Recommender:
         st.ranker.learn(x[0], x[1:], self.prior, s.learn_rate, s.learn_l2)
         st.ranker_dirty = True
         self._weights = None
+
+    def event_time(self, event: WatchEvent) -> float:
+        """An event's time as the shared statistics see it: never past the wall clock (the events'
+        own check allows a few minutes of skew; this keeps even those from moving the clocks)."""
+        return min(event.ts.timestamp(), self.clock())
 
     def scorer_weights(self) -> np.ndarray:
         if self._weights is None:
@@ -216,7 +224,7 @@ class Recommender:
 
     def feed(self, user_id: str, k: int, observe: Observer | None = None, now: float | None = None) -> list[Candidate]:
         s = self.settings
-        ctx = FeedContext(user_id, self.user(user_id), k, now or max(time.time(), self.popularity.now), self.catalogue,
+        ctx = FeedContext(user_id, self.user(user_id), k, now or self.clock(), self.catalogue,
                           self.popularity, self.covisit, self.scorer_weights(), s.candidates_per_source, s.fresh_window_s,
                           s.mmr_lambda, s.creator_cap)
         return run_feed(ctx, observe)

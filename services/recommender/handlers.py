@@ -47,17 +47,24 @@ class Handlers:
         return getattr(self.subscriber_ref.get("subscriber"), "consumer", None)
 
     async def on_watch_events(self, event: WatchEvent, record: Any) -> None:
-        self.in_batch = True
-        self.between_batches.clear()
-        if not await self.in_position(record):
-            return
+        """Called only for a record at the state's position (``admit``); ``settled`` then moves it."""
         applied = self.rec.apply(event, record.partition)
-        self.rec.advance(record.partition, record.offset + 1)
-        self.dirty.add(record.partition)
         metrics.events.labels("duplicate" if applied.duplicate else "applied").inc()
         if not applied.video_known:
             metrics.unknown_videos.inc()
         metrics.freshness.observe(max(0.0, time.time() - event.ts.timestamp()))
+
+    async def admit(self, record: Any) -> bool:
+        """Before a record is decoded: whether it is the next one the partition's state needs (see the
+        class note). A batch is open from its first record until ``after_watch_batch``."""
+        self.in_batch = True
+        self.between_batches.clear()
+        return await self.in_position(record)
+
+    def settled(self, record: Any) -> None:
+        """A record at the position is done, applied or dead-lettered: the position moves past it."""
+        self.rec.advance(record.partition, record.offset + 1)
+        self.dirty.add(record.partition)
 
     async def in_position(self, record: Any) -> bool:
         """Whether ``record`` is the next one the partition's state needs (see the class note)."""
@@ -86,12 +93,7 @@ class Handlers:
         return True
 
     async def after_watch_batch(self, records: list[Any]) -> None:
-        """Move positions past dead-lettered records, then store state with its offsets, at most every
-        ``flush_interval_s`` (a crash replays the rest)."""
-        for r in records:  # a record at the position here was dead-lettered, not applied: it is done too
-            if self.rec.position(r.partition) == r.offset:
-                self.rec.advance(r.partition, r.offset + 1)
-                self.dirty.add(r.partition)
+        """Store state with its offsets, at most every ``flush_interval_s`` (a crash replays the rest)."""
         self.sent_back.clear()
         self.in_batch = False
         self.between_batches.set()

@@ -10,6 +10,12 @@ from itertools import repeat
 import numpy as np
 
 _NONE = (0.0, 0.0)
+_MAX_EXPONENT = 700.0  # math.exp overflows past about 709.78
+
+
+def _exp(x: float) -> float:
+    """math.exp that saturates instead of raising OverflowError, whatever times it is given."""
+    return math.exp(min(x, _MAX_EXPONENT))
 
 
 class Popularity:
@@ -34,9 +40,9 @@ class Popularity:
         self.peak_total = max(self.peak_total, self.totals[video])
         score, at = self.scores.get(video, (0.0, ts))
         if ts >= at:
-            self.scores[video] = (score * math.exp(-(ts - at) / self.tau) + weight, ts)
+            self.scores[video] = (score * _exp(-(ts - at) / self.tau) + weight, ts)
         else:  # an event older than the item's clock: decay the event instead
-            self.scores[video] = (score + weight * math.exp(-(at - ts) / self.tau), at)
+            self.scores[video] = (score + weight * _exp(-(at - ts) / self.tau), at)
         self._raise_peak(*self.scores[video])
 
     def _raise_peak(self, score: float, at: float) -> None:
@@ -47,7 +53,7 @@ class Popularity:
         """The largest decayed score at ``now`` (0 while nothing is popular)."""
         if self._peak_key == -math.inf:
             return 0.0
-        return math.exp(self._peak_key - (now or self.now) / self.tau)
+        return _exp(self._peak_key - (now or self.now) / self.tau)
 
     def load(self, video: str, score: float, at: float, total: float) -> None:
         """One stored row back, exactly as it was written."""
@@ -61,7 +67,7 @@ class Popularity:
         if video not in self.scores:
             return 0.0
         score, at = self.scores[video]
-        return score * math.exp(-max(0.0, (now or self.now) - at) / self.tau)
+        return score * _exp(-max(0.0, (now or self.now) - at) / self.tau)
 
     def scores_at(self, videos: list[str], now: float | None = None) -> np.ndarray:
         """score() for many videos at once (0 for unknown ones)."""

@@ -55,3 +55,28 @@ def test_validation_error_description_is_bounded():
     except ValueError as exc:
         text = describe_validation_error(exc, limit=2)
     assert text.count(";") == 2 and "more" in text
+
+
+def test_deeply_nested_json_is_a_rejection_not_a_crash():
+    depth = 100_000
+    assert reason(b"[" * depth + b"]" * depth) is DeadLetterReason.MALFORMED_JSON
+    nested = b'{"schema_version": 1, "user_id": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"
+    assert reason(nested) is DeadLetterReason.MALFORMED_JSON
+
+
+def test_unhashable_or_lookalike_schema_version_is_unknown():
+    for version in ([], {}, [1], "1", True, 1.0, None):
+        raw = json.dumps({**GOOD, "schema_version": version}).encode()
+        assert reason(raw) is DeadLetterReason.UNKNOWN_SCHEMA_VERSION, version
+
+
+def test_a_time_far_in_the_future_has_its_own_reason():
+    out = decode(json.dumps({**GOOD, "ts": "9999-12-31T23:59:59Z"}).encode(), WatchEvent, 1 << 20)
+    assert isinstance(out, Rejection) and out.reason is DeadLetterReason.FUTURE_TIMESTAMP
+    assert "ahead of the wall clock" in out.detail
+
+
+def test_a_time_without_zone_is_utc_and_a_past_time_is_kept():
+    event = decode(json.dumps({**GOOD, "ts": "2020-01-02T03:04:05"}).encode(), WatchEvent, 1 << 20)
+    assert isinstance(event, WatchEvent) and event.ts.utcoffset().total_seconds() == 0
+    assert event.ts.year == 2020 and event.ts.hour == 3
