@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -13,17 +14,26 @@ from shared.settings import KafkaSettings
 
 # Room for a dead letter that carries a maximal event base64-encoded.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# aiokafka's default, kept for consumers: a JoinGroup request may wait at the broker until every
+# member has rejoined, which can take longer than a publish should ever wait.
+CONSUMER_REQUEST_TIMEOUT_MS = 40_000
 
 
 def make_broker(service: str, settings: KafkaSettings | None = None, **kwargs) -> KafkaBroker:
+    """The service's broker; its producer gives up on a request after ``settings.request_timeout_ms``."""
     settings = settings or KafkaSettings()
-    return KafkaBroker(
+    broker = KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",
         max_request_size=MAX_REQUEST_BYTES,
+        request_timeout_ms=settings.request_timeout_ms,
         middlewares=[
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service, metrics_prefix=f"{NAMESPACE}_{service}_broker")
         ],
         log_level=logging.DEBUG,  # one line per message is for debugging, not for production logs
         **kwargs,
     )
+    # FastStream hands the broker's request timeout to consumers as well; they keep aiokafka's default
+    config = broker.config.broker_config
+    config.builder = partial(config.builder, request_timeout_ms=max(CONSUMER_REQUEST_TIMEOUT_MS, settings.request_timeout_ms))
+    return broker

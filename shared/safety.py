@@ -32,6 +32,8 @@ def system_resolver(host: str) -> list[str]:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise UnsafeSource(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    except (UnicodeError, ValueError) as exc:  # an IDNA label over 63 characters, an embedded NUL
+        raise UnsafeSource(f"host {host!r} is not a valid host name: {exc}") from exc
     return sorted({info[4][0] for info in infos})
 
 
@@ -51,10 +53,13 @@ def is_public_address(address: str) -> bool:
 
 
 def check_url(url: str, allowed_hosts: Iterable[str] = (), resolver: Resolver = system_resolver) -> MediaSource:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # for example an unclosed IPv6 bracket
+        raise UnsafeSource(f"URL cannot be parsed: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeSource(f"URL scheme {parts.scheme!r} not allowed; use http or https")
-    host = parts.hostname
     if not host:
         raise UnsafeSource("URL has no host")
     if parts.username or parts.password:
@@ -73,19 +78,42 @@ def check_url(url: str, allowed_hosts: Iterable[str] = (), resolver: Resolver = 
     return MediaSource("url", url)
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` for an error message: repr, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def check_path(relative: str, media_root: Path) -> MediaSource:
-    """A path inside ``media_root`` (symlinks resolved), naming an existing regular file."""
+    """A path inside ``media_root`` (symlinks resolved), naming an existing regular file.
+
+    Whatever the file system says about a path (a name too long, a symlink loop, a component
+    that is not a folder) becomes an :class:`UnsafeSource` with the reason, never another error.
+    """
     if "\x00" in relative:
         raise UnsafeSource("path contains a NUL byte")
+    try:
+        return _check_path(relative, media_root)
+    except UnsafeSource:
+        raise
+    except RuntimeError as exc:  # Path.resolve() on Python < 3.13: "Symlink loop from ..."
+        raise UnsafeSource(f"path {_shown(relative)} cannot be resolved: {exc}") from exc
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES, ...
+        reason = exc.strerror or type(exc).__name__
+        raise UnsafeSource(f"path {_shown(relative)} cannot be used: {reason}") from exc
+    except ValueError as exc:
+        raise UnsafeSource(f"path {_shown(relative)} cannot be used: {exc}") from exc
+
+
+def _check_path(relative: str, media_root: Path) -> MediaSource:
     root = media_root.resolve()
     candidate = Path(relative)
     target = (candidate if candidate.is_absolute() else root / candidate).resolve()
     if target != root and root not in target.parents:
-        raise UnsafeSource(f"path {relative!r} is outside the media root")
+        raise UnsafeSource(f"path {_shown(relative)} is outside the media root")
     if not target.is_file():
-        raise UnsafeSource(f"path {relative!r} is not a file under the media root")
+        raise UnsafeSource(f"path {_shown(relative)} is not a file under the media root")
     if not os.access(target, os.R_OK):
-        raise UnsafeSource(f"path {relative!r} is not readable")
+        raise UnsafeSource(f"path {_shown(relative)} is not readable")
     return MediaSource("file", str(target))
 
 

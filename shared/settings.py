@@ -48,6 +48,8 @@ class KafkaSettings(BaseSettings):
     """Longest a fetch waits for data (bounds end-to-end latency on brokers that do not wake early)."""
     max_poll_records: int = Field(500, ge=1)
     """Messages handled per batch; offsets are committed once per batch."""
+    request_timeout_ms: int = Field(2000, ge=100)
+    """Longest a producer request (publish, metadata) waits for the broker; consumers keep 40 s (a group join may wait longer)."""
 
 
 class QdrantSettings(BaseSettings):
@@ -101,6 +103,10 @@ class GatewaySettings(BaseSettings):
     """Where the gateway forwards generation status and topic list requests."""
     upstream_timeout_s: float = Field(5.0, gt=0)
     """Timeout for requests the gateway forwards to other services."""
+    rate_limit_per_s: float = Field(50.0, ge=0)
+    """Requests per second each API key may make on average (token bucket; 0: no limit); 429 beyond."""
+    rate_limit_burst: int = Field(100, ge=1)
+    """Requests an API key may make at once before its rate applies (the token bucket's size)."""
 
     @field_validator("api_keys", "allowed_url_hosts", mode="before")
     @classmethod

@@ -3,32 +3,56 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from shared import topics
 from shared.codec import describe_validation_error
 from shared.events import GenerationRequested, StylizeRequested, VideoUploaded, WatchEvent
+from shared.jobs import RequestError
 from shared.publisher import publish_many
 from shared.safety import UnsafeSource, check_source
 from services.gateway.auth import ApiKey
 from services.gateway.limits import SERVICE, rejected_requests
+from services.gateway.outage import BusState
 from services.gateway.schemas import (Accepted, BatchAccepted, GenerateIn, Rejected, StylizeIn, VideoUploadIn, WatchBatchIn,
-                                     WatchEventIn)
+                                     WatchEventIn, write_responses)
+from services.gateway.strict import StrictJSONRoute, integral_floats_as_ints, request_errors
+from services.generation.budget import check_budget
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=StrictJSONRoute, responses=write_responses())
+
+
+def make_event(model, **fields):
+    """The event for a validated request; what the event model alone refuses (a time far ahead) is a 422."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise RequestValidationError(request_errors(exc)) from None
 
 
 def to_watch_event(body: WatchEventIn) -> WatchEvent:
     return WatchEvent(**body.model_dump(exclude_none=True))
 
 
+def unavailable(bus: BusState, detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": str(bus.retry_after_s)})
+
+
 async def _publish(request: Request, topic: topics.Topic, events: list) -> None:
+    bus: BusState = request.app.state.bus
+    if bus.down:  # known down: answer now rather than wait for the broker's timeout again
+        bus.refused += 1
+        raise unavailable(bus, f"event bus unavailable ({bus.reason}); nothing was published, retry later "
+                               "with the same ids")
     try:
         await publish_many(request.app.state.broker, topic, events, SERVICE)
     except Exception as exc:  # broker unreachable or refusing: the client should retry
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"event bus unavailable: {type(exc).__name__}") from exc
+        bus.mark_down(type(exc).__name__)
+        raise unavailable(bus, f"event bus unavailable: {type(exc).__name__}; retry later with the same ids") from exc
 
 
 async def _check_source(request: Request, source: str) -> None:
@@ -49,15 +73,24 @@ async def _accept(request: Request, topic: topics.Topic, event, event_id: str) -
              summary="Register an uploaded video for ingestion")
 async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Accepted:
     await _check_source(request, body.source)
-    event = VideoUploaded(**body.model_dump())
+    event = make_event(VideoUploaded, **body.model_dump())
     return await _accept(request, topics.VIDEOS_UPLOADED, event, event.video_id)
 
 
 @router.post("/events/watch", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["events"],
              summary="Record one watch event")
 async def record_watch(body: WatchEventIn, request: Request, _: ApiKey) -> Accepted:
-    event = to_watch_event(body)
+    event = make_event(WatchEvent, **body.model_dump(exclude_none=True))
     return await _accept(request, topics.WATCH_EVENTS, event, event.event_id)
+
+
+def _batch_item(raw: object) -> WatchEvent:
+    """One event of a batch, held to the same strict rules as POST /v1/events/watch."""
+    try:
+        body = WatchEventIn.model_validate_json(json.dumps(integral_floats_as_ints(raw)), strict=True)
+        return to_watch_event(body)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
 
 
 @router.post("/events/watch/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted,
@@ -70,9 +103,9 @@ async def record_watch_batch(body: WatchBatchIn, request: Request, _: ApiKey) ->
     events, rejected = [], []
     for index, raw in enumerate(body.events):
         try:
-            events.append(to_watch_event(WatchEventIn.model_validate(raw)))
-        except ValidationError as exc:
-            rejected.append(Rejected(index=index, error=describe_validation_error(exc)))
+            events.append(_batch_item(raw))
+        except ValueError as exc:
+            rejected.append(Rejected(index=index, error=str(exc)))
     if rejected:
         rejected_requests().labels("invalid_event").inc(len(rejected))
     if events:
@@ -85,12 +118,17 @@ async def record_watch_batch(body: WatchBatchIn, request: Request, _: ApiKey) ->
 async def request_stylization(body: StylizeIn, request: Request, _: ApiKey) -> Accepted:
     if body.uri is not None:
         await _check_source(request, body.uri)
-    event = StylizeRequested(**body.model_dump())
+    event = make_event(StylizeRequested, **body.model_dump())
     return await _accept(request, topics.STYLIZE_REQUESTS, event, event.request_id)
 
 
 @router.post("/generations", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["generation"],
              summary="Generate covers, frames or a short clip of a topic; poll GET /v1/generations/{id}")
 async def request_generation(body: GenerateIn, request: Request, _: ApiKey) -> Accepted:
-    event = GenerationRequested(**body.model_dump())
+    event = make_event(GenerationRequested, **body.model_dump())
+    try:
+        check_budget(event, request.app.state.generation.max_pixels_per_request)
+    except RequestError as exc:
+        rejected_requests().labels("too_large").inc()
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"generation refused: {exc.detail}") from exc
     return await _accept(request, topics.GENERATION_REQUESTS, event, event.request_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from services.generation import metrics
+from services.generation.budget import check_budget
 from services.generation.core.artefacts import images, walk, write_clip, write_image
 from shared import topics
 from shared.consumer import Reject
@@ -28,11 +29,7 @@ def check(request: GenerationRequested, topics_known: list[str], max_pixels: int
     """The topic's index; raises RequestError for what the schema alone cannot refuse."""
     if request.topic not in topics_known:
         raise RequestError("unknown_topic", f"unknown topic {request.topic!r}; valid topics: {', '.join(topics_known)}")
-    count = round(request.duration_s * request.fps) if request.kind == "clip" else request.count
-    pixels = count * request.size * request.size
-    if pixels > max_pixels:
-        raise RequestError("too_large", f"{count} images of {request.size}x{request.size} = {pixels} pixels "
-                                        f"> limit {max_pixels}")
+    check_budget(request, max_pixels)
     return topics_known.index(request.topic)
 
 
