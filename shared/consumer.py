@@ -29,6 +29,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from shared import log_end
 from shared.codec import Rejection, decode, encode
 from shared.events import DeadLetter, DeadLetterReason, Event
 from shared.metrics import consumer_metrics
@@ -79,6 +80,8 @@ def consume(
     after_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
     admit: Callable[[Any], Awaitable[bool]] | None = None,
     settled: Callable[[Any], None] | None = None,
+    own_position: log_end.Position | None = None,
+    restarted: log_end.Restart | None = None,
     **subscriber_options: Any,
 ):
     """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber.
@@ -88,7 +91,10 @@ def consume(
     ``with_record`` passes the Kafka record (topic, partition, offset) to the handler as a second
     argument; ``after_batch`` runs with every record of the batch, dead-lettered ones included,
     before the batch is committed: a service that stores its own offsets does it there. ``admit`` and
-    ``settled`` are for such a service (see the module note).
+    ``settled`` are for such a service (see the module note), and so are ``own_position`` and
+    ``restarted``: the subscriber is registered with :mod:`shared.log_end`, which compares that
+    position (default: the consumer's) with the partition's end and restarts a partition whose log
+    was lost; the service runs the watch with ``log_end.running(broker)``.
     """
     settings = settings or KafkaSettings()
     metrics = consumer_metrics(service)
@@ -172,4 +178,6 @@ def consume(
     on_message.__name__ = f"on_{topic.name.replace('.', '_')}"
     subscriber = broker.subscriber(topic.name, **options)
     subscriber(on_message)
+    log_end.truncations(service).labels(topic.name)  # the series exists at 0 from the start
+    log_end.watch(broker, log_end.Watched(subscriber, topic.name, service, own_position, restarted))
     return subscriber

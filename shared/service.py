@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -15,6 +16,7 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY, make_asgi_app
 
+from shared import log_end
 from shared.metrics import info
 from shared.settings import ServiceSettings
 
@@ -42,8 +44,20 @@ def service_app(
         body = b'{"status":"ready"}' if ok else b'{"status":"not ready"}'
         return AsgiResponse(body, 200 if ok else 503, headers={"content-type": "application/json"})
 
+    own_lifespan = app_options.pop("lifespan", None)
+
+    @asynccontextmanager
+    async def lifespan(*args: Any):
+        async with log_end.running(broker):
+            if own_lifespan is None:
+                yield
+            else:
+                async with own_lifespan(*args):
+                    yield
+
     return AsgiFastStream(
         broker,
+        lifespan=lifespan,
         asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/health", health), ("/ready", is_ready), *extra_routes],
         **app_options,
     )

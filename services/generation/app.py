@@ -9,7 +9,7 @@ from fastapi import FastAPI, HTTPException
 from services.generation import metrics
 from services.generation.core.generator import load_generator
 from services.generation.handlers import Generation
-from shared import topics
+from shared import log_end, topics
 from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import GenerationCompleted, GenerationRequested
@@ -38,7 +38,8 @@ def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings 
                             "provider": generator.provider})
         await broker.start()
         try:
-            yield
+            async with log_end.running(broker):
+                yield
         finally:
             await broker.stop()
 

@@ -15,7 +15,7 @@ from services.recommender.api import create_router
 from services.recommender.core.catalogue import Catalogue
 from services.recommender.engine import Recommender
 from services.recommender.handlers import Handlers, ResumeFromStoredOffsets
-from shared import topics
+from shared import log_end, topics
 from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import VideoEmbedded, WatchEvent
@@ -53,7 +53,7 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     subscriber_ref["subscriber"] = consume(
         broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
         settings=kafka, with_record=True, after_batch=handlers.after_watch_batch, admit=handlers.admit,
-        settled=handlers.settled,
+        settled=handlers.settled, own_position=handlers.own_position, restarted=handlers.restarted,
         listener=ResumeFromStoredOffsets(handlers))
     # every instance needs every video: a group of its own, read from the beginning
     consume(broker, topics.VIDEOS_EMBEDDED, VideoEmbedded, handlers.on_videos_embedded, service=metrics.SERVICE,
@@ -69,7 +69,8 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
         await broker.start()
         flusher = asyncio.create_task(handlers.flush_when_idle())
         try:
-            yield
+            async with log_end.running(broker):
+                yield
         finally:
             flusher.cancel()
             await broker.stop()

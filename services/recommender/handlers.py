@@ -66,6 +66,16 @@ class Handlers:
         self.rec.advance(record.partition, record.offset + 1)
         self.dirty.add(record.partition)
 
+    async def own_position(self, tp: TopicPartition) -> int | None:
+        """The position the log-end watch compares with the partition's end (the state's own)."""
+        return self.rec.position(tp.partition)
+
+    def restarted(self, tp: TopicPartition, start: int) -> None:
+        """The broker lost its log: the state is kept and folds in the new log from ``start``."""
+        if self.rec.position(tp.partition) is not None:
+            self.rec.advance(tp.partition, start)
+            self.dirty.add(tp.partition)
+
     async def in_position(self, record: Any) -> bool:
         """Whether ``record`` is the next one the partition's state needs (see the class note)."""
         partition = record.partition

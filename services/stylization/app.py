@@ -10,7 +10,7 @@ from fastapi import FastAPI, HTTPException
 from services.stylization import metrics
 from services.stylization.core.style_models import load_styles
 from services.stylization.handlers import Stylizer, describe_styles
-from shared import topics
+from shared import log_end, topics
 from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import StylizeCompleted, StylizeRequested, VideoUploaded
@@ -44,7 +44,8 @@ def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings
         metrics.model.info({"styles": ",".join(sorted(styles)), "provider": ",".join(providers)})
         await broker.start()
         try:
-            yield
+            async with log_end.running(broker):
+                yield
         finally:
             await broker.stop()
 
