@@ -19,10 +19,24 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 CONSUMER_REQUEST_TIMEOUT_MS = 40_000
 
 
+class _Broker(KafkaBroker):
+    """FastStream's broker with consumers that keep aiokafka's request timeout: FastStream builds its
+    consumers from the broker's connection options (the producer's short timeout among them) anew at
+    every connect, so the consumer factory is wrapped after each connect."""
+
+    consumer_request_timeout_ms = CONSUMER_REQUEST_TIMEOUT_MS
+
+    async def _connect(self):
+        await super()._connect()
+        config = self.config.broker_config
+        config.builder = partial(config.builder, request_timeout_ms=self.consumer_request_timeout_ms)
+        return config.builder
+
+
 def make_broker(service: str, settings: KafkaSettings | None = None, **kwargs) -> KafkaBroker:
     """The service's broker; its producer gives up on a request after ``settings.request_timeout_ms``."""
     settings = settings or KafkaSettings()
-    broker = KafkaBroker(
+    broker = _Broker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",
         max_request_size=MAX_REQUEST_BYTES,
@@ -33,7 +47,5 @@ def make_broker(service: str, settings: KafkaSettings | None = None, **kwargs) -
         log_level=logging.DEBUG,  # one line per message is for debugging, not for production logs
         **kwargs,
     )
-    # FastStream hands the broker's request timeout to consumers as well; they keep aiokafka's default
-    config = broker.config.broker_config
-    config.builder = partial(config.builder, request_timeout_ms=max(CONSUMER_REQUEST_TIMEOUT_MS, settings.request_timeout_ms))
+    broker.consumer_request_timeout_ms = max(CONSUMER_REQUEST_TIMEOUT_MS, settings.request_timeout_ms)
     return broker
