@@ -7,12 +7,11 @@ coerced, so the OpenAPI document is exactly what the gateway accepts.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import GenerationRequested, Identifier, StylizeRequested, UploadFields, WatchFields, new_id
+from shared.events import EventTime, GenerationRequested, Identifier, StylizeRequested, UploadFields, WatchFields, new_id
 
 
 class _In(BaseModel):
@@ -26,7 +25,7 @@ class VideoUploadIn(_In, UploadFields):
 class WatchEventIn(_In, WatchFields):
     event_id: Identifier = Field(default_factory=new_id)
     """Set it to make a retry safe: the recommender applies one event id once (see README, HTTP API)."""
-    ts: datetime | None = None
+    ts: EventTime | None = None
     """When it happened on the client (RFC 3339, e.g. 2024-05-01T12:00:00Z); the gateway's clock when absent."""
 
 

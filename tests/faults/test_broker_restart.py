@@ -9,7 +9,6 @@ import json
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
 from shared import topics
 from shared.events import GenerationRequested, WatchEvent

@@ -5,7 +5,6 @@ dead-lettered once per consuming service, and the consumers go on (issue 14, fin
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections import Counter

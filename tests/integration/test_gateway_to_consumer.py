@@ -6,7 +6,6 @@ import asyncio
 from collections import Counter
 
 import httpx
-import pytest
 
 from shared import topics
 from shared.bus import make_broker

@@ -1,6 +1,5 @@
 """The dead-letter mechanism, wired through FastStream's in-memory TestKafkaBroker."""
 
-import asyncio
 import base64
 import json
 

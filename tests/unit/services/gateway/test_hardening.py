@@ -4,7 +4,6 @@ before the body, a per-key rate limit, and the OpenAPI document says what the ga
 from __future__ import annotations
 
 import json
-import os
 
 import httpx
 import pytest
@@ -314,3 +313,17 @@ def test_identical_error_lines_are_let_through_once_per_interval_with_a_count():
     assert all(line.endswith("[2999 identical lines suppressed in the last 30 s]") for line in unable[1:])
     assert sum(line.startswith("progress") for line in lines) == 120
     assert lines[-1] == "another problem"
+
+
+# --- finding 2: time skew ------------------------------------------------------------------------------------
+
+async def test_a_time_far_in_the_future_is_422_and_never_published(gateway):
+    client, published, _ = gateway
+    resp = await client.post("/v1/events/watch", json={**WATCH, "ts": "9999-12-31T23:59:59Z"})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["errors"][0]["loc"][-1] == "ts" and "ahead of the wall clock" in resp.json()["errors"][0]["msg"]
+    batch = await client.post("/v1/events/watch/batch", json={"events": [WATCH, {**WATCH, "ts": "9999-01-01T00:00:00Z"}]})
+    assert batch.status_code == 202 and batch.json()["accepted"] == 1 and len(batch.json()["rejected"]) == 1
+    past = await client.post("/v1/events/watch", json={**WATCH, "ts": "2020-01-01T00:00:00Z"})
+    assert past.status_code == 202, "a time in the past is history, not an error"
+    assert published and not any(str(e.get("ts", "")).startswith("9999") for e in published)
