@@ -14,14 +14,6 @@ KEY = "test-key"
 
 
 @pytest.fixture
-def media(tmp_path):
-    root = tmp_path / "media"
-    root.mkdir()
-    (root / "clip.mp4").write_bytes(b"\x00" * 16)
-    return root
-
-
-@pytest.fixture
 async def gateway(media):
     settings = GatewaySettings(api_keys=[SecretStr("other"), SecretStr(KEY)], media_root=media,
                                max_body_bytes=64 * 1024, max_batch=50)

@@ -47,14 +47,6 @@ def build(media, **overrides):
 
 
 @pytest.fixture
-def media(tmp_path):
-    root = tmp_path / "media"
-    root.mkdir()
-    (root / "clip.mp4").write_bytes(b"\x00" * 16)
-    return root
-
-
-@pytest.fixture
 async def gateway(media):
     app, published = build(media)
     async with TestKafkaBroker(app.state.broker):
