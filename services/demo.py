@@ -679,7 +679,8 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
         generated, styled = poll_jobs(api, console, cover_ids, style_id)
         covers = {}
         for topic, result in generated.items():
-            files = [copy_into(p, paths.report / "covers", f"{topic}-{i + 1}.jpg")
+            # the status answer names artefacts relative to the generation service's output folder
+            files = [copy_into(paths.generated / p, paths.report / "covers", f"{topic}-{i + 1}.jpg")
                      for i, p in enumerate(result.get("artefacts", []))]
             if result.get("status") == "ok" and all(files):
                 covers[topic] = files
@@ -748,7 +749,10 @@ def stylize_story(styled: dict, video_id: str, source: Path, paths: Paths) -> re
     if styled.get("status") != "ok":
         return rep.Stylized(video_id, ops, styled.get("status") or "no answer", error=styled.get("error"))
     folder = paths.report / "stylized"
-    output = Path(styled["output"])
+    # relative to the stylization service's output folder (an absolute path survives the join)
+    output = paths.stylized / styled["output"] if styled.get("output") else None
+    if output is None:
+        return rep.Stylized(video_id, ops, "ok", error="the status answer names no output")
     before = frame_at(source, 0.5, folder / f"{video_id}-before.jpg")
     after = frame_at(output, 0.5, folder / f"{video_id}-after.jpg")
     return rep.Stylized(video_id, ops, "ok", before_frame=f"stylized/{before}" if before else None,
