@@ -6,17 +6,20 @@ WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
+COPY cli ./cli
 COPY models ./models
 RUN pip install --no-cache-dir ".[train]" \
  && CLIPSTREAM_MODELS_DIR=/build/models CLIPSTREAM_MODELS_CACHE_DIR=/build/cache clipstream models prepare
 
-# Stage 2: the runtime: onnxruntime, no torch.
+# Stage 2: the runtime: serving code, the CLI and the ONNX files; no torch, no training checkpoints, no
+# offline packages (training, evaluation, devkit: .dockerignore keeps them and the checkpoints out).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
+COPY cli ./cli
 RUN pip install . && useradd --create-home --uid 10001 clipstream && mkdir -p /data && chown clipstream /data
 COPY models ./models
 COPY --from=text-model /build/cache /app/cache

@@ -52,19 +52,19 @@ bench: setup
 
 # Retrain the committed video encoder (CPU, a few minutes); updates models/ and its manifest.
 train-encoder: setup
-	$(BIN)/python -m services.trainer.train_encoder --corpus var/corpus/train --steps 2000 --batch 48
+	$(BIN)/python -m training.train_encoder --corpus var/corpus/train --steps 2000 --batch 48
 
 train-styles: setup  ## the committed style models (about 35 min on 2 CPU cores), then their golden outputs
-	$(BIN)/python -m services.trainer.train_style --style mosaic --net johnson --steps 400 --lr 2e-3 --threads 1
-	$(BIN)/python -m services.trainer.train_style --style mosaic --net fast --skip --steps 800 --threads 1 \
+	$(BIN)/python -m training.train_style --style mosaic --net johnson --steps 400 --lr 2e-3 --threads 1
+	$(BIN)/python -m training.train_style --style mosaic --net fast --skip --steps 800 --threads 1 \
 		--teacher models/styles/checkpoints/mosaic-johnson.pt
 	for style in waves ink; do \
-		$(BIN)/python -m services.trainer.train_style --style $$style --net fast --skip --steps 400 --threads 1 || exit 1; done
-	$(BIN)/python -m services.trainer.train_style --net vae --styles mosaic,waves,ink --steps 800 --threads 1
+		$(BIN)/python -m training.train_style --style $$style --net fast --skip --steps 400 --threads 1 || exit 1; done
+	$(BIN)/python -m training.train_style --net vae --styles mosaic,waves,ink --steps 800 --threads 1
 	$(BIN)/python -m tests.golden_styles
 
 train-gan: setup  ## the committed topic GAN (about 40 min on 2 CPU cores; resumable with --resume)
-	$(BIN)/python -m services.trainer.train_gan --epochs 20 --batch 64 --mode-seeking-from 2
+	$(BIN)/python -m training.train_gan --epochs 20 --batch 64 --mode-seeking-from 2
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache

@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 
 from benchmarks.common import write_result
+from devkit.corpus import spec_for, write_clip
 from services.encoder.engine import EncoderEngine
-from shared.corpus import spec_for, write_clip
 from shared.text import video_text
 from shared.vectors import EdgeVectorStore, VectorRecord
 

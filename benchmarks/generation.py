@@ -39,8 +39,8 @@ def rate(fn, batch: int, seconds: float) -> float:
 def torch_generator():
     import torch
 
-    from services.trainer.gan import load_exported_generator
-    from services.trainer.train_gan import EMA_WEIGHTS
+    from training.gan import load_exported_generator
+    from training.train_gan import EMA_WEIGHTS
 
     return torch, load_exported_generator(EMA_WEIGHTS)
 

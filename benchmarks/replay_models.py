@@ -1,5 +1,5 @@
 """Which model class could beat item-kNN on a real log by 1.2x? Candidates measured with the replay's
-own protocol (``services.recommender.replay.evaluate``), before any of them is built into the service.
+own protocol (``evaluation.replay.evaluate``), before any of them is built into the service.
 
 On MovieLens 100K ClipStream's linear ranker reaches 1.015x item-kNN (issue #5 asks for 1.2x). Each
 candidate here is a different way to use the same stream: direction and distance in a user's
@@ -22,8 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import write_result
-from services.recommender.baselines import ItemKNNBaseline, ScoreBaseline
-from services.recommender.replay import BaselineSystem, evaluate, read_interactions, shared_tiebreak
+from evaluation.baselines import ItemKNNBaseline, ScoreBaseline
+from evaluation.replay import (
+    BaselineSystem,
+    evaluate,
+    read_interactions,
+    shared_tiebreak,
+)
 
 DEFAULT_LOG = Path("var/datasets/ml-100k/interactions.csv")
 
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=20000, help="replay the first N events (0: all)")
     args = p.parse_args(argv)
     if not args.interactions.is_file():
-        from shared.movielens import prepare
+        from devkit.movielens import prepare
 
         prepare(args.interactions.parent, Path("var/datasets"))
     log = read_interactions(args.interactions)[: args.limit or None]

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import write_result
-from services.recommender.baselines import ItemKNNBaseline
+from evaluation.baselines import ItemKNNBaseline
 
 DEFAULT_LOG = Path("var/datasets/ml-100k/interactions.csv")
 

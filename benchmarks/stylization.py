@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import write_result
+from devkit.corpus import spec_for, write_clip
 from services.stylization.core.ops import plan
 from services.stylization.core.style_models import load_styles
 from services.stylization.core.video import process_video
-from shared.corpus import spec_for, write_clip
 from shared.events import ColorOp, ColorParams, EnhanceOp, EnhanceParams, LutOp, StyleOp
 from shared.settings import ModelSettings, StylizationSettings
 

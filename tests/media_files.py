@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from shared.corpus import spec_for, write_clip, write_video
+from devkit.corpus import spec_for, write_clip, write_video
 
 
 def good_clip(folder: Path, index: int = 0, seconds: float = 2.0, seed: int = 3) -> Path:

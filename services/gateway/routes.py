@@ -21,7 +21,7 @@ from services.gateway.outage import BusState
 from services.gateway.schemas import (Accepted, BatchAccepted, GenerateIn, Rejected, StylizeIn, VideoUploadIn, WatchBatchIn,
                                      WatchEventIn, write_responses)
 from services.gateway.strict import StrictJSONRoute, integral_floats_as_ints, request_errors
-from services.generation.budget import check_budget
+from shared.budget import check_budget
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute, responses=write_responses())
 

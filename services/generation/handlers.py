@@ -15,7 +15,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from services.generation import metrics
-from services.generation.budget import check_budget
+from shared.budget import check_budget
 from services.generation.core.artefacts import images, walk, write_clip, write_image
 from shared import topics
 from shared.consumer import Reject

@@ -44,7 +44,7 @@ class ServiceProcess:
     def start(self, timeout_s: float = 60.0) -> ServiceProcess:
         env = {**os.environ, **self.env}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", self.name, "--port", str(self.port)],
+        self._proc = subprocess.Popen([sys.executable, "-m", "cli.main", "run", self.name, "--port", str(self.port)],
                                       stdout=out, stderr=subprocess.STDOUT, env=env)
         if out is not subprocess.DEVNULL:
             out.close()

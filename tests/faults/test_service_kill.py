@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.demo import DemoService
+from devkit.demo import DemoService
 from shared import topics
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.supervisor import RUNNING, RestartPolicy, Supervisor

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from shared.runtime.broker import EmbeddedBroker, free_port
-from shared.runtime.processes import ServiceProcess
-from shared.runtime.prometheus import (
+from devkit.prometheus import (
     INSTALL_HINT,
     RULES_GLOB,
     LocalPrometheus,
     prometheus_binary,
 )
+from shared.runtime.broker import EmbeddedBroker, free_port
+from shared.runtime.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ALERT = "ClipStreamServiceDown"

@@ -6,6 +6,7 @@ topic; a stylised clip; every Prometheus target up."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,14 +21,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
-import json
-
 import httpx
 import numpy as np
 import pytest
 
-from services.demo import DEMO_KEY, SERVICES, USERS
-from shared.runtime.prometheus import INSTALL_HINT, prometheus_binary
+from devkit.demo import DEMO_KEY, SERVICES, USERS
+from devkit.prometheus import INSTALL_HINT, prometheus_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 SERVE_DEADLINE_S = 420
@@ -58,7 +57,7 @@ def demo(tmp_path_factory) -> DemoRun:
 
 
 def _run_demo(workdir: Path, err):
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "demo", "--workdir", str(workdir), "--serve"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--workdir", str(workdir), "--serve"],
                             stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ, "COLUMNS": "200"},
                             # Ctrl-C as at a terminal, even when the test run itself was started in the background
                             # (a shell's `cmd &` ignores SIGINT, and Python then never raises KeyboardInterrupt)
@@ -299,7 +298,7 @@ def test_the_report_renders_as_a_non_blank_page(report, tmp_path):
 
 
 def test_every_value_in_the_report_is_escaped():
-    from services import demo_report as rep
+    from devkit import demo_report as rep
 
     evil = '<script>alert("x")</script>'
     page = rep.page(rep.Report(

@@ -11,8 +11,8 @@ import json
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.cli import main
-from services.dlq import COUNT_HEADER, ORIGIN_HEADER, REASON_HEADER, header
+from cli.dlq import COUNT_HEADER, ORIGIN_HEADER, REASON_HEADER, header
+from cli.main import main
 from shared import topics
 from shared.bus import make_broker
 from shared.consumer import consume

@@ -18,7 +18,7 @@ def test_a_gateway_without_api_keys_refuses_a_non_loopback_address(broker, tmp_p
                 "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})  # a broker that answers: nothing else stops it
     if keys is not None:
         env["CLIPSTREAM_GATEWAY_API_KEYS"] = keys
-    proc = subprocess.run([sys.executable, "-m", "services.cli", "run", "gateway", "--port", str(free_port())],
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "run", "gateway", "--port", str(free_port())],
                           env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode != 0
     assert "refusing to start: CLIPSTREAM_GATEWAY_API_KEYS" in proc.stderr, proc.stderr

@@ -22,7 +22,7 @@ from tests.integration.conftest import wait_for
 
 def test_broker_command_starts_creates_topics_and_stops_cleanly_on_sigterm():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "broker", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "broker", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from services.demo import DemoService
+from devkit.demo import DemoService
 from shared.runtime.broker import free_port
 from shared.runtime.supervisor import GAVE_UP, RUNNING, RestartPolicy, Supervisor
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.cli import build_parser
+from cli.main import build_parser
 from services.registry import SERVICES
 from shared.config_catalog import all_env_names
 from shared.settings import GatewaySettings, ServiceSettings

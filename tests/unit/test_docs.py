@@ -13,8 +13,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from services import api_docs
-from services.cli import main
+from cli.main import main
+from devkit import api_docs
 from shared import topics as registry
 from shared.events import EVENT_MODELS
 from shared.topics import DLQ_PARTITIONS, TOPICS
@@ -42,7 +42,7 @@ def test_committed_docs_are_what_the_code_generates(generated, name):
 @pytest.mark.parametrize("hash_seed", ["1", "2"])
 def test_generation_does_not_depend_on_hash_order(hash_seed):
     # FastStream orders channels by hashing; the module sorts them, so any process writes the same bytes
-    done = subprocess.run([sys.executable, "-m", "services.cli", "docs", "--check"], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "docs", "--check"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, check=False, env={**os.environ, "PYTHONHASHSEED": hash_seed})
     assert done.returncode == 0, done.stdout + done.stderr
 

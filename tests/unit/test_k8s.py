@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from services.cli import build_parser
+from cli.main import build_parser
 from services.registry import SERVICES
 from shared import topics
 from shared.config_catalog import all_env_names

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from services.registry import SERVICES
-from shared.metric_catalog import exported_names, registered_names
+from devkit.metric_catalog import exported_names, registered_names
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy/prometheus"

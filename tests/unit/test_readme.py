@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import yaml
 
-from services.api_docs import FLOWS
-from services.cli import build_parser
+from cli.main import build_parser
+from devkit.api_docs import FLOWS
 from services.registry import SERVICES
 from shared.config_catalog import all_env_names
 from shared.events import EVENT_MODELS, DeadLetter
@@ -502,7 +502,7 @@ def test_generation_benchmark_table():
 
 
 def clipstream(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -1,6 +1,6 @@
 """The topic GAN's generator on onnxruntime: (topic ids, latents) -> uint8 RGB images.
 
-The ONNX file (made by ``python -m services.trainer.train_gan``) takes ``z`` float32 (N, z_dim) and
+The ONNX file (made by ``python -m training.train_gan``) takes ``z`` float32 (N, z_dim) and
 ``topic`` int64 (N,) and returns ``image`` float32 (N, 3, size, size) in [0, 1]; this wrapper
 checks inputs, batches large requests and converts to uint8 NHWC. Latents come from
 :func:`services.generation.core.latent.latents` (numpy only; no torch at serving time).
@@ -61,9 +61,9 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def topic_index(name: str, topics: list[str] | tuple[str, ...] | None = None) -> int:
-    """The id of topic ``name`` (default order: shared.corpus.TOPICS, which the model was trained on)."""
+    """The id of topic ``name`` (default order: shared.content.TOPICS, which the model was trained on)."""
     if topics is None:
-        from shared.corpus import TOPICS as topics
+        from shared.content import TOPICS as topics
     try:
         return list(topics).index(name)
     except ValueError:

@@ -1,6 +1,6 @@
 """Style-transfer models on onnxruntime: uint8 RGB frames in, stylised uint8 RGB frames out.
 
-``load_styles`` reads ``<models>/styles/manifest.json`` (written by ``services.trainer.train_style``)
+``load_styles`` reads ``<models>/styles/manifest.json`` (written by ``training.train_style``)
 and maps the style names used in requests to models:
 
 * ``"<style>"``: the slim real-time net (kind ``fast``),
@@ -110,7 +110,7 @@ def load_styles(settings: ModelSettings | None = None, folder: Path | None = Non
     folder = folder or settings.dir / "styles"
     manifest = folder / "manifest.json"
     if not manifest.exists():
-        raise ModelError(f"style manifest {manifest} not found: train styles with python -m services.trainer.train_style")
+        raise ModelError(f"style manifest {manifest} not found: train styles with python -m training.train_style")
     try:
         names = sorted(json.loads(manifest.read_text())["models"])
     except (ValueError, KeyError, TypeError) as exc:

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from shared.corpus import spec_for, write_clip
-from shared.media import MediaError, audio_descriptors, extract_audio, extract_keyframes, letterbox, probe
+from devkit.corpus import spec_for, write_clip
+from shared.media import (
+    MediaError,
+    audio_descriptors,
+    extract_audio,
+    extract_keyframes,
+    letterbox,
+    probe,
+)
 from shared.settings import MediaSettings
 from tests import media_files
 
@@ -46,7 +53,7 @@ def test_keyframes_are_bounded_ordered_and_letterboxed(clip):
 
 def test_scene_cuts_are_found_and_kept(folder):
     a, b = np.zeros((24, 90, 160, 3), np.uint8), np.full((24, 90, 160, 3), 200, np.uint8)
-    from shared.corpus import write_video
+    from devkit.corpus import write_video
 
     path = write_video(folder / "cut.mp4", np.concatenate([a, b]), 24, 160, 90)
     kf = extract_keyframes(probe(path), MediaSettings(keyframes=4))

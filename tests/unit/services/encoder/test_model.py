@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from services.encoder.core.model import VideoEncoderModel
-from shared.inference import ModelError, card_from_manifest, OnnxModel
+from shared.inference import ModelError, OnnxModel, card_from_manifest
 from shared.settings import ModelSettings
 from tests.golden.inputs import GOLDEN, golden_frames, golden_mask
 
@@ -26,7 +26,7 @@ def test_golden_output_is_pinned(model):
 
 def test_onnx_matches_torch(model):
     torch = pytest.importorskip("torch")
-    from services.trainer.video_model import VideoEncoder
+    from training.video_model import VideoEncoder
 
     checkpoint = torch.load(ModelSettings().dir / "checkpoints" / "video_encoder.pt", weights_only=False)
     net = VideoEncoder()

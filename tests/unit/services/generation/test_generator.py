@@ -12,9 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.generation.core.generator import TopicGenerator, load_generator, topic_index
+from devkit.corpus import TOPICS
+from services.generation.core.generator import (
+    TopicGenerator,
+    load_generator,
+    topic_index,
+)
 from services.generation.core.latent import latents, slerp
-from shared.corpus import TOPICS
 from shared.inference import ModelError, sha256_of
 from shared.settings import ModelSettings
 
@@ -64,8 +68,8 @@ def test_golden_output_is_pinned(model):
 def test_onnx_matches_torch(model):
     torch = pytest.importorskip("torch")
     if not CHECKPOINT.exists():
-        pytest.skip(f"{CHECKPOINT} not present (retrain with python -m services.trainer.train_gan)")
-    from services.trainer.gan import ExportedGenerator, load_exported_generator
+        pytest.skip(f"{CHECKPOINT} not present (retrain with python -m training.train_gan)")
+    from training.gan import ExportedGenerator, load_exported_generator
 
     net = load_exported_generator(CHECKPOINT)
     ids, z = golden_inputs(model.z_dim)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devkit.make_luts import BUILTIN_LOOKS, make_luts
 from services.stylization.core import lut as lut_module
 from services.stylization.core.lut import (
     BUILTIN_LUT_DIR,
@@ -21,7 +22,6 @@ from services.stylization.core.lut import (
     parse_cube,
     write_cube,
 )
-from services.stylization.luts.make_luts import BUILTIN_LOOKS, make_luts
 
 
 @pytest.fixture(scope="module")

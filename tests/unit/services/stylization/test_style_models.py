@@ -61,7 +61,7 @@ def test_onnx_matches_torch(name):
     torch = pytest.importorskip("torch")
     import onnxruntime as ort
 
-    from services.trainer.style_nets import build
+    from training.style_nets import build
 
     entry = MANIFEST[name]
     state = torch.load(FOLDER / entry["checkpoint"], map_location="cpu", weights_only=False)

@@ -1,0 +1,267 @@
+"""``clipstream eval replay``: prequential replay of an interaction log, ClipStream against baselines.
+
+Protocol (no future leakage): events in timestamp order, ties in file order. The catalogue is
+the set of items seen in any earlier event. An event is scored when its weight is > 0, its item
+is in the catalogue and its user has an earlier event: before it is applied, every system ranks
+its top 20 among catalogue items the user has not interacted with (a system that returns fewer
+is filled from one fixed random order of items, shared by all, which also breaks ties);
+NDCG@10 with the event's item as the one relevant item and Recall@20. Then every event is fed to
+every system with its weight. ClipStream runs its service code: the same engine, state updates
+and feed pipeline, on an embedded Qdrant shard; items without videos get their vector from their
+title and tags through the encoder's text model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.baselines import BASELINES, ScoreBaseline
+from services.recommender.core.catalogue import Catalogue, VideoInfo
+from services.recommender.engine import Recommender
+from shared.events import WatchEvent
+from shared.settings import EncoderSettings, RecommenderSettings
+from shared.vectors import EdgeVectorStore
+
+K_NDCG, K_RECALL = 10, 20
+DIM_VISUAL, DIM = 128, 512
+
+
+@dataclass(frozen=True)
+class Interaction:
+    user: str
+    item: str
+    ts: float
+    weight: float
+
+
+def _ts(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def read_interactions(path: Path) -> list[Interaction]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"user_id", "item_id", "timestamp"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing columns {sorted(missing)} (need user_id,item_id,timestamp[,weight])")
+        rows = [Interaction(r["user_id"], r["item_id"], _ts(r["timestamp"]),
+                            float(r["weight"]) if r.get("weight") not in (None, "") else 1.0) for r in reader]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))  # ties in file order
+    return [rows[i] for i in order]
+
+
+def read_items(path: Path) -> dict[str, dict]:
+    with open(path, newline="") as f:
+        return {r["item_id"]: {"title": r.get("title", ""), "tags": [t for t in (r.get("tags") or "").split("|") if t],
+                               "topic": r.get("topic") or None} for r in csv.DictReader(f)}
+
+
+def item_vectors(items: list[str], meta: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Text vectors (title + tags) in the encoder's fused space; a random direction without metadata."""
+    from services.encoder.core.fusion import fuse
+    from shared.text import TextEmbedder, video_text
+
+    out: dict[str, np.ndarray] = {}
+    with_meta = [i for i in items if i in meta]
+    if with_meta:
+        text = TextEmbedder().embed([video_text(meta[i]["title"], meta[i]["tags"]) for i in with_meta])
+        fused = fuse(np.zeros((len(with_meta), DIM_VISUAL), np.float32), text, EncoderSettings().text_weight)
+        out.update(zip(with_meta, fused))
+    for i in items:
+        if i not in out:
+            v = np.random.default_rng(abs(hash(i)) % 2**32).normal(size=DIM).astype(np.float32)
+            out[i] = v / np.linalg.norm(v)
+    return out
+
+
+def to_event(ev: Interaction, n: int) -> WatchEvent:
+    w = ev.weight
+    action = ("share" if w >= 3 else "like" if w >= 2 else "complete") if w > 0 else \
+        ("dislike" if w <= -1.5 else "skip" if w < 0 else "impression")
+    return WatchEvent(event_id=f"r{n}", user_id=ev.user, video_id=ev.item, action=action, watch_ms=0 if w < 0 else 10000,
+                      duration_ms=10000, ts=datetime.fromtimestamp(ev.ts, UTC))
+
+
+class ClipStreamSystem:
+    name = "clipstream"
+
+    def __init__(self, vectors: dict[str, np.ndarray], meta: dict[str, dict], folder: Path,
+                 settings: RecommenderSettings | None = None) -> None:
+        self.store = EdgeVectorStore(folder / "videos", DIM)
+        self.vectors = vectors
+        self.meta = meta
+        settings = settings or RecommenderSettings(state_dir=folder / "state")
+        self.rec = Recommender(settings, Catalogue(self.store), "replay")
+        self.rec.assign(0)
+        self.n = 0
+
+    def rank(self, user: str, k: int, exclude: set[str], now: float) -> list[str]:
+        return [c.video_id for c in self.rec.feed(user, k, now=now) if c.video_id not in exclude]
+
+    def update(self, ev: Interaction) -> None:
+        if ev.item not in self.rec.catalogue:
+            m = self.meta.get(ev.item, {})
+            self.rec.catalogue.add(VideoInfo(ev.item, m.get("topic"), f"creator-{ev.item}", ev.ts, None,
+                                             m.get("title", "")), self.vectors[ev.item])
+        self.n += 1
+        self.rec.apply(to_event(ev, self.n), 0)
+
+    def close(self) -> None:
+        self.rec.close()
+        self.store.close()
+
+
+class BaselineSystem:
+    def __init__(self, model: ScoreBaseline) -> None:
+        self.model = model
+        self.name = model.name
+
+    def rank(self, user: str, k: int, exclude: set[str], now: float, tiebreak: dict[str, int] | None = None) -> list[str]:
+        items = self.model.items
+        scores = np.asarray(self.model.scores(user, now), float)[: len(items)].copy()
+        for item in exclude:
+            i = self.model.index.get(item)
+            if i is not None:
+                scores[i] = -np.inf
+        ties = np.fromiter((tiebreak[it] for it in items), float, len(items)) if tiebreak else np.arange(len(items))
+        order = np.lexsort((ties, -scores))  # highest score first, ties by the shared order
+        return [items[i] for i in order[:k] if np.isfinite(scores[i])]
+
+    def update(self, ev: Interaction) -> None:
+        self.model.update(ev.user, ev.item, ev.weight, ev.ts)
+
+    def close(self) -> None:
+        pass
+
+
+def shared_tiebreak(interactions: list[Interaction], items_meta: dict[str, dict], seed: int = 0) -> dict[str, int]:
+    """One fixed random order of every item, shared by all systems (fills short lists, breaks ties)."""
+    all_items = sorted({ev.item for ev in interactions} | set(items_meta))
+    rng = np.random.default_rng(seed)
+    return {item: int(r) for item, r in zip(all_items, rng.permutation(len(all_items)))}
+
+
+def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: int = 0,
+           progress: bool = True, baselines: tuple[str, ...] | None = None) -> dict:
+    """ClipStream's service code against the baselines named (default: all of them)."""
+    tiebreak = shared_tiebreak(interactions, items_meta, seed)
+    with tempfile.TemporaryDirectory(prefix="clipstream-replay-") as tmp:
+        systems = [ClipStreamSystem(item_vectors(sorted(tiebreak), items_meta), items_meta, Path(tmp)),
+                   *(BaselineSystem(cls()) for cls in BASELINES if baselines is None or cls.name in baselines)]
+        return evaluate(interactions, systems, tiebreak, seed, progress)
+
+
+def evaluate(interactions: list[Interaction], systems: list, tiebreak: dict[str, int], seed: int = 0,
+             progress: bool = True, ours: str = "clipstream") -> dict:
+    """The prequential protocol over ``systems`` (each with name, rank, update, close); ``ours`` is the
+    system whose NDCG@10 is compared with the best of the others."""
+    catalogue: set[str] = set()
+    by_tiebreak = sorted(tiebreak, key=tiebreak.get)
+    interacted: dict[str, set[str]] = defaultdict(set)
+    ndcg = {s.name: defaultdict(list) for s in systems}
+    recall = {s.name: defaultdict(list) for s in systems}
+    shown = {s.name: set() for s in systems}
+    seconds = {s.name: 0.0 for s in systems}
+    events = interactions
+    if progress:
+        from shared.progress import progress as bar
+
+        events = bar(interactions, "replaying")
+    for ev in events:
+        scored = ev.weight > 0 and ev.item in catalogue and bool(interacted[ev.user])
+        for system in systems:
+            t = time.perf_counter()
+            if scored:
+                exclude = interacted[ev.user]
+                ranked = (system.rank(ev.user, K_RECALL, exclude, ev.ts, tiebreak) if isinstance(system, BaselineSystem)
+                          else system.rank(ev.user, K_RECALL, exclude, ev.ts))
+                ranked = [i for i in ranked if i in catalogue][:K_RECALL]
+                if len(ranked) < K_RECALL:  # fill from the shared fixed order
+                    have = set(ranked)
+                    ranked += [i for i in by_tiebreak if i in catalogue and i not in exclude and i not in have][
+                        : K_RECALL - len(ranked)]
+                pos = ranked.index(ev.item) if ev.item in ranked else None
+                ndcg[system.name][ev.user].append(1 / math.log2(pos + 2) if pos is not None and pos < K_NDCG else 0.0)
+                recall[system.name][ev.user].append(1.0 if pos is not None else 0.0)
+                shown[system.name].update(ranked)
+            system.update(ev)
+            seconds[system.name] += time.perf_counter() - t
+        catalogue.add(ev.item)
+        interacted[ev.user].add(ev.item)
+    for system in systems:
+        system.close()
+    result = {"events": len(interactions), "scored": sum(len(v) for v in ndcg[ours].values()),
+              "catalogue": len(catalogue), "systems": {}}
+    for s in systems:
+        flat_n = [x for v in ndcg[s.name].values() for x in v]
+        flat_r = [x for v in recall[s.name].values() for x in v]
+        result["systems"][s.name] = {
+            "ndcg@10": round(float(np.mean(flat_n)), 4) if flat_n else 0.0,
+            "recall@20": round(float(np.mean(flat_r)), 4) if flat_r else 0.0,
+            "coverage": round(len(shown[s.name]) / max(1, len(catalogue)), 4),
+            "events_per_s": round(len(interactions) / max(seconds[s.name], 1e-9), 1),
+        }
+    result["ratio"] = bootstrap_ratio(ndcg, seed, ours=ours)
+    return result
+
+
+def bootstrap_ratio(ndcg: dict[str, dict[str, list[float]]], seed: int, rounds: int = 1000,
+                    ours: str = "clipstream") -> dict:
+    """``ours``' NDCG@10 over the best other system's, with a per-user bootstrap 95% interval."""
+    means = {name: np.mean([x for v in per_user.values() for x in v] or [0]) for name, per_user in ndcg.items()}
+    best = max((n for n in means if n != ours), key=lambda n: means[n], default=None)
+    users = sorted(ndcg[ours])
+    if best is None or not users or means[best] == 0:
+        return {"best_baseline": best, "ratio": None}
+    mine = [np.asarray(ndcg[ours][u]) for u in users]
+    theirs = [np.asarray(ndcg[best][u]) for u in users]
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(users), len(users))
+        a = np.concatenate([mine[i] for i in pick])
+        b = np.concatenate([theirs[i] for i in pick])
+        if b.mean() > 0:
+            samples.append(a.mean() / b.mean())
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    return {"best_baseline": best, "ratio": round(float(means[ours] / means[best]), 3),
+            "ci95": [round(float(lo), 3), round(float(hi), 3)], "users": len(users)}
+
+
+def run_replay(interactions: str, items: str | None, as_json: bool, limit: int | None = None,
+               baselines: tuple[str, ...] | None = None) -> int:
+    log = read_interactions(Path(interactions))[:limit]
+    meta = read_items(Path(items)) if items else {}
+    result = replay(log, meta, progress=not as_json, baselines=baselines)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"replay: {result['events']} events, {result['scored']} scored, catalogue {result['catalogue']}")
+    for col in ("system", "NDCG@10", "Recall@20", "coverage", "events/s"):
+        table.add_column(col)
+    for name, m in sorted(result["systems"].items(), key=lambda kv: -kv[1]["ndcg@10"]):
+        table.add_row(name, f"{m['ndcg@10']:.4f}", f"{m['recall@20']:.4f}", f"{m['coverage']:.3f}",
+                      f"{m['events_per_s']:,.0f}")
+    console = Console()
+    console.print(table)
+    r = result["ratio"]
+    if r.get("ratio") is not None:
+        console.print(f"ClipStream / {r['best_baseline']}: {r['ratio']:.2f}x NDCG@10 "
+                      f"(95% per-user bootstrap interval {r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}, {r['users']} users)")
+    return 0
