@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 from pydantic import AliasChoices
@@ -54,6 +56,8 @@ def _shown(value: object) -> str:
         return "(secret)"
     if isinstance(value, list):
         return ",".join(_shown(v) for v in value) or "(empty)"
+    if isinstance(value, dict):  # set as JSON in the environment
+        return json.dumps(value)
     return "(unset)" if value is None else str(value)
 
 
@@ -64,5 +68,6 @@ def markdown_table() -> str:
         if row["env"] in seen:
             continue
         seen.add(row["env"])
-        lines.append(f"| `{row['env']}` | `{_shown(row['default'])}` | {row['doc']} |")
+        doc = " ".join(row["doc"].split())  # a docstring of several lines is one table cell
+        lines.append(f"| `{row['env']}` | `{_shown(row['default'])}` | {doc} |")
     return "\n".join(lines)

@@ -234,6 +234,14 @@ class StylizationSettings(BaseSettings):
     """Least time between two progress events of one request."""
 
 
+SCORER_WEIGHTS: dict[str, float] = {
+    "long": 1.0, "short": 1.0, "negative": 0.8, "trending": 1.0, "popularity": 0.3, "covisit": 1.0,
+    "covisit_last": 0.5, "fresh": 0.1, "young": 0.0, "covisit_recent": 0.0, "topic": 0.0,
+}
+"""The recommender's prior scorer weights, keyed by feature name (``services/recommender/core/features.py``
+FEATURES; a test keeps the two in step)."""
+
+
 class RecommenderSettings(BaseSettings):
     model_config = _config("RECOMMENDER_")
 
@@ -257,28 +265,20 @@ class RecommenderSettings(BaseSettings):
     """Most recent items remembered per user for the already-seen filter."""
     covisit_window: int = Field(10, ge=1)
     """A positive event co-visits with this many of the user's previous positive items."""
-    w_long: float = 1.0
-    """Scorer weight of similarity to the long-term vector."""
-    w_short: float = 1.0
-    """Scorer weight of similarity to the session vector."""
-    w_negative: float = 0.8
-    """Scorer weight (subtracted) of similarity to the negative vector."""
-    w_popularity: float = 1.0
-    """Scorer weight of normalised trending (time-decayed) popularity."""
-    w_popularity_all_time: float = 0.3
-    """Scorer weight of normalised all-time popularity (log of positive weight)."""
-    w_covisit: float = 1.0
-    """Scorer weight of co-visitation votes from the user's recent items (decayed, popularity-damped)."""
-    w_covisit_last: float = 0.5
-    """Scorer weight of co-visitation with the user's last positive item."""
-    w_fresh: float = 0.1
-    """Scorer weight of freshness (new uploads)."""
-    w_young: float = 0.0
-    """Scorer weight of a video's youth on a log scale (an hour old: 1, a year old: 0)."""
-    w_covisit_recent: float = 0.0
-    """Scorer weight of co-visitation votes from the user's last 3 positive items only."""
-    w_topic: float = 0.0
-    """Scorer weight of the share of the user's recent positive items in the candidate's topic."""
+    scorer_weights: dict[str, float] = Field(default_factory=lambda: dict(SCORER_WEIGHTS))
+    """Scorer weight of each ranking feature, as JSON; names left out keep their default, unknown names are
+    refused. long, short: similarity to the long-term and session vectors; negative: to the negative vector
+    (subtracted); trending, popularity: decayed and all-time popularity; covisit, covisit_last,
+    covisit_recent: co-visitation votes from recent items, the last item, the last 3; fresh, young: new
+    uploads, youth on a log scale; topic: share of recent positives in the candidate's topic."""
+
+    @field_validator("scorer_weights", mode="after")
+    @classmethod
+    def _known_features(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SCORER_WEIGHTS))
+        if unknown:
+            raise ValueError(f"unknown scorer features {unknown}; known: {', '.join(SCORER_WEIGHTS)}")
+        return {**SCORER_WEIGHTS, **value}
     learn_fraction: float = Field(0.1, ge=0, le=1)
     """Share of positive watch events the ranker learns from (0 keeps the weights above fixed)."""
     learn_rate: float = Field(0.1, gt=0)

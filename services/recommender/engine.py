@@ -56,12 +56,7 @@ class Recommender:
         self.user_partition: dict[str, int] = {}
         self.popularity = Popularity(settings.popularity_half_life_s)
         self.covisit = CoVisitation()
-        s = settings
-        configured = {"long": s.w_long, "short": s.w_short, "negative": s.w_negative, "trending": s.w_popularity,
-                      "popularity": s.w_popularity_all_time, "covisit": s.w_covisit, "covisit_last": s.w_covisit_last,
-                      "fresh": s.w_fresh, "young": s.w_young, "covisit_recent": s.w_covisit_recent,
-                      "topic": s.w_topic}
-        self.prior = np.array([configured[f] for f in FEATURES], float)
+        self.prior = np.array([settings.scorer_weights[f] for f in FEATURES], float)
         self._weights: np.ndarray | None = None
 
     # ---------------------------------------------------------------- partitions

@@ -199,3 +199,14 @@ def test_a_candidate_has_the_same_features_among_few_or_many(recommender):
     assert few.shape == (3, len(FEATURES))
     assert np.allclose(few, many[rows])
     assert few[0, FEATURES.index("covisit")] > 0, "a video co-visited with the user's items has votes"
+
+
+def test_scorer_weights_are_one_mapping_keyed_by_feature_name():
+    from services.recommender.core.features import FEATURES
+    from shared.settings import SCORER_WEIGHTS
+
+    assert list(SCORER_WEIGHTS) == list(FEATURES), "the prior names every ranking feature, in order"
+    settings = RecommenderSettings(scorer_weights={"topic": 0.7})
+    assert settings.scorer_weights == {**SCORER_WEIGHTS, "topic": 0.7}, "names left out keep their default"
+    with pytest.raises(ValueError, match="unknown scorer features"):
+        RecommenderSettings(scorer_weights={"popularty": 1.0})
