@@ -66,7 +66,7 @@ async def clipstream_consumer(settings: KafkaSettings, sink: Sink):
     async def handle(event: WatchEvent) -> None:
         sink.record(event.ts.timestamp())
 
-    sub = consume(bus, topics.WATCH_EVENTS, WatchEvent, handle, service="bench",
+    sub = consume(bus, topics.WATCH_EVENTS, handle, service="bench",
                   group_id=f"bench-{uuid.uuid4().hex[:8]}", settings=settings)
     await bus.start()
     await settled(sub.consumer)

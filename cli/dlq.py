@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from shared import topics
-from shared.events import EVENT_MODELS, DeadLetter
+from shared.events import DeadLetter
 from shared.replay import records_to_end
 
 REASON_HEADER = "clipstream-dlq-reason"
@@ -136,7 +136,7 @@ def decodes_now(letter: Letter) -> str | None:
     from shared.settings import KafkaSettings
 
     try:
-        model = EVENT_MODELS[topics.by_name(letter.letter.source_topic).event]
+        model = topics.by_name(letter.letter.source_topic).event
     except KeyError:
         return "unknown source topic"
     result = decode(letter.payload, model, KafkaSettings().max_message_bytes)

@@ -6,26 +6,31 @@ fails when the committed files differ from what this module generates, so they c
 * AsyncAPI 3.0 comes from FastStream's specification generator. The services consume raw bytes
   (their decoder validates and dead-letters; see ``shared/consumer.py``) and publish through
   ``broker.publish``, so their own brokers would document untyped channels. Instead a broker that is
-  never connected declares, for every flow in :data:`FLOWS`, a subscriber typed with the topic's
-  event model or a publisher with it as schema; FastStream turns the pydantic models into the
+  never connected declares, for every flow (:func:`flows`), a subscriber typed with the topic's
+  event class or a publisher with it as schema; FastStream turns the pydantic models into the
   payload schemas. The registry's facts that FastStream has no argument for are then added as Kafka
   bindings: partitions (channel), the message key (message) and the consumer group (operation).
 * OpenAPI is the gateway app's own ``app.openapi()`` (the app is built, never started: no broker).
 
-:data:`FLOWS` says who publishes and who consumes each topic; a test checks it against the
-``consume(...)`` and ``publish(...)`` calls in ``services/``.
+Who publishes and who consumes each topic comes from the services' own declarations: ``CONSUMES``
+(:class:`shared.topics.Consumes`, with the consumer group) and ``PUBLISHES``
+(:class:`shared.topics.Publishes`) in each ``services/<name>/app.py``, read by :func:`flows` (the app
+modules are imported, no app is built). ``tests/unit/test_docs.py`` checks the declarations against
+the ``consume(...)`` and ``publish(...)`` calls in ``services/``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from shared import topics
-from shared.events import EVENT_MODELS, DeadLetter, Event
+from shared.events import DeadLetter, Event
 from shared.topics import DLQ_PARTITIONS, TOPICS, Topic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,29 +54,21 @@ class Flow:
     note: str = ""
 
 
-FLOWS: tuple[Flow, ...] = (
-    Flow("gateway", "publish", topics.VIDEOS_UPLOADED, note="POST /v1/videos"),
-    Flow("gateway", "publish", topics.WATCH_EVENTS, note="POST /v1/events/watch and /v1/events/watch/batch"),
-    Flow("gateway", "publish", topics.STYLIZE_REQUESTS, note="POST /v1/stylizations"),
-    Flow("gateway", "publish", topics.GENERATION_REQUESTS, note="POST /v1/generations"),
-    Flow("encoder", "consume", topics.VIDEOS_UPLOADED, "clipstream-encoder",
-         "fetch, decode, embed, upsert into Qdrant"),
-    Flow("encoder", "publish", topics.VIDEOS_EMBEDDED, note="after the upsert, with the vector"),
-    Flow("recommender", "consume", topics.WATCH_EVENTS, "clipstream-recommender",
-         "user state per partition, stored with the offset it reflects"),
-    Flow("recommender", "consume", topics.VIDEOS_EMBEDDED, "clipstream-recommender-catalogue-<instance>",
-         "every instance reads the whole topic into its catalogue view"),
-    Flow("stylization", "consume", topics.STYLIZE_REQUESTS, "clipstream-stylization", "one request at a time"),
-    Flow("stylization", "consume", topics.VIDEOS_UPLOADED, "clipstream-stylization-sources-<random>",
-         "every instance follows uploads to resolve video_id to a source"),
-    Flow("stylization", "publish", topics.STYLIZE_COMPLETED, note="running (progress), then ok or failed"),
-    Flow("generation", "consume", topics.GENERATION_REQUESTS, "clipstream-generation"),
-    Flow("generation", "publish", topics.GENERATION_COMPLETED, note="ok with artefact paths, or failed"),
-)
+def declarations() -> dict[str, ModuleType]:
+    """Each registered service's app module, which declares ``CONSUMES`` and ``PUBLISHES`` (imported, not built)."""
+    from services.registry import SERVICES
+
+    return {service: importlib.import_module(f"services.{service}.app") for service in SERVICES}
 
 
-def event_model(topic: Topic) -> type[Event]:
-    return EVENT_MODELS[topic.event]
+@functools.cache
+def flows() -> tuple[Flow, ...]:
+    """Who publishes and who consumes each topic, from the services' declarations, in registry order."""
+    out: list[Flow] = []
+    for service, app in declarations().items():
+        out += [Flow(service, "publish", p.topic, note=p.note) for p in app.PUBLISHES]
+        out += [Flow(service, "consume", c.topic, c.group, c.note) for c in app.CONSUMES]
+    return tuple(out)
 
 
 def _handler(model: type[Event]):
@@ -95,8 +92,8 @@ def asyncapi_schema() -> dict[str, Any]:
     broker = KafkaBroker(SERVER, description="Apache Kafka (docker-compose: kafka:9092) or the embedded "
                          "Kafka-protocol broker; KAFKA_BOOTSTRAP_SERVERS selects it.")
     groups: dict[str, str] = {}
-    for flow in FLOWS:
-        model, name = event_model(flow.topic), flow.topic.name
+    for flow in flows():
+        model, name = flow.topic.event, flow.topic.name
         if flow.action == "publish":
             title = _title(flow.service, "publishes", name)
             broker.publisher(name, title=title, description=flow.topic.description
@@ -151,7 +148,7 @@ def _add_kafka_bindings(doc: dict[str, Any], groups: dict[str, str]) -> None:
             message.setdefault("bindings", {})["kafka"] = {"key": key, "bindingVersion": "0.4.0"}
         channel.setdefault("x-clipstream", {}).update(
             {"topic": topic.name, "key_field": "source key" if dlq else topic.key_field,
-             "event": "DeadLetter" if dlq else topic.event})
+             "event": "DeadLetter" if dlq else topic.event.__name__})
     for op_id, operation in doc["operations"].items():
         if operation["action"] != "receive":
             continue

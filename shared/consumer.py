@@ -69,7 +69,6 @@ async def _raw(msg: Any) -> bytes:
 def consume(
     broker: KafkaBroker,
     topic: Topic,
-    model: type[E],
     handler: Handler[E],
     *,
     service: str,
@@ -85,6 +84,8 @@ def consume(
     **subscriber_options: Any,
 ):
     """Subscribe ``handler`` to ``topic`` with dead-lettering; returns the FastStream subscriber.
+
+    Each message is decoded as the topic's event class (``topic.event``) before ``handler`` sees it.
 
     ``concurrency`` > 1 handles that many messages of a batch at once (for topics where order
     between messages does not matter, such as uploads); the batch is still committed as a whole.
@@ -142,7 +143,7 @@ def consume(
 
     async def handle_or_reject(body: bytes | None, record: Any) -> Rejection | None:
         try:
-            event = decode(body, model, settings.max_message_bytes)
+            event = decode(body, topic.event, settings.max_message_bytes)
         except Exception as exc:  # decode promises never to raise; if it does, the record still goes
             log.exception("decoding %s failed", topic.name)
             return Rejection(DeadLetterReason.MALFORMED_JSON, f"undecodable: {type(exc).__name__}")

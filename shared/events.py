@@ -251,18 +251,3 @@ class DeadLetter(Event):
     detail: Annotated[str, Field(max_length=4000)]
     service: str
     failed_at: datetime = Field(default_factory=utcnow)
-
-
-EVENT_MODELS: dict[str, type[Event]] = {
-    model.__name__: model
-    for model in (
-        VideoUploaded,
-        VideoEmbedded,
-        WatchEvent,
-        GenerationRequested,
-        GenerationCompleted,
-        StylizeRequested,
-        StylizeCompleted,
-        DeadLetter,
-    )
-}

@@ -18,6 +18,8 @@ from shared.settings import EncoderSettings, FetchSettings, KafkaSettings, Qdran
 from shared.vectors import open_store
 
 GROUP = "clipstream-encoder"
+CONSUMES = (topics.Consumes(topics.VIDEOS_UPLOADED, GROUP, "fetch, decode, embed, upsert into Qdrant"),)
+PUBLISHES = (topics.Publishes(topics.VIDEOS_EMBEDDED, "after the upsert, with the vector"),)
 
 
 def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None = None,
@@ -31,7 +33,7 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     async def handle(event: VideoUploaded) -> None:
         await state["encoder"].on_videos_uploaded(event)
 
-    consume(broker, topics.VIDEOS_UPLOADED, VideoUploaded, handle, service=metrics.SERVICE, group_id=GROUP,
+    consume(broker, topics.VIDEOS_UPLOADED, handle, service=metrics.SERVICE, group_id=GROUP,
             settings=kafka, concurrency=encoder.concurrency)
 
     @asynccontextmanager

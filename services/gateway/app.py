@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 
+from shared import topics
 from shared.bus import make_broker
 from shared.http_ops import add_ops_routes
 from shared.metrics import counter, histogram, info
@@ -24,6 +25,13 @@ from services.gateway.routes import router
 
 VERSION = "0.1.0"
 log = logging.getLogger("clipstream.gateway")
+CONSUMES: tuple[topics.Consumes, ...] = ()
+PUBLISHES = (  # the routes (routes.py) turn requests into these events
+    topics.Publishes(topics.VIDEOS_UPLOADED, "POST /v1/videos"),
+    topics.Publishes(topics.WATCH_EVENTS, "POST /v1/events/watch and /v1/events/watch/batch"),
+    topics.Publishes(topics.STYLIZE_REQUESTS, "POST /v1/stylizations"),
+    topics.Publishes(topics.GENERATION_REQUESTS, "POST /v1/generations"),
+)
 
 
 class Observe:

@@ -13,7 +13,7 @@ from shared import topics
 from shared.codec import describe_validation_error
 from shared.events import GenerationRequested, StylizeRequested, VideoUploaded, WatchEvent
 from shared.jobs import RequestError
-from shared.publisher import publish_many
+from shared.publisher import WrongEventType, publish_many
 from shared.safety import UnsafeSource, check_source
 from services.gateway.auth import ApiKey
 from services.gateway.limits import SERVICE, rejected_requests
@@ -50,6 +50,8 @@ async def _publish(request: Request, topic: topics.Topic, events: list) -> None:
                                "with the same ids")
     try:
         await publish_many(request.app.state.broker, topic, events, SERVICE)
+    except WrongEventType:  # a bug here, not an outage: a 500, and the bus is not marked down
+        raise
     except Exception as exc:  # broker unreachable or refusing: the client should retry
         bus.mark_down(type(exc).__name__)
         raise unavailable(bus, f"event bus unavailable: {type(exc).__name__}; retry later with the same ids") from exc

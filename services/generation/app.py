@@ -12,12 +12,14 @@ from services.generation.handlers import Generation
 from shared import log_end, topics
 from shared.bus import make_broker
 from shared.consumer import consume
-from shared.events import GenerationCompleted, GenerationRequested
+from shared.events import GenerationCompleted
 from shared.http_ops import add_ops_routes
 from shared.jobs import public_path
 from shared.settings import GenerationSettings, KafkaSettings, ModelSettings
 
 GROUP = "clipstream-generation"
+CONSUMES = (topics.Consumes(topics.GENERATION_REQUESTS, GROUP),)
+PUBLISHES = (topics.Publishes(topics.GENERATION_COMPLETED, "ok with artefact paths, or failed"),)
 
 
 def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings | None = None,
@@ -26,7 +28,7 @@ def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings 
     settings = settings or GenerationSettings()
     broker = make_broker(metrics.SERVICE, kafka)
     service = Generation(settings, None, broker)
-    consume(broker, topics.GENERATION_REQUESTS, GenerationRequested, service.on_generation_requests,
+    consume(broker, topics.GENERATION_REQUESTS, service.on_generation_requests,
             service=metrics.SERVICE, group_id=GROUP, settings=kafka)
 
     @asynccontextmanager

@@ -18,7 +18,6 @@ from services.recommender.handlers import Handlers, ResumeFromStoredOffsets
 from shared import log_end, topics
 from shared.bus import make_broker
 from shared.consumer import consume
-from shared.events import VideoEmbedded, WatchEvent
 from shared.http_ops import add_ops_routes
 from shared.inference import ModelError
 from shared.runtime.heap import settle_heap
@@ -27,6 +26,12 @@ from shared.text import TextEmbedder
 from shared.vectors import open_store
 
 GROUP = "clipstream-recommender"
+CONSUMES = (
+    topics.Consumes(topics.WATCH_EVENTS, GROUP, "user state per partition, stored with the offset it reflects"),
+    topics.Consumes(topics.VIDEOS_EMBEDDED, f"{GROUP}-catalogue-<instance>",
+                    "every instance reads the whole topic into its catalogue view"),
+)
+PUBLISHES: tuple[topics.Publishes, ...] = ()
 VECTOR_DIM = 512
 
 
@@ -51,12 +56,12 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     handlers = Handlers(rec, settings.flush_interval_s, subscriber_ref)
     broker = make_broker(metrics.SERVICE, kafka)
     subscriber_ref["subscriber"] = consume(
-        broker, topics.WATCH_EVENTS, WatchEvent, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
+        broker, topics.WATCH_EVENTS, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
         settings=kafka, with_record=True, after_batch=handlers.after_watch_batch, admit=handlers.admit,
         settled=handlers.settled, own_position=handlers.own_position, restarted=handlers.restarted,
         listener=ResumeFromStoredOffsets(handlers))
     # every instance needs every video: a group of its own, read from the beginning
-    consume(broker, topics.VIDEOS_EMBEDDED, VideoEmbedded, handlers.on_videos_embedded, service=metrics.SERVICE,
+    consume(broker, topics.VIDEOS_EMBEDDED, handlers.on_videos_embedded, service=metrics.SERVICE,
             group_id=f"{GROUP}-catalogue-{instance}", settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
 
     @asynccontextmanager

@@ -13,12 +13,18 @@ from services.stylization.handlers import Stylizer, describe_styles
 from shared import log_end, topics
 from shared.bus import make_broker
 from shared.consumer import consume
-from shared.events import StylizeCompleted, StylizeRequested, VideoUploaded
+from shared.events import StylizeCompleted
 from shared.http_ops import add_ops_routes
 from shared.jobs import public_path
 from shared.settings import FetchSettings, KafkaSettings, ModelSettings, StylizationSettings
 
 GROUP = "clipstream-stylization"
+CONSUMES = (
+    topics.Consumes(topics.STYLIZE_REQUESTS, GROUP, "one request at a time"),
+    topics.Consumes(topics.VIDEOS_UPLOADED, f"{GROUP}-sources-<random>",
+                    "every instance follows uploads to resolve video_id to a source"),
+)
+PUBLISHES = (topics.Publishes(topics.STYLIZE_COMPLETED, "running (progress), then ok or failed"),)
 
 
 def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings | None = None,
@@ -27,10 +33,10 @@ def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings
     settings = settings or StylizationSettings()
     broker = make_broker(metrics.SERVICE, kafka)
     stylizer = Stylizer(settings, {}, broker, fetch or FetchSettings())
-    consume(broker, topics.STYLIZE_REQUESTS, StylizeRequested, stylizer.on_stylize_requests, service=metrics.SERVICE,
+    consume(broker, topics.STYLIZE_REQUESTS, stylizer.on_stylize_requests, service=metrics.SERVICE,
             group_id=GROUP, settings=kafka)
     # which source each video_id names: every instance needs all of them, so a group of its own
-    consume(broker, topics.VIDEOS_UPLOADED, VideoUploaded, stylizer.on_videos_uploaded, service=metrics.SERVICE,
+    consume(broker, topics.VIDEOS_UPLOADED, stylizer.on_videos_uploaded, service=metrics.SERVICE,
             group_id=f"{GROUP}-sources-{uuid.uuid4().hex[:8]}",
             settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
 

@@ -81,7 +81,7 @@ async def test_bad_messages_on_the_bus_are_dead_lettered_and_the_rest_processed(
     async def handle(event: WatchEvent) -> None:
         processed.append(event)
 
-    consume(bus, topics.WATCH_EVENTS, WatchEvent, handle, service="it-dlq", group_id=group_id, settings=kafka_settings)
+    consume(bus, topics.WATCH_EVENTS, handle, service="it-dlq", group_id=group_id, settings=kafka_settings)
 
     @bus.subscriber(topics.WATCH_EVENTS.dlq, group_id=group_id + "-dlq", auto_offset_reset="earliest",
                     session_timeout_ms=1000, heartbeat_interval_ms=200)

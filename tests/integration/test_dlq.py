@@ -58,7 +58,7 @@ async def test_dead_letters_are_listed_and_replayed_to_their_topic_with_reason_a
         applied.append(event.event_id)
 
     consumer = make_broker("it-dlq", kafka_settings)
-    consume(consumer, topics.WATCH_EVENTS, WatchEvent, handle, service="it-dlq", group_id=group_id,
+    consume(consumer, topics.WATCH_EVENTS, handle, service="it-dlq", group_id=group_id,
             settings=kafka_settings)
     await consumer.start()
     try:

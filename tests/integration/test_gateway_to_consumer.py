@@ -37,7 +37,7 @@ def consumer(kafka_settings, group_id: str, sink: list[WatchEvent], service: str
     async def handle(event: WatchEvent) -> None:
         sink.append(event)
 
-    sub = consume(broker, topics.WATCH_EVENTS, WatchEvent, handle, service=service, group_id=group_id,
+    sub = consume(broker, topics.WATCH_EVENTS, handle, service=service, group_id=group_id,
                   settings=kafka_settings)
     return broker, sub
 

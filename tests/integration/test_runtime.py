@@ -50,7 +50,7 @@ async def test_consumer_service_serves_health_ready_and_metrics(broker, kafka_se
     async def handle(event: WatchEvent) -> None:
         seen.append(event)
 
-    consume(bus, topics.WATCH_EVENTS, WatchEvent, handle, service="it-svc", group_id=group_id, settings=kafka_settings)
+    consume(bus, topics.WATCH_EVENTS, handle, service="it-svc", group_id=group_id, settings=kafka_settings)
     app = service_app("it-svc", bus)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))

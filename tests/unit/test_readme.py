@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from cli.main import build_parser
-from devkit.api_docs import FLOWS
+from devkit.api_docs import flows
 from services.registry import SERVICES
 from shared.config_catalog import all_env_names
-from shared.events import EVENT_MODELS, DeadLetter
+from shared.events import DeadLetter
 from shared.topics import DLQ_PARTITIONS, TOPICS, by_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +193,7 @@ def test_every_example_file_is_shown():
 def test_json_example_is_the_file_and_valid(path, body):
     assert body.rstrip("\n") == (ROOT / path).read_text().rstrip("\n"), f"the README's copy of {path} differs"
     stem = Path(path).stem
-    model = DeadLetter if stem == "dead-letter" else EVENT_MODELS[by_name(stem).event]
+    model = DeadLetter if stem == "dead-letter" else by_name(stem).event
     model.model_validate(json.loads(body))
 
 
@@ -338,13 +338,13 @@ def test_architecture_diagram_shows_the_registry_and_the_flows():
         assert f"[{service}]" in diagram, service
     assert all(word in diagram for word in ("Qdrant", "Prometheus", "Grafana"))
     edges = diagram_edges(diagram)
-    for f in FLOWS:
+    for f in flows():
         edge = (f.service, f.topic.name) if f.action == "publish" else (f.topic.name, f.service)
         assert edge in edges, f"the diagram lacks {edge[0]} --> {edge[1]}"
         if f.action == "consume":
             assert (f.service, "one .dlq per topic") in edges, f"the diagram lacks {f.service}'s dead letters"
     topic_edges = {e for e in edges if e[0] in {t.name for t in TOPICS} or e[1] in {t.name for t in TOPICS}}
-    declared = {(f.service, f.topic.name) if f.action == "publish" else (f.topic.name, f.service) for f in FLOWS}
+    declared = {(f.service, f.topic.name) if f.action == "publish" else (f.topic.name, f.service) for f in flows()}
     extra = {e for e in topic_edges - declared if "platform backends" not in e}
     assert not extra, f"the diagram shows flows the code does not have: {extra}"
 
@@ -355,9 +355,9 @@ def test_topic_table_matches_the_registry_and_the_flows():
     for t in TOPICS:
         _, key, partitions, dlq, event, producers, consumers = rows[f"`{t.name}`"]
         assert (key, partitions, dlq) == (f"`{t.key_field}`", str(t.partitions), f"`{t.dlq}`")
-        assert event.startswith(f"`{t.event}`")
-        assert set(producers.split(", ")) == {f.service for f in FLOWS if f.topic == t and f.action == "publish"}
-        readers = [f for f in FLOWS if f.topic == t and f.action == "consume"]
+        assert event.startswith(f"`{t.event.__name__}`")
+        assert set(producers.split(", ")) == {f.service for f in flows() if f.topic == t and f.action == "publish"}
+        readers = [f for f in flows() if f.topic == t and f.action == "consume"]
         for f in readers:
             assert f"{f.service} (`{f.group}`" in consumers, (t.name, f)
         if not readers:

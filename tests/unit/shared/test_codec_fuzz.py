@@ -13,7 +13,7 @@ from shared import events, topics
 from shared.codec import Rejection, decode
 from shared.events import DeadLetterReason, Event
 
-MODELS = sorted({getattr(events, t.event) for t in topics.TOPICS} | {events.DeadLetter}, key=lambda m: m.__name__)
+MODELS = sorted({t.event for t in topics.TOPICS} | {events.DeadLetter}, key=lambda m: m.__name__)
 LIMIT = 1 << 16
 
 json_values = st.recursive(

@@ -34,7 +34,7 @@ def setup():
             raise Reject("video refused: unsafe source")
         seen.append(event)
 
-    consume(broker, topics.WATCH_EVENTS, WatchEvent, handler, service="unit", group_id="unit", settings=settings)
+    consume(broker, topics.WATCH_EVENTS, handler, service="unit", group_id="unit", settings=settings)
 
     @broker.subscriber(topics.WATCH_EVENTS.dlq)
     async def on_dlq(body: dict) -> None:
@@ -82,7 +82,7 @@ async def test_subscriber_is_named_for_its_topic(setup):
 def test_every_dead_letter_series_exists_at_zero_before_the_first_letter():
     from prometheus_client import REGISTRY
 
-    consume(make_broker("unit-zero", KafkaSettings()), topics.VIDEOS_UPLOADED, WatchEvent, lambda e: None,
+    consume(make_broker("unit-zero", KafkaSettings()), topics.VIDEOS_UPLOADED, lambda e: None,
             service="unitzero", group_id="unit-zero")
     for reason in DeadLetterReason:
         value = REGISTRY.get_sample_value("clipstream_unitzero_dlq_messages_total",

@@ -9,9 +9,10 @@ def test_names_are_unique_and_dlqs_derived():
     assert len(everything) == 2 * len(topics.TOPICS)
 
 
-def test_each_topic_names_a_model_with_its_key_field():
+def test_each_topic_carries_an_event_class_with_its_key_field():
     for t in topics.TOPICS:
-        model = events.EVENT_MODELS[t.event]
+        model = t.event
+        assert issubclass(model, events.Event) and getattr(events, model.__name__) is model, t.name
         assert t.key_field in model.model_fields, (t.name, t.key_field)
         assert t.partitions >= 1
 
