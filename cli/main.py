@@ -52,11 +52,10 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from services.registry import runner
+    from services.registry import run
 
-    run = runner(args.service)
     try:
-        asyncio.run(run(args.port))
+        asyncio.run(run(args.service, args.port))
     except KeyboardInterrupt:
         pass
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from services.encoder import metrics
 from services.encoder.engine import EncoderEngine
@@ -13,7 +13,7 @@ from shared import topics
 from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import VideoUploaded
-from shared.service import service_app
+from shared.service import build_app
 from shared.settings import EncoderSettings, FetchSettings, KafkaSettings, QdrantSettings
 from shared.vectors import open_store
 
@@ -23,7 +23,7 @@ PUBLISHES = (topics.Publishes(topics.VIDEOS_EMBEDDED, "after the upsert, with th
 
 
 def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None = None,
-               encoder: EncoderSettings | None = None, fetch: FetchSettings | None = None) -> AsgiFastStream:
+               encoder: EncoderSettings | None = None, fetch: FetchSettings | None = None) -> FastAPI:
     kafka = kafka or KafkaSettings()
     encoder = encoder or EncoderSettings()
     qdrant = qdrant or QdrantSettings()
@@ -54,4 +54,5 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
     async def ready() -> bool:
         return "encoder" in state
 
-    return service_app(metrics.SERVICE, broker, ready=ready, lifespan=lifespan)
+    # no HTTP API of its own: the shell's /health, /ready and /metrics only, no OpenAPI document
+    return build_app(metrics.SERVICE, broker, ready=ready, lifespan=lifespan, http_api=False)

@@ -8,13 +8,13 @@ every ``/v1/`` path needs a key.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from shared.metrics import counter
+from shared.service import send_error
 from services.gateway.auth import key_index
 
 SERVICE = "gateway"
@@ -23,15 +23,6 @@ PROTECTED_PREFIX = "/v1/"
 
 def rejected_requests():
     return counter(SERVICE, "rejected_requests", "HTTP requests refused before reaching a route, by reason.", ("reason",))
-
-
-async def send_error(send: Any, status: int, detail: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-    """A JSON ``{"detail": ...}`` answer (the gateway's Error schema), straight to the ASGI ``send``."""
-    body = json.dumps({"detail": detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(name.lower().encode(), value.encode()) for name, value in headers]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
 
 
 class TokenBucket:

@@ -9,12 +9,12 @@ from fastapi import FastAPI, HTTPException
 from services.generation import metrics
 from services.generation.core.generator import load_generator
 from services.generation.handlers import Generation
-from shared import log_end, topics
+from shared import topics
 from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import GenerationCompleted
-from shared.http_ops import add_ops_routes
 from shared.jobs import public_path
+from shared.service import build_app
 from shared.settings import GenerationSettings, KafkaSettings, ModelSettings
 
 GROUP = "clipstream-generation"
@@ -32,21 +32,19 @@ def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings 
             service=metrics.SERVICE, group_id=GROUP, settings=kafka)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI):  # before the broker starts (shared/service.py)
         generator = load_generator(models or ModelSettings())
         generator.warmup()
         service.generator = generator
         metrics.model.info({"version": generator.version, "topics": ",".join(generator.topics),
                             "provider": generator.provider})
-        await broker.start()
-        try:
-            async with log_end.running(broker):
-                yield
-        finally:
-            await broker.stop()
+        yield
 
-    app = FastAPI(title="ClipStream generation", version="0.1.0", lifespan=lifespan,
-                  description="Covers, frames and short clips of a topic from the project's conditional GAN.")
+    async def ready() -> bool:
+        return service.generator is not None
+
+    app = build_app(metrics.SERVICE, broker, ready=ready, lifespan=lifespan,
+                    description="Covers, frames and short clips of a topic from the project's conditional GAN.")
 
     @app.get("/v1/generations/{request_id}", response_model=GenerationCompleted, tags=["generation"],
              summary="Result of a generation request, with its artefact paths (relative to the output folder)")
@@ -61,8 +59,4 @@ def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings 
         gen = service.generator
         return {"topics": list(gen.topics) if gen else [], "model_version": gen.version if gen else None}
 
-    async def ready() -> bool:
-        return service.generator is not None
-
-    add_ops_routes(app, broker, ready=ready)
     return app

@@ -15,12 +15,12 @@ from services.recommender.api import create_router
 from services.recommender.core.catalogue import Catalogue
 from services.recommender.engine import Recommender
 from services.recommender.handlers import Handlers, ResumeFromStoredOffsets
-from shared import log_end, topics
+from shared import topics
 from shared.bus import make_broker
 from shared.consumer import consume
-from shared.http_ops import add_ops_routes
 from shared.inference import ModelError
 from shared.runtime.heap import settle_heap
+from shared.service import build_app
 from shared.settings import KafkaSettings, ModelSettings, QdrantSettings, RecommenderSettings
 from shared.text import TextEmbedder
 from shared.vectors import open_store
@@ -65,28 +65,30 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
             group_id=f"{GROUP}-catalogue-{instance}", settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI):  # around the broker's start and stop (shared/service.py)
         # the catalogue first: events applied before their video's vector is known would differ
         # from a replay, so the view is rebuilt up to the topic's end before consuming watch events
         loaded = await handlers.load_catalogue(kafka.bootstrap_servers)
         logging.getLogger(__name__).info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
         settle_heap()
-        await broker.start()
-        flusher = asyncio.create_task(handlers.flush_when_idle())
         try:
-            async with log_end.running(broker):
-                yield
-        finally:
-            flusher.cancel()
-            await broker.stop()
+            yield
+        finally:  # the broker has stopped: no batch is in flight any more
             await handlers.flush()
             rec.close()
             store.close()
             shutil.rmtree(folder, ignore_errors=True)
 
-    app = FastAPI(title="ClipStream recommender", version="0.1.0", lifespan=lifespan,
-                  description="Feeds, similar videos and text search, from real-time user state.")
+    @asynccontextmanager
+    async def running(app: FastAPI):  # while the broker runs: store what a quiet stream left unstored
+        flusher = asyncio.create_task(handlers.flush_when_idle())
+        try:
+            yield
+        finally:
+            flusher.cancel()
+
+    app = build_app(metrics.SERVICE, broker, lifespan=lifespan, running=running,
+                    description="Feeds, similar videos and text search, from real-time user state.")
     app.state.recommender = rec
     app.include_router(create_router(settings.max_k))
-    add_ops_routes(app, broker)
     return app

@@ -10,12 +10,12 @@ from fastapi import FastAPI, HTTPException
 from services.stylization import metrics
 from services.stylization.core.style_models import load_styles
 from services.stylization.handlers import Stylizer, describe_styles
-from shared import log_end, topics
+from shared import topics
 from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import StylizeCompleted
-from shared.http_ops import add_ops_routes
 from shared.jobs import public_path
+from shared.service import build_app
 from shared.settings import FetchSettings, KafkaSettings, ModelSettings, StylizationSettings
 
 GROUP = "clipstream-stylization"
@@ -41,22 +41,20 @@ def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings
             settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI):  # before the broker starts (shared/service.py)
         styles = load_styles(models or ModelSettings())
         for model in styles.values():
             model.warmup()
         stylizer.styles = styles
         providers = sorted({m.provider for m in styles.values()})
         metrics.model.info({"styles": ",".join(sorted(styles)), "provider": ",".join(providers)})
-        await broker.start()
-        try:
-            async with log_end.running(broker):
-                yield
-        finally:
-            await broker.stop()
+        yield
 
-    app = FastAPI(title="ClipStream stylization", version="0.1.0", lifespan=lifespan,
-                  description="Style transfer, colour grading and enhancement of whole videos.")
+    async def ready() -> bool:
+        return bool(stylizer.styles)
+
+    app = build_app(metrics.SERVICE, broker, ready=ready, lifespan=lifespan,
+                    description="Style transfer, colour grading and enhancement of whole videos.")
     app.state.stylizer = stylizer
 
     @app.get("/v1/stylizations/{request_id}", response_model=StylizeCompleted, tags=["stylization"],
@@ -72,8 +70,4 @@ def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings
     async def styles() -> dict:
         return describe_styles(stylizer.styles, settings.lut_dir)
 
-    async def ready() -> bool:
-        return bool(stylizer.styles)
-
-    add_ops_routes(app, broker, ready=ready)
     return app

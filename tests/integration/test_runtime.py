@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from contextlib import asynccontextmanager
 
 import httpx
 import uvicorn
@@ -16,7 +17,7 @@ from shared.consumer import consume
 from shared.events import WatchEvent
 from shared.runtime.admin import list_topics, wait_until_ready
 from shared.runtime.broker import free_port
-from shared.service import service_app
+from shared.service import build_app
 from tests.integration.conftest import wait_for
 
 
@@ -51,7 +52,7 @@ async def test_consumer_service_serves_health_ready_and_metrics(broker, kafka_se
         seen.append(event)
 
     consume(bus, topics.WATCH_EVENTS, handle, service="it-svc", group_id=group_id, settings=kafka_settings)
-    app = service_app("it-svc", bus)
+    app = build_app("it-svc", bus)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -82,6 +83,31 @@ async def test_consumer_service_serves_health_ready_and_metrics(broker, kafka_se
     finally:
         server.should_exit = True
         await task
+
+
+async def test_the_shell_starts_the_broker_inside_the_services_lifespan(kafka_settings):
+    """A service's lifespan (models, stores) is entered before its broker starts and left after it stops;
+    its running block (background tasks) only while the broker runs."""
+    bus = make_broker("it-shell", kafka_settings)
+    seen: list[tuple[str, bool]] = []
+
+    @asynccontextmanager
+    async def lifespan(app):
+        seen.append(("lifespan entered", bus.running))
+        yield
+        seen.append(("lifespan left", bus.running))
+
+    @asynccontextmanager
+    async def running(app):
+        seen.append(("running entered", bus.running))
+        yield
+        seen.append(("running left", bus.running))
+
+    app = build_app("it-shell", bus, lifespan=lifespan, running=running)
+    async with app.router.lifespan_context(app):
+        seen.append(("serving", bus.running))
+    assert seen == [("lifespan entered", False), ("running entered", True), ("serving", True),
+                    ("running left", True), ("lifespan left", False)]
 
 
 # `clipstream demo` runs once in the suite, in tests/integration/test_demo_report.py (its console output,

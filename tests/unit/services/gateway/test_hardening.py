@@ -12,7 +12,7 @@ from faststream.kafka import TestKafkaBroker
 from pydantic import SecretStr
 
 from services.gateway.app import create_app
-from services.gateway.main import refuse_exposed_default_key
+from services.gateway.auth import refuse_exposed_default_key
 from shared.settings import GatewaySettings, GenerationSettings
 
 KEY = "test-key"
