@@ -19,6 +19,7 @@ import av
 from benchmarks.common import write_result
 from devkit.corpus import spec_for, write_clip
 from services.encoder.engine import EncoderEngine
+from shared.settings import Settings
 from shared.text import video_text
 from shared.vectors import EdgeVectorStore, VectorRecord
 
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.table import Table
 
     console = Console()
-    engine = EncoderEngine()
+    settings = Settings()
+    engine = EncoderEngine(settings.models, settings.encoder, settings.media)
     engine.warmup()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ from services.stylization.core.ops import plan
 from services.stylization.core.style_models import load_styles
 from services.stylization.core.video import process_video
 from shared.events import ColorOp, ColorParams, EnhanceOp, EnhanceParams, LutOp, StyleOp
-from shared.settings import ModelSettings, StylizationSettings
+from shared.settings import MediaSettings, Settings, StylizationSettings
 
 OPERATIONS = {
     "lut teal_orange": [LutOp(lut="teal_orange")],
@@ -35,10 +35,11 @@ OPERATIONS = {
 }
 
 
-def fps(src: Path, out: Path, ops: list, styles: dict, settings: StylizationSettings, size: tuple[int, int]) -> float:
+def fps(src: Path, out: Path, ops: list, styles: dict, settings: StylizationSettings, media: MediaSettings,
+        size: tuple[int, int]) -> float:
     steps = plan(ops, styles, settings.lut_dir, settings.flicker_reduction)
     steps.transform()([np.zeros((size[1], size[0], 3), np.uint8)] * 2)  # warm-up: first call at this size
-    return process_video(src, out, steps.transform(), scale=steps.scale, batch=settings.batch).fps
+    return process_video(src, out, steps.transform(), scale=steps.scale, batch=settings.batch, media=media).fps
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--provider", default="cpu", choices=["cpu", "auto"])
     args = p.parse_args(argv)
     console = Console(width=max(Console().width, 120))
-    settings = StylizationSettings()
-    styles = load_styles(ModelSettings(provider=args.provider))
+    root = Settings().with_section("models", provider=args.provider)
+    settings = root.stylization
+    styles = load_styles(root.models)
     providers = sorted({m.provider for m in styles.values()})
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,16 +60,16 @@ def main(argv: list[str] | None = None) -> dict:
             src = write_clip(spec_for(0, seed=5, seconds=args.seconds, width=w, height=h), Path(tmp) / size)
             out = Path(tmp) / f"{size}-out.mp4"
             label = f"{h}p"
-            fps(src, out, [], styles, settings, (w, h))  # the first pass over a file pays for cold caches
-            base = fps(src, out, [], styles, settings, (w, h))
+            fps(src, out, [], styles, settings, root.media, (w, h))  # the first pass over a file pays for cold caches
+            base = fps(src, out, [], styles, settings, root.media, (w, h))
             rows.setdefault("decode + encode (baseline)", {})[label] = base
             for name in sorted(styles):
                 with console.status(f"{label}: style {name}"):
                     rows.setdefault(f"style {name} ({styles[name].kind})", {})[label] = fps(
-                        src, out, [StyleOp(style=name)], styles, settings, (w, h))
+                        src, out, [StyleOp(style=name)], styles, settings, root.media, (w, h))
             for name, ops in OPERATIONS.items():
                 with console.status(f"{label}: {name}"):
-                    rows.setdefault(name, {})[label] = fps(src, out, ops, styles, settings, (w, h))
+                    rows.setdefault(name, {})[label] = fps(src, out, ops, styles, settings, root.media, (w, h))
     labels = [f"{int(s.split('x')[1])}p" for s in args.sizes.split(",")]
     table = Table("operation", *[f"{x} fps" for x in labels], *[f"{x} vs baseline" for x in labels],
                   title=f"stylization on {', '.join(providers)}")

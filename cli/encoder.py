@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.encoder.engine import EncoderEngine
 from shared.media import MediaError
+from shared.settings import Settings
 
 
 def run_embed(files: list[str], out: str, title: str = "", tags: tuple[str, ...] = ()) -> int:
@@ -16,7 +17,8 @@ def run_embed(files: list[str], out: str, title: str = "", tags: tuple[str, ...]
     from shared.text import video_text
 
     console = Console(stderr=True)
-    engine = EncoderEngine()
+    settings = Settings()
+    engine = EncoderEngine(settings.models, settings.encoder, settings.media)
     failures = 0
     with open(out, "w") if out != "-" else open("/dev/stdout", "w") as sink:
         for name in progress(files, "embedding"):

@@ -17,7 +17,7 @@ from services.generation.core.generator import load_generator
 from services.generation.handlers import RequestError, check, produce
 from shared.codec import describe_validation_error
 from shared.events import GenerationRequested
-from shared.settings import GenerationSettings
+from shared.settings import Settings
 
 
 def run_generate(topic: str, count: int, out: str, kind: str, seed: int, size: int, duration_s: float, fps: int) -> int:
@@ -27,8 +27,9 @@ def run_generate(topic: str, count: int, out: str, kind: str, seed: int, size: i
     except ValidationError as exc:
         print(f"error: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
-    settings = GenerationSettings()
-    generator = load_generator()
+    root = Settings()
+    settings = root.generation
+    generator = load_generator(root.models)
     try:
         index = check(request, list(generator.topics), settings.max_pixels_per_request)
     except RequestError as exc:

@@ -22,7 +22,7 @@ from shared.codec import describe_validation_error
 from shared.events import ColorOp, ColorParams, EnhanceOp, EnhanceParams, LutOp, StyleOp
 from shared.media import MediaError
 from shared.progress import bar
-from shared.settings import StylizationSettings
+from shared.settings import ModelSettings, Settings, StylizationSettings
 
 
 def build_ops(style: str | None, strength: float, lut: str | None, look: str | None, enhance: bool) -> list:
@@ -38,8 +38,8 @@ def build_ops(style: str | None, strength: float, lut: str | None, look: str | N
     return ops
 
 
-def print_catalogue(settings: StylizationSettings) -> int:
-    listing = describe_styles(load_styles(), settings.lut_dir)
+def print_catalogue(settings: StylizationSettings, models: ModelSettings) -> int:
+    listing = describe_styles(load_styles(models), settings.lut_dir)
     table = Table("kind", "name", "model")
     for name, kind in listing["styles"].items():
         table.add_row("style", name, kind)
@@ -53,9 +53,10 @@ def print_catalogue(settings: StylizationSettings) -> int:
 
 def run_stylize(src: str | None, dst: str | None, style: str | None, strength: float, lut: str | None,
                 look: str | None, enhance: bool, listing: bool) -> int:
-    settings = StylizationSettings()
+    root = Settings()
+    settings = root.stylization
     if listing:
-        return print_catalogue(settings)
+        return print_catalogue(settings, root.models)
     if not src or not dst:
         raise SystemExit("usage: clipstream stylize IN OUT --style NAME (or --list)")
     lut_dir = settings.lut_dir
@@ -69,7 +70,7 @@ def run_stylize(src: str | None, dst: str | None, style: str | None, strength: f
     if not ops:
         raise SystemExit("nothing to do: give --style, --lut, --look or --enhance")
     try:
-        steps = plan(ops, load_styles(), lut_dir, settings.flicker_reduction)
+        steps = plan(ops, load_styles(root.models), lut_dir, settings.flicker_reduction)
         with bar("stylizing", total=100) as progress:
             last = [0]
 
@@ -79,7 +80,8 @@ def run_stylize(src: str | None, dst: str | None, style: str | None, strength: f
                 last[0] = now
 
             result = process_video(Path(src), Path(dst), steps.transform(), scale=steps.scale, batch=settings.batch,
-                                   crf=settings.crf, max_duration_s=settings.max_duration_s, progress=advance)
+                                   crf=settings.crf, media=root.media, max_duration_s=settings.max_duration_s,
+                                   progress=advance)
     except (RequestError, MediaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -169,8 +169,9 @@ def _unref(ref: str) -> str:
 def openapi_schema() -> dict[str, Any]:
     """The gateway's OpenAPI document (the app is built, not started: no broker is contacted)."""
     from services.gateway.app import create_app
+    from shared.settings import Settings
 
-    return create_app().openapi()
+    return create_app(Settings()).openapi()
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ import or at app construction register; the few created on first use are created
 from __future__ import annotations
 
 import importlib
-import inspect
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from shared.metrics import NAMESPACE, published_counter
-from shared.settings import QdrantSettings
+from shared.settings import Settings
 
 # Sample name suffixes of each metric type, as the text exposition format writes them.
 SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -40,11 +39,9 @@ def build_service_apps(scratch: Path) -> None:
     """Build every registered service's app; embedded vector stores go under ``scratch``."""
     from services.registry import SERVICES
 
-    qdrant = QdrantSettings().model_copy(update={"url": None, "data_dir": scratch})
+    settings = Settings().with_section("qdrant", url=None, data_dir=scratch)
     for service in SERVICES:
-        create_app = importlib.import_module(f"services.{service}.app").create_app
-        wants_qdrant = "qdrant" in inspect.signature(create_app).parameters
-        create_app(**({"qdrant": qdrant} if wants_qdrant else {}))
+        importlib.import_module(f"services.{service}.app").create_app(settings)
 
 
 def register_first_use_metrics() -> None:

@@ -131,8 +131,10 @@ def knn_accuracy(queries: np.ndarray, labels_q: np.ndarray, refs: np.ndarray, la
 
 def evaluate(workdir: Path, heldout: int = 60, train_clips: int = 600) -> dict:
     from services.encoder.engine import EncoderEngine
+    from shared.settings import Settings
 
-    engine = EncoderEngine()
+    settings = Settings()
+    engine = EncoderEngine(settings.models, settings.encoder, settings.media)
     train_rows = make_corpus(workdir / "train", train_clips, seed=0)
     held_rows = make_corpus(workdir / "heldout", heldout, seed=1)
     held_paths = [workdir / "heldout" / r["file"] for r in held_rows]

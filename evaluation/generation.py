@@ -28,6 +28,7 @@ from rich.table import Table
 from services.encoder.core.model import VideoEncoderModel
 from services.generation.core.generator import load_generator
 from services.generation.core.latent import latents
+from shared.settings import Settings
 
 PER_TOPIC = 120
 REFERENCE_SEED, HELD_OUT_SEED, LATENT_SEED = 5_000, 9_001, 12_345
@@ -90,8 +91,9 @@ def untrained_images(topics: int, z: np.ndarray, labels: np.ndarray, z_dim: int,
 def evaluate(per_topic: int = PER_TOPIC) -> tuple[list[str], dict[str, dict[str, float]], dict[str, np.ndarray]]:
     from training.gan_data import render
 
-    gen = load_generator()
-    encoder = VideoEncoderModel()
+    models = Settings().models
+    gen = load_generator(models)
+    encoder = VideoEncoderModel(models)
     topics = list(gen.topics)
     labels = np.repeat(np.arange(len(topics)), per_topic)
     with Console(stderr=True).status("rendering real frames (reference and held-out clips)"):

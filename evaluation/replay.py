@@ -29,7 +29,7 @@ from evaluation.baselines import BASELINES, ScoreBaseline
 from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.engine import Recommender
 from shared.events import WatchEvent
-from shared.settings import EncoderSettings, RecommenderSettings
+from shared.settings import RecommenderSettings, Settings
 from shared.vectors import EdgeVectorStore
 
 K_NDCG, K_RECALL = 10, 20
@@ -69,16 +69,18 @@ def read_items(path: Path) -> dict[str, dict]:
                                "topic": r.get("topic") or None} for r in csv.DictReader(f)}
 
 
-def item_vectors(items: list[str], meta: dict[str, dict]) -> dict[str, np.ndarray]:
-    """Text vectors (title + tags) in the encoder's fused space; a random direction without metadata."""
+def item_vectors(items: list[str], meta: dict[str, dict], settings: Settings | None = None) -> dict[str, np.ndarray]:
+    """Text vectors (title + tags) in the encoder's fused space; a random direction without metadata.
+    ``settings``: the root (the text model, the encoder's text weight); read from the environment if not given."""
     from services.encoder.core.fusion import fuse
     from shared.text import TextEmbedder, video_text
 
     out: dict[str, np.ndarray] = {}
     with_meta = [i for i in items if i in meta]
     if with_meta:
-        text = TextEmbedder().embed([video_text(meta[i]["title"], meta[i]["tags"]) for i in with_meta])
-        fused = fuse(np.zeros((len(with_meta), DIM_VISUAL), np.float32), text, EncoderSettings().text_weight)
+        settings = settings or Settings()
+        text = TextEmbedder(settings.models).embed([video_text(meta[i]["title"], meta[i]["tags"]) for i in with_meta])
+        fused = fuse(np.zeros((len(with_meta), DIM_VISUAL), np.float32), text, settings.encoder.text_weight)
         out.update(zip(with_meta, fused))
     for i in items:
         if i not in out:

@@ -29,7 +29,7 @@ from devkit.corpus import TOPICS, frames, spec_for
 from services.stylization.core.style_models import load_styles
 from services.stylization.core.temporal import FlickerReducer, temporal_error
 from shared.progress import progress
-from shared.settings import StylizationSettings
+from shared.settings import Settings
 
 HELD_OUT_SEED = 9_001  # clips of this seed are never in a training run
 
@@ -100,8 +100,9 @@ def stylize_clip(model, clip: list[np.ndarray], flicker: float, batch: int = 8) 
 def evaluate(clips: int = 4, count: int = 16) -> tuple[dict[str, dict[str, float]], dict[str, list[np.ndarray]]]:
     from training.style_images import style_image
 
-    settings = StylizationSettings()
-    styles = load_styles()
+    root = Settings()
+    settings = root.stylization
+    styles = load_styles(root.models)
     content = content_frames(clips, count)
     flat_inputs = [f for clip in content for f in clip]
     train_dist, indep_dist = StyleDistance(), StyleDistance(independent=True)

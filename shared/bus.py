@@ -33,9 +33,8 @@ class _Broker(KafkaBroker):
         return config.builder
 
 
-def make_broker(service: str, settings: KafkaSettings | None = None, **kwargs) -> KafkaBroker:
+def make_broker(service: str, settings: KafkaSettings, **kwargs) -> KafkaBroker:
     """The service's broker; its producer gives up on a request after ``settings.request_timeout_ms``."""
-    settings = settings or KafkaSettings()
     broker = _Broker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",

@@ -73,7 +73,7 @@ def consume(
     *,
     service: str,
     group_id: str,
-    settings: KafkaSettings | None = None,
+    settings: KafkaSettings,
     concurrency: int = 1,
     with_record: bool = False,
     after_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
@@ -97,7 +97,6 @@ def consume(
     position (default: the consumer's) with the partition's end and restarts a partition whose log
     was lost; the service runs the watch with ``log_end.running(broker)``.
     """
-    settings = settings or KafkaSettings()
     metrics = consumer_metrics(service)
     # every series exists at 0 from the start, so rate() and alerts see the first dead letter
     for outcome in ("ok", "dead_lettered"):

@@ -71,8 +71,7 @@ def choose_providers(preferred: str) -> list[str]:
 class OnnxModel:
     """An ONNX model loaded once: verified, on the best provider available, warmed up."""
 
-    def __init__(self, card: ModelCard, settings: ModelSettings | None = None) -> None:
-        settings = settings or ModelSettings()
+    def __init__(self, card: ModelCard, settings: ModelSettings) -> None:
         if not card.path.exists():
             raise ModelError(f"model file {card.path} not found")
         if settings.verify_checksums and card.sha256 and sha256_of(card.path) != card.sha256:

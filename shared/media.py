@@ -95,9 +95,8 @@ class DecodedTime:
         return self.last_s + self.frame_s
 
 
-def probe(path: str | Path, settings: MediaSettings | None = None) -> MediaInfo:
+def probe(path: str | Path, settings: MediaSettings) -> MediaInfo:
     """Open the container and check it against the limits before any frame is decoded."""
-    settings = settings or MediaSettings()
     path = str(path)
     try:
         size = os.path.getsize(path)
@@ -213,13 +212,12 @@ class _StrideSamples:
         return [self.items[min(n - 1, int((i + 0.5) * n / self.k))] for i in range(self.k)]
 
 
-def extract_keyframes(info: MediaInfo, settings: MediaSettings | None = None) -> Keyframes:
+def extract_keyframes(info: MediaInfo, settings: MediaSettings) -> Keyframes:
     """One decoding pass: scene-change frames plus uniform samples, at most ``settings.keyframes``.
 
     Decoding stops with ``MediaError("too_long")`` once the frames' timestamps pass
     ``settings.max_duration_s``, whatever duration the container claims (or when it claims none).
     """
-    settings = settings or MediaSettings()
     k, size = settings.keyframes, settings.frame_size
     known = info.duration_s > 0
     duration = info.duration_s if known else 1.0

@@ -12,7 +12,7 @@
   with the log-end watch of its subscribers (:mod:`shared.log_end`).
 
 :func:`serve` runs the app with uvicorn until SIGTERM/SIGINT; ``services/registry.py``'s ``run(name)``
-builds a service's settings and app and serves it (``clipstream run NAME``).
+reads the settings root once, builds the service's app with it and serves it (``clipstream run NAME``).
 """
 
 from __future__ import annotations

@@ -2,13 +2,18 @@
 
 The two switches between the embedded default and production are also read under their
 conventional names: ``KAFKA_BOOTSTRAP_SERVERS`` and ``QDRANT_URL``.
+
+:class:`Settings` is the root: one field per section. The environment is read once, where a process
+starts (the runner ``services/registry.py``, the CLI, devkit, benchmarks, evaluation and training
+scripts), and the root, or the sections a function needs, is passed down from there: nothing in
+``shared/`` or ``services/`` builds settings of its own (``tests/unit/test_layout.py`` checks it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing import Annotated
 
@@ -87,14 +92,10 @@ class GatewaySettings(BaseSettings):
     """Port of the HTTP API."""
     api_keys: Annotated[list[SecretStr], NoDecode] = [SecretStr("dev-key")]
     """API keys, comma-separated; the default is for the embedded demo only."""
-    media_root: Path = Path("var/media")
-    """Uploads registered by path must lie under this folder."""
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 beyond)."""
     max_batch: int = Field(1000, ge=1)
     """Most watch events in one batch request."""
-    allowed_url_hosts: Annotated[list[str], NoDecode] = []
-    """Hosts exempt from the private-address check (for example an internal CDN)."""
     recommender_url: str = "http://127.0.0.1:8002"
     """Where the gateway forwards feed, similar and search requests."""
     stylization_url: str = "http://127.0.0.1:8003"
@@ -108,14 +109,15 @@ class GatewaySettings(BaseSettings):
     rate_limit_burst: int = Field(100, ge=1)
     """Requests an API key may make at once before its rate applies (the token bucket's size)."""
 
-    @field_validator("api_keys", "allowed_url_hosts", mode="before")
+    @field_validator("api_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
 
 class FetchSettings(BaseSettings):
-    """Limits on fetching media that events point at."""
+    """Where media may come from: the gateway's check of a registered path or URL, and the encoder's and
+    stylization's fetch of the media that events point at."""
 
     model_config = _config("FETCH_")
 
@@ -123,9 +125,11 @@ class FetchSettings(BaseSettings):
         Path("var/media"),
         validation_alias=AliasChoices("CLIPSTREAM_FETCH_MEDIA_ROOT", "CLIPSTREAM_GATEWAY_MEDIA_ROOT"),
     )
-    """Folder that media paths in events are resolved against (shared with the gateway)."""
-    allowed_url_hosts: Annotated[list[str], NoDecode] = []
-    """Hosts exempt from the private-address check when fetching URLs."""
+    """Folder that media paths are resolved against: uploads registered by path must lie under it (gateway), and events' paths are fetched from it."""
+    allowed_url_hosts: Annotated[list[str], NoDecode] = Field(
+        [], validation_alias=AliasChoices("CLIPSTREAM_FETCH_ALLOWED_URL_HOSTS", "CLIPSTREAM_GATEWAY_ALLOWED_URL_HOSTS"),
+    )
+    """Hosts exempt from the private-address check when registering or fetching URLs (for example an internal CDN)."""
     max_bytes: int = Field(200 * 1024 * 1024, ge=1024)
     """Largest media file fetched."""
     timeout_s: float = Field(30.0, gt=0)
@@ -297,3 +301,23 @@ class RecommenderSettings(BaseSettings):
     """Largest feed or similar-list size a request may ask for."""
     flush_interval_s: float = Field(0.25, ge=0)
     """State and offsets are stored at most this often (a crash replays what was not stored)."""
+
+
+class Settings(BaseModel):
+    """Every section, read from the environment once at start-up and handed down (``create_app(settings)``)."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    stylization: StylizationSettings = Field(default_factory=StylizationSettings)
+    recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
+
+    def with_section(self, name: str, **changes: object) -> "Settings":
+        """A copy with fields of section ``name`` changed (for example a port given on the command line)."""
+        return self.model_copy(update={name: getattr(self, name).model_copy(update=changes)})

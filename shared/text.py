@@ -15,13 +15,12 @@ TEXT_DIR = "text"
 MAX_TOKENS = 64
 
 
-def text_model_dir(settings: ModelSettings | None = None) -> Path:
-    return (settings or ModelSettings()).cache_dir / TEXT_DIR
+def text_model_dir(settings: ModelSettings) -> Path:
+    return settings.cache_dir / TEXT_DIR
 
 
 class TextEmbedder(OnnxModel):
-    def __init__(self, settings: ModelSettings | None = None) -> None:
-        settings = settings or ModelSettings()
+    def __init__(self, settings: ModelSettings) -> None:
         folder = text_model_dir(settings)
         if not (folder / "manifest.json").exists():
             raise ModelError(f"the text model is not prepared in {folder}: run `clipstream models prepare` "

@@ -287,9 +287,8 @@ class QdrantServerStore:
         self._client.close()
 
 
-def open_store(collection: str, dim: int, settings: QdrantSettings | None = None) -> VectorStore:
+def open_store(collection: str, dim: int, settings: QdrantSettings) -> VectorStore:
     """The server when ``QDRANT_URL`` is set, otherwise an embedded shard under ``data_dir``."""
-    settings = settings or QdrantSettings()
     if settings.url:
         key = settings.api_key.get_secret_value() if settings.api_key else None
         return QdrantServerStore(collection, dim, url=settings.url, api_key=key, timeout_s=settings.timeout_s)

@@ -14,7 +14,7 @@ from shared.bus import make_broker
 from shared.consumer import consume
 from shared.events import VideoUploaded
 from shared.service import build_app
-from shared.settings import EncoderSettings, FetchSettings, KafkaSettings, QdrantSettings
+from shared.settings import Settings
 from shared.vectors import open_store
 
 GROUP = "clipstream-encoder"
@@ -22,11 +22,10 @@ CONSUMES = (topics.Consumes(topics.VIDEOS_UPLOADED, GROUP, "fetch, decode, embed
 PUBLISHES = (topics.Publishes(topics.VIDEOS_EMBEDDED, "after the upsert, with the vector"),)
 
 
-def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None = None,
-               encoder: EncoderSettings | None = None, fetch: FetchSettings | None = None) -> FastAPI:
-    kafka = kafka or KafkaSettings()
-    encoder = encoder or EncoderSettings()
-    qdrant = qdrant or QdrantSettings()
+def create_app(settings: Settings) -> FastAPI:
+    """The encoder's app; ``settings`` is the root built at start-up (its kafka, qdrant, encoder, fetch, media
+    and models sections are used)."""
+    kafka, encoder, qdrant = settings.kafka, settings.encoder, settings.qdrant
     broker = make_broker(metrics.SERVICE, kafka)
     state: dict = {}
 
@@ -38,13 +37,13 @@ def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None
 
     @asynccontextmanager
     async def lifespan(*_):
-        engine = EncoderEngine(encoder=encoder)
+        engine = EncoderEngine(settings.models, encoder, settings.media)
         engine.warmup()
         metrics.model.info({"version": engine.version, "provider": engine.video.provider})
         store = open_store(encoder.collection, engine.dim,
                            qdrant.model_copy(update={"data_dir": qdrant.data_dir / metrics.SERVICE}))
         store.index_fields({"topic": "keyword", "creator_id": "keyword", "created_at": "float"})
-        state["encoder"] = Encoder(engine, store, broker, fetch or FetchSettings())
+        state["encoder"] = Encoder(engine, store, broker, settings.fetch)
         state["store"] = store
         try:
             yield

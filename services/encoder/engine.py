@@ -24,12 +24,11 @@ class Embedded:
 
 
 class EncoderEngine:
-    def __init__(self, models: ModelSettings | None = None, encoder: EncoderSettings | None = None,
-                 media: MediaSettings | None = None) -> None:
-        self.settings = encoder or EncoderSettings()
+    def __init__(self, models: ModelSettings, encoder: EncoderSettings, media: MediaSettings) -> None:
+        self.settings = encoder
         self.video = VideoEncoderModel(models)
         self.text = TextEmbedder(models)
-        self.media = (media or MediaSettings()).model_copy(update={"frame_size": self.video.frame_size})
+        self.media = media.model_copy(update={"frame_size": self.video.frame_size})
         self.version = f"{self.video.version}+{self.text.version}"
         self.dim = self.video.dim + self.text.dim
 

@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from shared import topics
 from shared.bus import make_broker
 from shared.service import build_app
-from shared.settings import GatewaySettings, GenerationSettings, KafkaSettings
+from shared.settings import Settings
 from services.gateway.limits import SERVICE, RequestGuard, rejected_requests
 from services.gateway.outage import BusState, repeated_logs_suppressed
 from services.gateway.proxy import router as proxy_router
@@ -28,16 +28,16 @@ PUBLISHES = (  # the routes (routes.py) turn requests into these events
 )
 
 
-def create_app(settings: GatewaySettings | None = None, kafka: KafkaSettings | None = None,
-               generation: GenerationSettings | None = None) -> FastAPI:
-    settings = settings or GatewaySettings()
-    kafka = kafka or KafkaSettings()
+def create_app(root: Settings) -> FastAPI:
+    """The gateway's app; ``root`` is the settings root built at start-up (its gateway, kafka, fetch and
+    generation sections are used)."""
+    settings, kafka, fetch = root.gateway, root.kafka, root.fetch
     broker = make_broker(SERVICE, kafka)
     bus = BusState(lambda timeout: broker.ping(timeout=timeout), kafka.request_timeout_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # around the broker's start and stop (shared/service.py)
-        settings.media_root.mkdir(parents=True, exist_ok=True)
+        fetch.media_root.mkdir(parents=True, exist_ok=True)
         with repeated_logs_suppressed():
             async with httpx.AsyncClient() as upstream:
                 app.state.upstream = upstream
@@ -58,7 +58,8 @@ def create_app(settings: GatewaySettings | None = None, kafka: KafkaSettings | N
                     description="HTTP API for platform backends: register uploads, record watch events. Every /v1 "
                                 "route needs an API key (X-API-Key); errors are JSON {detail, errors?}.")
     app.state.settings = settings
-    app.state.generation = generation or GenerationSettings()
+    app.state.fetch = fetch
+    app.state.generation = root.generation
     app.state.bus = bus
 
     @app.exception_handler(RequestValidationError)

@@ -58,9 +58,9 @@ async def _publish(request: Request, topic: topics.Topic, events: list) -> None:
 
 
 async def _check_source(request: Request, source: str) -> None:
-    settings = request.app.state.settings
+    fetch = request.app.state.fetch  # the media root and allowed hosts the encoder and stylization fetch with
     try:
-        await asyncio.to_thread(check_source, source, settings.media_root, settings.allowed_url_hosts)
+        await asyncio.to_thread(check_source, source, fetch.media_root, fetch.allowed_url_hosts)
     except UnsafeSource as exc:
         rejected_requests().labels("unsafe_source").inc()
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"source refused: {exc}") from exc

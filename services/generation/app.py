@@ -15,17 +15,17 @@ from shared.consumer import consume
 from shared.events import GenerationCompleted
 from shared.jobs import public_path
 from shared.service import build_app
-from shared.settings import GenerationSettings, KafkaSettings, ModelSettings
+from shared.settings import Settings
 
 GROUP = "clipstream-generation"
 CONSUMES = (topics.Consumes(topics.GENERATION_REQUESTS, GROUP),)
 PUBLISHES = (topics.Publishes(topics.GENERATION_COMPLETED, "ok with artefact paths, or failed"),)
 
 
-def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings | None = None,
-               models: ModelSettings | None = None) -> FastAPI:
-    kafka = kafka or KafkaSettings()
-    settings = settings or GenerationSettings()
+def create_app(root: Settings) -> FastAPI:
+    """The generation service's app; ``root`` is the settings root built at start-up (its kafka, generation
+    and models sections are used)."""
+    kafka, settings = root.kafka, root.generation
     broker = make_broker(metrics.SERVICE, kafka)
     service = Generation(settings, None, broker)
     consume(broker, topics.GENERATION_REQUESTS, service.on_generation_requests,
@@ -33,7 +33,7 @@ def create_app(kafka: KafkaSettings | None = None, settings: GenerationSettings 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # before the broker starts (shared/service.py)
-        generator = load_generator(models or ModelSettings())
+        generator = load_generator(root.models)
         generator.warmup()
         service.generator = generator
         metrics.model.info({"version": generator.version, "topics": ",".join(generator.topics),

@@ -21,7 +21,7 @@ from shared.consumer import consume
 from shared.inference import ModelError
 from shared.runtime.heap import settle_heap
 from shared.service import build_app
-from shared.settings import KafkaSettings, ModelSettings, QdrantSettings, RecommenderSettings
+from shared.settings import ModelSettings, Settings
 from shared.text import TextEmbedder
 from shared.vectors import open_store
 
@@ -42,16 +42,15 @@ def text_search_model(models: ModelSettings):
         return None  # /v1/search answers empty until the text model is prepared
 
 
-def create_app(kafka: KafkaSettings | None = None, qdrant: QdrantSettings | None = None,
-               settings: RecommenderSettings | None = None) -> FastAPI:
-    kafka = kafka or KafkaSettings()
-    settings = settings or RecommenderSettings()
-    qdrant = qdrant or QdrantSettings()
+def create_app(root: Settings) -> FastAPI:
+    """The recommender's app; ``root`` is the settings root built at start-up (its kafka, qdrant,
+    recommender and models sections are used)."""
+    kafka, settings, qdrant = root.kafka, root.recommender, root.qdrant
     instance = uuid.uuid4().hex[:8]
     # the catalogue is a view rebuilt from videos.embedded at every start: a shard of this process's own
     folder = qdrant.data_dir / metrics.SERVICE / instance
     store = open_store("videos", VECTOR_DIM, qdrant.model_copy(update={"data_dir": folder}))
-    rec = Recommender(settings, Catalogue(store), topics.WATCH_EVENTS.name, text_search_model(ModelSettings()))
+    rec = Recommender(settings, Catalogue(store), topics.WATCH_EVENTS.name, text_search_model(root.models))
     subscriber_ref: dict = {}
     handlers = Handlers(rec, settings.flush_interval_s, subscriber_ref)
     broker = make_broker(metrics.SERVICE, kafka)

@@ -16,7 +16,7 @@ from shared.consumer import consume
 from shared.events import StylizeCompleted
 from shared.jobs import public_path
 from shared.service import build_app
-from shared.settings import FetchSettings, KafkaSettings, ModelSettings, StylizationSettings
+from shared.settings import Settings
 
 GROUP = "clipstream-stylization"
 CONSUMES = (
@@ -27,12 +27,12 @@ CONSUMES = (
 PUBLISHES = (topics.Publishes(topics.STYLIZE_COMPLETED, "running (progress), then ok or failed"),)
 
 
-def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings | None = None,
-               fetch: FetchSettings | None = None, models: ModelSettings | None = None) -> FastAPI:
-    kafka = kafka or KafkaSettings()
-    settings = settings or StylizationSettings()
+def create_app(root: Settings) -> FastAPI:
+    """The stylization service's app; ``root`` is the settings root built at start-up (its kafka,
+    stylization, fetch, media and models sections are used)."""
+    kafka, settings = root.kafka, root.stylization
     broker = make_broker(metrics.SERVICE, kafka)
-    stylizer = Stylizer(settings, {}, broker, fetch or FetchSettings())
+    stylizer = Stylizer(settings, {}, broker, root.fetch, root.media)
     consume(broker, topics.STYLIZE_REQUESTS, stylizer.on_stylize_requests, service=metrics.SERVICE,
             group_id=GROUP, settings=kafka)
     # which source each video_id names: every instance needs all of them, so a group of its own
@@ -42,7 +42,7 @@ def create_app(kafka: KafkaSettings | None = None, settings: StylizationSettings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # before the broker starts (shared/service.py)
-        styles = load_styles(models or ModelSettings())
+        styles = load_styles(root.models)
         for model in styles.values():
             model.warmup()
         stylizer.styles = styles

@@ -34,9 +34,9 @@ from shared.settings import FetchSettings, MediaSettings, StylizationSettings
 class Stylizer:
     settings: StylizationSettings
     styles: Mapping[str, object]
-    broker: KafkaBroker | None = None
-    fetch: FetchSettings = field(default_factory=FetchSettings)
-    media: MediaSettings = field(default_factory=MediaSettings)
+    broker: KafkaBroker | None
+    fetch: FetchSettings
+    media: MediaSettings
     sources: dict[str, str] = field(default_factory=dict)  # video_id -> source, from videos.uploaded
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from shared.media import probe
 from shared.replay import read_to_end
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
+from shared.settings import MediaSettings
 from tests.integration.conftest import publish
 from tests.integration.test_encoder_service import collect
 
@@ -71,7 +72,7 @@ async def test_covers_and_clips_are_produced_once_and_reproducibly(env):
         assert len(a["artefacts"]) == 3 and all(Path(p).suffix == ".jpg" for p in a["artefacts"])
         assert [digest(p) for p in a["artefacts"]] == [digest(p) for p in b["artefacts"]]  # same seed, same bytes
         assert len({digest(p) for p in a["artefacts"]}) == 3  # different latents, different covers
-        info = probe(clip["artefacts"][0])
+        info = probe(clip["artefacts"][0], MediaSettings())
         assert (info.width, info.height, info.codec) == (128, 128, "h264") and abs(info.duration_s - 2.0) < 0.1
         status = (await client.get("/v1/generations/clip-a")).json()
         assert status["status"] == "ok"

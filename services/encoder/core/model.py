@@ -13,8 +13,7 @@ MODEL_NAME = "video-encoder"
 
 
 class VideoEncoderModel(OnnxModel):
-    def __init__(self, settings: ModelSettings | None = None) -> None:
-        settings = settings or ModelSettings()
+    def __init__(self, settings: ModelSettings) -> None:
         super().__init__(card_from_manifest(settings.dir / "manifest.json", MODEL_NAME), settings)
         self.topics: list[str] = list(self.card.meta.get("topics", []))
         self.frame_size = int(self.card.meta.get("frame_size", 64))

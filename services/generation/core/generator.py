@@ -22,8 +22,7 @@ MAX_BATCH = 64
 class TopicGenerator(OnnxModel):
     """A loaded, checksum-verified topic generator; ``topics`` are in the order of its topic ids."""
 
-    def __init__(self, settings: ModelSettings | None = None, folder: Path | None = None) -> None:
-        settings = settings or ModelSettings()
+    def __init__(self, settings: ModelSettings, folder: Path | None = None) -> None:
         folder = folder or settings.dir / "generation"
         super().__init__(card_from_manifest(folder / "manifest.json", MODEL_NAME), settings)
         self.topics: list[str] = list(self.card.meta["topics"])
@@ -70,8 +69,8 @@ def topic_index(name: str, topics: list[str] | tuple[str, ...] | None = None) ->
         raise ValueError(f"unknown topic {name!r}; valid topics: {', '.join(topics)}") from None
 
 
-def load_generator(settings: ModelSettings | None = None, folder: Path | None = None) -> TopicGenerator:
-    """The generator in ``folder`` (default ``ModelSettings().dir / "generation"``), warmed up.
+def load_generator(settings: ModelSettings, folder: Path | None = None) -> TopicGenerator:
+    """The generator in ``folder`` (default ``settings.dir / "generation"``), warmed up.
 
     Raises :class:`shared.inference.ModelError` when the manifest or model file is missing or altered.
     """

@@ -43,7 +43,7 @@ class StyleModel(OnnxModel):
     image borders, which then falls outside the crop) and up to the net's multiple, then crops back.
     """
 
-    def __init__(self, card: ModelCard, settings: ModelSettings | None = None, style: str | None = None,
+    def __init__(self, card: ModelCard, settings: ModelSettings, style: str | None = None,
                  margin: int = 16) -> None:
         kind = card.meta.get("kind")
         if kind not in KINDS:
@@ -104,9 +104,8 @@ class StyleModel(OnnxModel):
         self.stylize(np.zeros((1, 64, 64, 3), np.uint8))
 
 
-def load_styles(settings: ModelSettings | None = None, folder: Path | None = None) -> StyleModels:
-    """Every style in ``folder/manifest.json`` (default: ``ModelSettings().dir / "styles"``) by request name."""
-    settings = settings or ModelSettings()
+def load_styles(settings: ModelSettings, folder: Path | None = None) -> StyleModels:
+    """Every style in ``folder/manifest.json`` (default: ``settings.dir / "styles"``) by request name."""
     folder = folder or settings.dir / "styles"
     manifest = folder / "manifest.json"
     if not manifest.exists():

@@ -43,7 +43,7 @@ def _even(n: int) -> int:
 
 
 def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1, batch: int = 8, crf: int = 20,
-                  media: MediaSettings | None = None, max_duration_s: float | None = None,
+                  media: MediaSettings, max_duration_s: float | None = None,
                   progress: Callable[[float], None] | None = None) -> VideoResult:
     """Write ``transform`` applied to every frame of ``src`` to ``dst`` (mp4, H.264, the source's audio).
 
@@ -51,7 +51,6 @@ def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1,
     frame's timestamp passes it, processing stops with ``MediaError("too_long")`` and nothing is
     written (a container may state no duration, or a wrong one). Audio past the limit is left out.
     """
-    media = media or MediaSettings()
     info: MediaInfo = probe(src, media)
     if max_duration_s is not None and info.duration_s > max_duration_s:
         raise MediaError("too_long", f"{info.duration_s:.1f} s exceeds the stylization limit of {max_duration_s:.0f} s")

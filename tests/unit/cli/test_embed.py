@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from services.encoder.engine import EncoderEngine
+from shared.settings import Settings
 from tests import media_files
 
 
@@ -27,7 +28,8 @@ def test_embed_writes_a_line_per_file_with_the_service_vector(files, tmp_path):
     assert [line["file"] for line in lines] == [str(f) for f in files]
     good, bad = lines[:2], lines[2]
     assert bad["error"] == "not_a_video"
-    engine = EncoderEngine()
+    settings = Settings()
+    engine = EncoderEngine(settings.models, settings.encoder, settings.media)
     for line, path in zip(good, files):
         assert set(line) >= {"file", "vector", "keyframes", "duration_s", "model_version"}
         assert line["model_version"] == engine.version and line["duration_s"] == pytest.approx(2.0, abs=0.1)

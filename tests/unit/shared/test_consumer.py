@@ -83,7 +83,7 @@ def test_every_dead_letter_series_exists_at_zero_before_the_first_letter():
     from prometheus_client import REGISTRY
 
     consume(make_broker("unit-zero", KafkaSettings()), topics.VIDEOS_UPLOADED, lambda e: None,
-            service="unitzero", group_id="unit-zero")
+            service="unitzero", group_id="unit-zero", settings=KafkaSettings())
     for reason in DeadLetterReason:
         value = REGISTRY.get_sample_value("clipstream_unitzero_dlq_messages_total",
                                           {"topic": topics.VIDEOS_UPLOADED.name, "reason": reason.value})

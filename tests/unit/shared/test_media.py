@@ -28,13 +28,13 @@ def clip(folder):
 def test_bad_files_fail_with_their_reason(folder, expected, make):
     path = make(folder)
     with pytest.raises(MediaError) as err:
-        extract_keyframes(probe(path))
+        extract_keyframes(probe(path, MediaSettings()), MediaSettings())
     assert err.value.reason == expected.split("(")[0]
     assert err.value.detail
 
 
 def test_probe_reads_the_container(clip):
-    info = probe(clip)
+    info = probe(clip, MediaSettings())
     assert (info.width, info.height) == (320, 180)
     assert info.duration_s == pytest.approx(3.0, abs=0.1)
     assert info.fps == pytest.approx(24) and info.has_audio and info.codec == "h264"
@@ -56,13 +56,13 @@ def test_scene_cuts_are_found_and_kept(folder):
     from devkit.corpus import write_video
 
     path = write_video(folder / "cut.mp4", np.concatenate([a, b]), 24, 160, 90)
-    kf = extract_keyframes(probe(path), MediaSettings(keyframes=4))
+    kf = extract_keyframes(probe(path, MediaSettings()), MediaSettings(keyframes=4))
     assert kf.scene_changes == 1
     assert any(abs(t - 1.0) < 0.05 for t in kf.times_s), kf.times_s
 
 
 def test_audio_is_copied_without_reencoding_and_described(clip, tmp_path):
-    info = probe(clip)
+    info = probe(clip, MediaSettings())
     out = extract_audio(info, tmp_path, "x")
     assert out is not None and out.suffix == ".m4a" and out.stat().st_size > 0
     features = audio_descriptors(out)
@@ -72,7 +72,7 @@ def test_audio_is_copied_without_reencoding_and_described(clip, tmp_path):
 
 def test_no_audio_track_means_no_audio_file(folder, tmp_path):
     path = write_clip(spec_for(2, seed=4, seconds=1.0), folder, with_audio=False)
-    assert extract_audio(probe(path), tmp_path, "y") is None
+    assert extract_audio(probe(path, MediaSettings()), tmp_path, "y") is None
 
 
 def test_letterbox_keeps_aspect():

@@ -22,8 +22,23 @@ def test_lists_from_comma_separated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("CLIPSTREAM_GATEWAY_ALLOWED_URL_HOSTS", "cdn.internal")
     s = GatewaySettings()
     assert [k.get_secret_value() for k in s.api_keys] == ["k1", "k2"]
-    assert s.allowed_url_hosts == ["cdn.internal"]
+    # one media root and one list of allowed hosts (FetchSettings), read under the gateway's names too
+    assert FetchSettings().allowed_url_hosts == ["cdn.internal"]
     assert FetchSettings().media_root == Path(tmp_path)
+    monkeypatch.setenv("CLIPSTREAM_FETCH_ALLOWED_URL_HOSTS", "media.internal,cdn.internal")
+    assert FetchSettings().allowed_url_hosts == ["media.internal", "cdn.internal"]
+
+
+def test_the_root_holds_every_section(monkeypatch):
+    from shared.config_catalog import SETTINGS_CLASSES
+    from shared.settings import Settings
+
+    monkeypatch.setenv("CLIPSTREAM_RECOMMENDER_PORT", "9102")
+    root = Settings()
+    assert {type(section) for section in dict(root).values()} == set(SETTINGS_CLASSES)
+    assert root.recommender.port == 9102
+    moved = root.with_section("recommender", port=9200)
+    assert (moved.recommender.port, root.recommender.port, moved.kafka) == (9200, 9102, root.kafka)
 
 
 def test_embedded_is_the_default(monkeypatch):

@@ -13,7 +13,7 @@ from tests.golden.inputs import GOLDEN, golden_frames, golden_mask
 
 @pytest.fixture(scope="module")
 def model():
-    return VideoEncoderModel()
+    return VideoEncoderModel(ModelSettings())
 
 
 def test_golden_output_is_pinned(model):
@@ -56,4 +56,4 @@ def test_tampered_model_is_refused(tmp_path):
     copy = tmp_path / "video_encoder.onnx"
     copy.write_bytes(card.path.read_bytes()[:-1] + b"\x00")
     with pytest.raises(ModelError, match="sha256"):
-        OnnxModel(type(card)(card.name, copy, card.sha256, card.version, card.meta))
+        OnnxModel(type(card)(card.name, copy, card.sha256, card.version, card.meta), settings)

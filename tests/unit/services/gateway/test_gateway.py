@@ -8,16 +8,15 @@ from faststream.kafka import TestKafkaBroker
 from pydantic import SecretStr
 
 from services.gateway.app import create_app
-from shared.settings import GatewaySettings
+from shared.settings import FetchSettings, GatewaySettings, Settings
 
 KEY = "test-key"
 
 
 @pytest.fixture
 async def gateway(media):
-    settings = GatewaySettings(api_keys=[SecretStr("other"), SecretStr(KEY)], media_root=media,
-                               max_body_bytes=64 * 1024, max_batch=50)
-    app = create_app(settings)
+    settings = GatewaySettings(api_keys=[SecretStr("other"), SecretStr(KEY)], max_body_bytes=64 * 1024, max_batch=50)
+    app = create_app(Settings(gateway=settings, fetch=FetchSettings(media_root=media)))
     published: dict[str, list[dict]] = {"videos.uploaded": [], "watch.events": []}
     broker = app.state.broker
 

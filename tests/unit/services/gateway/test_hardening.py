@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from services.gateway.app import create_app
 from services.gateway.auth import refuse_exposed_default_key
-from shared.settings import GatewaySettings, GenerationSettings
+from shared.settings import FetchSettings, GatewaySettings, GenerationSettings, Settings
 
 KEY = "test-key"
 OTHER = "other-key"
@@ -33,9 +33,10 @@ def upstream_app() -> FastAPI:
 
 
 def build(media, **overrides):
-    settings = GatewaySettings(**{"api_keys": [SecretStr(OTHER), SecretStr(KEY)], "media_root": media,
+    settings = GatewaySettings(**{"api_keys": [SecretStr(OTHER), SecretStr(KEY)],
                                   "max_body_bytes": 64 * 1024, "max_batch": 50, **overrides})
-    app = create_app(settings, generation=GenerationSettings(max_pixels_per_request=64 * 512 * 512))
+    app = create_app(Settings(gateway=settings, fetch=FetchSettings(media_root=media),
+                              generation=GenerationSettings(max_pixels_per_request=64 * 512 * 512)))
     published: list[dict] = []
     broker = app.state.broker
     for name in ("videos.uploaded", "watch.events", "generation.requests", "stylize.requests"):

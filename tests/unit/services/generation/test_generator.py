@@ -40,7 +40,7 @@ def golden_summary(image: np.ndarray) -> dict:
 
 
 def regenerate() -> None:
-    model = load_generator()
+    model = load_generator(ModelSettings())
     ids, z = golden_inputs(model.z_dim)
     (image,) = model.run({"z": z, "topic": ids})
     GOLDEN.write_text(json.dumps({"sha256": model.card.sha256, "version": model.version, "seed": GOLDEN_SEED,
@@ -50,7 +50,7 @@ def regenerate() -> None:
 
 @pytest.fixture(scope="module")
 def model() -> TopicGenerator:
-    return load_generator()
+    return load_generator(ModelSettings())
 
 
 def test_golden_output_is_pinned(model):
@@ -135,7 +135,7 @@ def test_manifest_sha256_matches_file(model):
 
 def test_missing_model_is_a_model_error(tmp_path):
     with pytest.raises(ModelError):
-        load_generator(folder=tmp_path)
+        load_generator(ModelSettings(), folder=tmp_path)
 
 
 def test_latents_are_deterministic():

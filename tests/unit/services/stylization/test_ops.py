@@ -10,11 +10,12 @@ from services.stylization.core.lut import BUILTIN_LUT_DIR, apply_lut, load_lut
 from services.stylization.core.ops import RequestError, plan
 from services.stylization.core.style_models import load_styles
 from shared.events import ColorOp, ColorParams, EnhanceOp, EnhanceParams, LutOp, StyleOp
+from shared.settings import ModelSettings
 
 
 @pytest.fixture(scope="module")
 def styles():
-    return load_styles()
+    return load_styles(ModelSettings())
 
 
 def frames(n: int = 3) -> list[np.ndarray]:

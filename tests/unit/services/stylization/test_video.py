@@ -9,6 +9,7 @@ import pytest
 from services.stylization.core.temporal import FlickerReducer, temporal_error
 from services.stylization.core.video import process_video
 from shared.media import MediaError, probe
+from shared.settings import MediaSettings
 from tests.media_files import good_clip, hour_long, no_duration, text_file, truncated
 
 
@@ -21,8 +22,8 @@ def test_output_keeps_frames_duration_and_the_audio_stream(tmp_path):
     src = good_clip(tmp_path, seconds=2.0)
     seen: list[float] = []
     result = process_video(src, tmp_path / "out.mp4", lambda frames: [255 - f for f in frames], batch=5,
-                           progress=seen.append)
-    before, after = probe(src), probe(result.path)
+                           media=MediaSettings(), progress=seen.append)
+    before, after = probe(src, MediaSettings()), probe(result.path, MediaSettings())
     assert result.frames == len(decoded(src)) == len(decoded(result.path))
     assert abs(after.duration_s - before.duration_s) <= 1 / before.fps + 1e-6
     assert after.has_audio and result.audio == "copied" and after.codec == "h264"
@@ -38,8 +39,8 @@ def test_output_keeps_frames_duration_and_the_audio_stream(tmp_path):
 def test_upscaled_output_has_twice_the_size(tmp_path):
     src = good_clip(tmp_path, seconds=1.0)
     up = lambda frames: [np.repeat(np.repeat(f, 2, 0), 2, 1) for f in frames]  # noqa: E731
-    result = process_video(src, tmp_path / "up.mp4", up, scale=2)
-    info, out = probe(src), probe(result.path)
+    result = process_video(src, tmp_path / "up.mp4", up, scale=2, media=MediaSettings())
+    info, out = probe(src, MediaSettings()), probe(result.path, MediaSettings())
     assert (out.width, out.height) == (info.width * 2, info.height * 2)
 
 
@@ -48,7 +49,7 @@ def test_bad_videos_raise_media_errors_and_leave_no_output(tmp_path, make, reaso
     src = make(tmp_path)
     dst = tmp_path / "out.mp4"
     with pytest.raises(MediaError) as err:
-        process_video(src, dst, lambda f: f)
+        process_video(src, dst, lambda f: f, media=MediaSettings())
     if reason:
         assert err.value.reason == reason
     assert not dst.exists() and not list(tmp_path.glob("*.part"))
@@ -56,9 +57,10 @@ def test_bad_videos_raise_media_errors_and_leave_no_output(tmp_path, make, reaso
 
 def test_duration_limits_apply_before_decoding(tmp_path):
     with pytest.raises(MediaError, match="too_long"):
-        process_video(hour_long(tmp_path), tmp_path / "o.mp4", lambda f: f)
+        process_video(hour_long(tmp_path), tmp_path / "o.mp4", lambda f: f, media=MediaSettings())
     with pytest.raises(MediaError, match="stylization limit"):
-        process_video(good_clip(tmp_path, seconds=2.0), tmp_path / "o.mp4", lambda f: f, max_duration_s=1.0)
+        process_video(good_clip(tmp_path, seconds=2.0), tmp_path / "o.mp4", lambda f: f, media=MediaSettings(),
+                      max_duration_s=1.0)
 
 
 def test_a_file_without_a_duration_is_refused_once_decoded_time_passes_the_limit(tmp_path):
@@ -75,7 +77,7 @@ def test_a_file_without_a_duration_is_refused_once_decoded_time_passes_the_limit
 
     dst = tmp_path / "o.mp4"
     with pytest.raises(MediaError) as err:
-        process_video(src, dst, count, batch=1, max_duration_s=120)
+        process_video(src, dst, count, batch=1, media=MediaSettings(), max_duration_s=120)
     assert err.value.reason == "too_long"
     assert "stylization limit of 120 s" in err.value.detail and "no duration" in err.value.detail
     assert sum(seen) <= 3  # the frames at 0, 60 and 120 s, no more
