@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +40,12 @@ class Watched:
     suspect: set[TopicPartition] = field(default_factory=set)
 
 
-_WATCHED: dict[int, list[Watched]] = {}
+# the subscribers ``consume`` registered, keyed by the broker itself (an id could be reused by a later one)
+_WATCHED: dict[Any, list[Watched]] = {}
 
 
 def watch(broker: Any, item: Watched) -> None:
-    _WATCHED.setdefault(id(broker), []).append(item)
+    _WATCHED.setdefault(broker, []).append(item)
 
 
 def truncations(service: str):
@@ -57,12 +59,11 @@ def past_the_end(position: int | None, highwater: int | None) -> bool:
     return position is not None and highwater is not None and position > highwater
 
 
-async def check(item: Watched) -> list[TopicPartition]:
-    """One look at every assigned partition of one subscriber; returns the partitions restarted."""
+async def check(item: Watched) -> None:
+    """One look at every assigned partition of one subscriber."""
     consumer = getattr(item.subscriber, "consumer", None)
     if consumer is None:
-        return []
-    restarted = []
+        return
     for tp in list(consumer.assignment()):
         position = await (item.position(tp) if item.position else _fetch_position(consumer, tp))
         if not past_the_end(position, consumer.highwater(tp)):
@@ -80,8 +81,6 @@ async def check(item: Watched) -> list[TopicPartition]:
         if item.restarted is not None:
             item.restarted(tp, start)
         consumer.seek(tp, start)
-        restarted.append(tp)
-    return restarted
 
 
 async def _fetch_position(consumer: Any, tp: TopicPartition) -> int | None:
@@ -95,25 +94,19 @@ async def run(broker: Any, interval_s: float = 1.0) -> None:
     """Background task of a service: check every subscriber ``consume`` registered on ``broker``."""
     while True:
         await asyncio.sleep(interval_s)
-        for item in list(_WATCHED.get(id(broker), [])):
+        for item in list(_WATCHED.get(broker, [])):
             try:
                 await check(item)
             except Exception:  # the watch must never take the service down
                 log.warning("log-end check of %s failed", item.topic, exc_info=True)
 
 
-class running:
+@asynccontextmanager
+async def running(broker: Any, interval_s: float = 1.0) -> AsyncIterator[None]:
     """``async with running(broker):`` keeps the watch going for the block (a service's lifespan)."""
-
-    def __init__(self, broker: Any, interval_s: float = 1.0) -> None:
-        self.broker, self.interval_s = broker, interval_s
-        self.task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> running:
-        self.task = asyncio.create_task(run(self.broker, self.interval_s))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+    task = asyncio.create_task(run(broker, interval_s))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

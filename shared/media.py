@@ -17,6 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -65,6 +66,19 @@ class Keyframes:
     extra: dict = field(default_factory=dict)
     duration_s: float = 0.0
     """Time decoded: the last frame's timestamp plus one frame (whatever the container claims)."""
+
+
+class StreamTime:
+    """Seconds from a stream's start for a frame's or packet's pts; time base and start are read once
+    (``frame.time`` goes through Fractions: slow per frame)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.base = float(stream.time_base or 0)
+        self.start = stream.start_time or 0
+
+    def of(self, pts: int | None) -> float | None:
+        """The time of ``pts``; None when the stream gives no timestamps."""
+        return (pts - self.start) * self.base if pts is not None and self.base else None
 
 
 class DecodedTime:
@@ -237,13 +251,11 @@ def extract_keyframes(info: MediaInfo, settings: MediaSettings) -> Keyframes:
         with av.open(info.path, timeout=settings.open_timeout_s) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            time_base = float(stream.time_base or 0)  # frame.time goes through Fractions: slow per frame
-            start_pts = stream.start_time or 0
+            stream_time = StreamTime(stream)
             for frame in container.decode(stream):
                 decoded += 1
-                pts = frame.pts
-                t = (pts - start_pts) * time_base if pts is not None and time_base else decoded / (info.fps or 25)
-                clock.check(t)
+                t = stream_time.of(frame.pts)
+                clock.check(decoded / (info.fps or 25) if t is None else t)
                 gray = luma_thumb(frame)
                 score = scene_score(gray, prev)
                 prev = gray
@@ -313,14 +325,14 @@ def extract_audio(info: MediaInfo, out_dir: Path, stem: str, max_s: float | None
         a_in = src.streams.audio[0]
         ext = {"aac": "m4a", "mp3": "mp3", "opus": "ogg", "vorbis": "ogg", "flac": "flac"}.get(a_in.codec_context.name, "mka")
         path = out_dir / f"{stem}.{ext}"
-        time_base = float(a_in.time_base or 0)
-        start = a_in.start_time or 0
+        audio_time = StreamTime(a_in)
         with av.open(str(path), "w") as dst:
             a_out = dst.add_stream_from_template(a_in)
             for packet in src.demux(a_in):
                 if packet.dts is None:
                     continue
-                if max_s is not None and packet.pts is not None and time_base and (packet.pts - start) * time_base > max_s:
+                t = audio_time.of(packet.pts)
+                if max_s is not None and t is not None and t > max_s:
                     break
                 packet.stream = a_out
                 dst.mux(packet)

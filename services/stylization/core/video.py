@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from shared.media import DecodedTime, MediaError, MediaInfo, probe
+from shared.media import DecodedTime, MediaError, MediaInfo, StreamTime, probe
 from shared.settings import MediaSettings
 
 Transform = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -97,13 +97,13 @@ def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1,
                 if progress is not None and info.duration_s > 0 and last_pts is not None:
                     progress(min(1.0, float(last_pts * vin.time_base) / info.duration_s))
 
-            v_base, v_start = float(vin.time_base or 0), vin.start_time or 0
-            a_base = float(ain.time_base or 0) if ain is not None else 0.0
-            a_start = (ain.start_time or 0) if ain is not None else 0
+            video_time = StreamTime(vin)
+            audio_time = StreamTime(ain) if ain is not None else None
             streams = [vin] + ([ain] if ain is not None else [])
             for packet in inp.demux(*streams):
                 if packet.stream is ain:
-                    if packet.pts is not None and a_base and (packet.pts - a_start) * a_base > clock.limit_s:
+                    t = audio_time.of(packet.pts)
+                    if t is not None and t > clock.limit_s:
                         continue  # audio past the limit: the video stops there too
                     if audio_mode == "copied":
                         if packet.dts is not None:
@@ -117,8 +117,8 @@ def process_video(src: Path, dst: Path, transform: Transform, *, scale: int = 1,
                 for vframe in packet.decode():
                     if frames + len(pending) >= media.max_frames:
                         raise MediaError("too_long", f"more than {media.max_frames} frames")
-                    clock.check((vframe.pts - v_start) * v_base if vframe.pts is not None and v_base
-                                else (frames + len(pending)) / (info.fps or 25))
+                    t = video_time.of(vframe.pts)
+                    clock.check((frames + len(pending)) / (info.fps or 25) if t is None else t)
                     pending.append((vframe.to_ndarray(format="rgb24"), vframe.pts))
                     if len(pending) >= batch:
                         flush()
