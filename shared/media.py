@@ -197,6 +197,25 @@ def letterbox_frame(frame: av.VideoFrame, size: int) -> np.ndarray:
     return pad_square(frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA").to_ndarray(), size)
 
 
+def cover(h: int, w: int, size: int) -> tuple[int, int]:
+    """The size that covers a size x size square, aspect kept."""
+    scale = size / min(h, w)
+    return max(size, round(h * scale)), max(size, round(w * scale))
+
+
+def crop_frame(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """The centre size x size square, after scaling the shorter side to ``size`` inside FFmpeg (the
+    usual ImageNet evaluation view: what a classifier was trained to see)."""
+    nh, nw = cover(frame.height, frame.width, size)
+    img = frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA").to_ndarray()
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(img[top:top + size, left:left + size])
+
+
+def square_frame(frame: av.VideoFrame, size: int, how: str) -> np.ndarray:
+    return crop_frame(frame, size) if how == "crop" else letterbox_frame(frame, size)
+
+
 def _targets(duration_s: float, k: int) -> list[float]:
     return [(i + 0.5) * duration_s / k for i in range(k)]
 
@@ -269,7 +288,7 @@ def extract_keyframes(info: MediaInfo, settings: MediaSettings) -> Keyframes:
                 if thumbnail is None and t >= thumb_at:
                     thumbnail = frame.reformat(width=th_w, height=th_h, format="rgb24").to_ndarray()
                 if want_uniform or (is_cut and (len(cuts) < k or score > cuts[0][0])):
-                    img = letterbox_frame(frame, size)
+                    img = square_frame(frame, size, settings.frame_fit)
                     if want_uniform:
                         if stride is not None:
                             stride.add(t, img)

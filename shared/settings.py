@@ -11,11 +11,12 @@ scripts), and the root, or the sections a function needs, is passed down from th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
+from typing import Annotated, Literal
 
 PREFIX = "CLIPSTREAM_"
 
@@ -159,7 +160,9 @@ class MediaSettings(BaseSettings):
     keyframes: int = Field(8, ge=1, le=64)
     """Most keyframes per video fed to the model."""
     frame_size: int = Field(64, ge=16)
-    """Keyframes are letterboxed into a square of this side."""
+    """Side of the square keyframes (the encoder sets it from its backbone's manifest)."""
+    frame_fit: Literal["letterbox", "crop"] = "letterbox"
+    """How a frame becomes a square: letterboxed whole, or its centre cropped (the encoder sets it from its backbone)."""
     scene_threshold: float = Field(0.12, gt=0, lt=1)
     """Mean absolute difference (0-1) of small grey frames that counts as a scene cut."""
     thumbnail_width: int = Field(320, ge=16)
@@ -183,13 +186,35 @@ class ModelSettings(BaseSettings):
     """Refuse a model file whose sha256 differs from its manifest."""
 
 
+TOPIC_DESCRIPTIONS: dict[str, str] = {
+    "sports": "sport, athletes, a ball game, exercise and fitness",
+    "travel": "travel, a city street, landmarks, landscapes and vehicles",
+    "food": "food, cooking, baking and drinks in a kitchen",
+    "music": "music, a musician playing an instrument, a concert",
+    "nature": "nature, animals, pets, birds, the sea and plants",
+    "gaming": "video games, a computer screen and gameplay",
+}
+"""The platform's default topics (the demo's and the tests'), each with the short description a video's
+concepts and words are matched against."""
+
+
 class EncoderSettings(BaseSettings):
     model_config = _config("ENCODER_")
 
     collection: str = "videos"
-    """Qdrant collection the encoder writes video vectors to."""
+    """Qdrant collection prefix: vectors go to <collection>-<model id>, search vectors to <collection>-<model id>-search."""
+    topics: dict[str, str] = Field(default_factory=lambda: dict(TOPIC_DESCRIPTIONS))
+    """The platform's topics as JSON, name to a short description; a video's topic is the nearest description (zero-shot)."""
     text_weight: float = Field(0.25, ge=0, le=1)
-    """Share of the fused vector's similarity decided by title and tags (the rest is visual)."""
+    """Share of the fused vector's similarity decided by title and tags."""
+    concept_weight: float = Field(0.4, ge=0, le=1)
+    """Share decided by the video's concepts (ImageNet classes mapped into the text space); the rest is visual features."""
+    concepts_k: int = Field(20, ge=1, le=1000)
+    """Classes a video's concept vector is built from (ConSE top-k)."""
+    concepts_shown: int = Field(5, ge=0, le=50)
+    """Concepts kept in the payload, the event and the API."""
+    concept_min_score: float = Field(0.05, ge=0, le=1)
+    """Least mean class probability for a concept to be shown."""
     duplicate_threshold: float = Field(0.97, gt=0, le=1)
     """Cosine similarity to the nearest existing video at which an upload is marked duplicate_of it."""
     artefacts_dir: Path = Path("var/artefacts")
@@ -198,6 +223,20 @@ class EncoderSettings(BaseSettings):
     """Uploads decoded at once (each in its own thread)."""
     max_batch: int = Field(16, ge=1)
     """Most videos whose keyframes go through the model in one call."""
+
+    @field_validator("topics", mode="after")
+    @classmethod
+    def _topic_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name)]
+        if bad or not value:
+            raise ValueError(f"topic names must be lower-case words (a-z, 0-9, _ and -), at least one: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> "EncoderSettings":
+        if self.text_weight + self.concept_weight > 1:
+            raise ValueError("text_weight + concept_weight must be at most 1 (the rest is the visual share)")
+        return self
 
 
 class GenerationSettings(BaseSettings):
