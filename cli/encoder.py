@@ -34,7 +34,7 @@ def run_embed(files: list[str], out: str, title: str = "", tags: tuple[str, ...]
                 "file": name, "vector": [round(float(x), 6) for x in embedded.vector],
                 "keyframes": [round(t, 3) for t in analysis.keyframes.times_s],
                 "duration_s": round(analysis.info.duration_s, 3), "model_version": engine.version,
-                "predicted_topic": embedded.topic,
+                "predicted_topic": embedded.topic, "concepts": [{"name": n, "score": v} for n, v in embedded.concepts],
             }) + "\n")
     console.print(f"{len(files) - failures} embedded, {failures} failed -> {out}")
     return 1 if failures else 0

@@ -80,12 +80,24 @@ class VideoUploaded(Event, UploadFields):
     uploaded_at: EventTime = Field(default_factory=utcnow)
 
 
+class Concept(BaseModel):
+    """Something a video shows: an ImageNet class name and its mean probability over the keyframes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    score: Annotated[float, Field(ge=0, le=1)]
+
+
 class VideoEmbedded(Event):
     """A video's vector and the metadata services filter on (topic ``videos.embedded``)."""
 
     video_id: Identifier
     vector: Annotated[list[float], Field(min_length=1, max_length=4096)]
-    model_version: Annotated[str, Field(min_length=1, max_length=64)]
+    model_version: Annotated[str, Field(min_length=1, max_length=128)]
+    search_vector: Annotated[list[float], Field(max_length=1024)] = []
+    """Concepts and words in the text model's space (empty: nothing a text query could match)."""
+    concepts: Annotated[list[Concept], Field(max_length=50)] = []
     title: str = ""
     tags: list[Tag] = []
     topic: TopicName | None = None

@@ -39,16 +39,20 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(*_):
         engine = EncoderEngine(settings.models, encoder, settings.media)
         engine.warmup()
-        metrics.model.info({"version": engine.version, "provider": engine.video.provider})
-        store = open_store(encoder.collection, engine.dim,
-                           qdrant.model_copy(update={"data_dir": qdrant.data_dir / metrics.SERVICE}))
-        store.index_fields({"topic": "keyword", "creator_id": "keyword", "created_at": "float"})
-        state["encoder"] = Encoder(engine, store, broker, settings.fetch)
+        metrics.model.info({"version": engine.version, "provider": engine.backbone.provider,
+                            "collection": engine.space.collection})
+        where = qdrant.model_copy(update={"data_dir": qdrant.data_dir / metrics.SERVICE})
+        store = open_store(engine.space.collection, engine.space.video_dim, where)
+        search_store = open_store(engine.space.search_collection, engine.space.search_dim, where)
+        for s in (store, search_store):
+            s.index_fields({"topic": "keyword", "creator_id": "keyword", "created_at": "float"})
+        state["encoder"] = Encoder(engine, store, broker, settings.fetch, search_store)
         state["store"] = store
         try:
             yield
         finally:
             store.close()
+            search_store.close()
 
     async def ready() -> bool:
         return "encoder" in state

@@ -15,7 +15,7 @@ from shared.fetch import FetchError, fetched
 from shared import topics
 from shared.batching import MicroBatcher
 from shared.consumer import Reject
-from shared.events import VideoEmbedded, VideoUploaded
+from shared.events import Concept, VideoEmbedded, VideoUploaded
 from shared.media import MediaError
 from shared.publisher import publish
 from shared.settings import FetchSettings
@@ -29,6 +29,7 @@ class Encoder:
     store: VectorStore
     broker: KafkaBroker
     fetch: FetchSettings
+    search_store: VectorStore | None = None
 
     def __post_init__(self) -> None:
         self.batcher: MicroBatcher = MicroBatcher(self.engine.embed_batch, self.engine.settings.max_batch)
@@ -64,8 +65,13 @@ class Encoder:
             hits = self.store.search(result.vector, 2, exact=True)
             duplicate = duplicate_of([(h.id, h.score) for h in hits], event.video_id,
                                      self.engine.settings.duplicate_threshold)
-            self.store.upsert([VectorRecord(event.video_id, result.vector.tolist(),
-                                            self.payload(event, analysis, result, duplicate))])
+            payload = self.payload(event, analysis, result, duplicate)
+            self.store.upsert([VectorRecord(event.video_id, result.vector.tolist(), payload)])
+            if self.search_store is not None:
+                if result.search.any():
+                    self.search_store.upsert([VectorRecord(event.video_id, result.search.tolist(), payload)])
+                else:  # nothing a text query could match (blank frames, no words): not searchable
+                    self.search_store.delete([event.video_id])
         metrics.stage_seconds.labels("upsert").observe(time.perf_counter() - t)
         metrics.videos.labels("duplicate" if duplicate else "embedded").inc()
         info = analysis.info
@@ -74,17 +80,19 @@ class Encoder:
             title=event.title, tags=event.tags, topic=event.topic or result.topic, creator_id=event.creator_id,
             duration_s=info.duration_s, keyframes=len(analysis.keyframes.times_s),
             thumbnail=str(analysis.thumbnail) if analysis.thumbnail else None, duplicate_of=duplicate,
-            created_at=event.uploaded_at,
+            created_at=event.uploaded_at, search_vector=result.search.tolist() if result.search.any() else [],
+            concepts=[Concept(name=name, score=score) for name, score in result.concepts],
         )
 
     def payload(self, event: VideoUploaded, analysis: Analysis, result: Embedded, duplicate: str | None) -> dict:
         info = analysis.info
         return {
-            "topic": event.topic or result.topic, "predicted_topic": result.topic, "tags": list(event.tags),
+            "topic": event.topic or result.topic or "", "predicted_topic": result.topic or "", "tags": list(event.tags),
             "creator_id": event.creator_id, "title": event.title, "duration_s": round(info.duration_s, 3),
             "created_at": event.uploaded_at.timestamp(), "thumbnail": str(analysis.thumbnail or ""),
             "audio": str(analysis.audio or ""), "audio_features": analysis.audio_features,
             "width": info.width, "height": info.height, "keyframes": len(analysis.keyframes.times_s),
             "scene_changes": analysis.keyframes.scene_changes, "model_version": self.engine.version,
-            "duplicate_of": duplicate,
+            "duplicate_of": duplicate, "concepts": [name for name, _ in result.concepts],
+            "concept_scores": [score for _, score in result.concepts], "topic_score": result.topic_score,
         }
