@@ -112,7 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.what == "encoder":
         from evaluation.encoder import run_eval
 
-        return run_eval(args.workdir, args.heldout, args.json, args.train_clips)
+        return run_eval(args.clips, args.labels, args.workdir, args.json)
     if args.what == "replay":
         from evaluation.replay import run_replay
 
@@ -129,6 +129,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         return run_generation_eval(args.workdir, args.json)
     raise SystemExit(f"unknown evaluation {args.what!r}")
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from cli.reindex import run_reindex
+
+    return run_reindex(args.bootstrap, args.limit)
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -215,9 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="replay: comma-separated baselines to run (default all; '' for none)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
     p.add_argument("--workdir", default="var/eval", help="where generated clips and copies are cached")
-    p.add_argument("--heldout", type=int, default=60, help="encoder: held-out clips (each gets 6 transformed copies)")
-    p.add_argument("--train-clips", type=int, default=600, help="encoder: training-corpus clips used as the gallery")
+    p.add_argument("--clips", help="encoder: folder of real clips (default: clips made from scikit-image's photographs)")
+    p.add_argument("--labels", help="encoder: CSV file,class,description for --clips (titles are left blank)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("reindex", help="re-embed every video of videos.uploaded with the current encoder model "
+                       "into its own collection, then switch the services to it")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the settings')")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many videos (a trial run)")
+    p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("stylize", help="stylize, colour-grade or enhance a video file (the service's code path)")
     p.add_argument("input", nargs="?", help="video file to read")
@@ -254,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_interactions)
 
-    p = sub.add_parser("models", help="list the models, or prepare the ones made at setup (the text model)")
+    p = sub.add_parser("models", help="list the models, or prepare the ones made at setup (text model, frame backbone)")
     p.add_argument("action", choices=["list", "prepare", "verify"], nargs="?", default="list")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_models)
