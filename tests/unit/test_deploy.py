@@ -86,6 +86,18 @@ def test_dockerfile_builds_the_package_and_runs_the_cli():
         assert f"COPY {path}" in text, f"the image lacks {path}"
 
 
+def test_the_model_stage_has_what_models_prepare_imports():
+    """`clipstream models prepare` runs in the first stage: every package it imports must be copied there."""
+    first = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1]
+    source = (ROOT / "cli" / "models.py").read_text()
+    imported = {line.split()[1].split(".")[0] for line in source.splitlines()
+                if line.strip().startswith(("from ", "import ")) and not line.strip().startswith("from __future__")}
+    local = {name for name in imported if (ROOT / name).is_dir()}
+    assert {"shared", "training"} <= local
+    for package in local:
+        assert f"COPY {package} ./{package}" in first, f"the model stage lacks {package}"
+
+
 @pytest.mark.parametrize("name", ["gateway", "encoder", "recommender", "stylization", "generation"])
 def test_services_run_as_non_root_with_a_healthcheck(name):
     assert "USER clipstream" in (ROOT / "Dockerfile").read_text()
