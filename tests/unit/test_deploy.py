@@ -94,8 +94,10 @@ def test_the_model_stage_has_what_models_prepare_imports():
                 if line.strip().startswith(("from ", "import ")) and not line.strip().startswith("from __future__")}
     local = {name for name in imported if (ROOT / name).is_dir()}
     assert {"shared", "training"} <= local
+    ignored = (ROOT / ".dockerignore").read_text().split()
     for package in local:
         assert f"COPY {package} ./{package}" in first, f"the model stage lacks {package}"
+        assert package not in ignored, f".dockerignore keeps {package} out of the build context"
 
 
 @pytest.mark.parametrize("name", ["gateway", "encoder", "recommender", "stylization", "generation"])
