@@ -15,17 +15,34 @@ from shared.consumer import consume
 from shared.events import VideoUploaded
 from shared.service import build_app
 from shared.settings import Settings
-from shared.vectors import open_store
+from shared.vectors import VectorStore, open_store
 
 GROUP = "clipstream-encoder"
 CONSUMES = (topics.Consumes(topics.VIDEOS_UPLOADED, GROUP, "fetch, decode, embed, upsert into Qdrant"),)
 PUBLISHES = (topics.Publishes(topics.VIDEOS_EMBEDDED, "after the upsert, with the vector"),)
 
 
+def open_stores(settings: Settings, engine: EncoderEngine) -> tuple[VectorStore, VectorStore]:
+    """The encoder's two stores for ``engine.space``: video vectors and search vectors, with their payload
+    indexes. Embedded shards lie under ``qdrant.data_dir / "encoder"`` (one owner process at a time: the
+    service, or ``clipstream reindex`` filling a new model's collections before the service switches)."""
+    qdrant, space = settings.qdrant, engine.space
+    where = qdrant.model_copy(update={"data_dir": qdrant.data_dir / metrics.SERVICE})
+    store = open_store(space.collection, space.video_dim, where)
+    try:
+        search_store = open_store(space.search_collection, space.search_dim, where)
+    except BaseException:
+        store.close()
+        raise
+    for s in (store, search_store):
+        s.index_fields({"topic": "keyword", "creator_id": "keyword", "created_at": "float"})
+    return store, search_store
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The encoder's app; ``settings`` is the root built at start-up (its kafka, qdrant, encoder, fetch, media
     and models sections are used)."""
-    kafka, encoder, qdrant = settings.kafka, settings.encoder, settings.qdrant
+    kafka, encoder = settings.kafka, settings.encoder
     broker = make_broker(metrics.SERVICE, kafka)
     state: dict = {}
 
@@ -41,11 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         engine.warmup()
         metrics.model.info({"version": engine.version, "provider": engine.backbone.provider,
                             "collection": engine.space.collection})
-        where = qdrant.model_copy(update={"data_dir": qdrant.data_dir / metrics.SERVICE})
-        store = open_store(engine.space.collection, engine.space.video_dim, where)
-        search_store = open_store(engine.space.search_collection, engine.space.search_dim, where)
-        for s in (store, search_store):
-            s.index_fields({"topic": "keyword", "creator_id": "keyword", "created_at": "float"})
+        store, search_store = open_stores(settings, engine)
         state["encoder"] = Encoder(engine, store, broker, settings.fetch, search_store)
         state["store"] = store
         try:
