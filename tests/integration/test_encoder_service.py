@@ -12,6 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from services.encoder.engine import model_id
 from shared import topics
 from shared.events import VideoEmbedded, VideoUploaded
 from shared.runtime.broker import EmbeddedBroker, free_port
@@ -79,8 +80,10 @@ async def test_uploads_become_points_and_events_and_repeats_stay_one_point(env):
     assert pair in ({"vid-0", None}, {"vid-copy", None}), pair
     assert by_id["vid-1"].duplicate_of is None
     assert by_id["vid-0"].topic == "sports", "the uploader's topic wins over the predicted one"
+    version, dim = events[0].model_version, len(events[0].vector)  # one model: one version, one size
     for e in events:
-        assert len(e.vector) == 512 and e.keyframes > 0 and e.duration_s == pytest.approx(2.0, abs=0.1)
+        assert e.model_version == version
+        assert len(e.vector) == dim and e.keyframes > 0 and e.duration_s == pytest.approx(2.0, abs=0.1)
         assert abs(sum(x * x for x in e.vector) - 1) < 1e-3
         assert e.thumbnail and (env["root"] / "artefacts" / "thumbnails" / "vid-1.jpg").exists()
 
@@ -93,7 +96,8 @@ async def test_uploads_become_points_and_events_and_repeats_stay_one_point(env):
 
     env["encoder"].stop()  # the embedded shard belongs to one process: stop it to look inside
     try:
-        store = EdgeVectorStore(env["root"] / "qdrant" / "encoder" / "videos", 512)
+        # the model version's own collection, under the service's folder of the data dir
+        store = EdgeVectorStore(env["root"] / "qdrant" / "encoder" / f"videos-{model_id(version)}", dim)
         try:
             assert store.count() == 4, "re-publishing an upload leaves one point"
             [point] = store.get(["vid-0"])
