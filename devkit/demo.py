@@ -2,9 +2,12 @@
 
 Starts the embedded broker, every service as a child process (the same ``clipstream run`` entry
 point as production) and a local Prometheus scraping them, then acts as a platform backend:
-makes a corpus of clips, registers them, has a few users watch in real time, asks for covers and
-a stylised clip, sends some bad input, and writes a browsable report (``<workdir>/report/index.html``)
-with the feeds before and after, similar videos, the covers, the clip and the live metrics.
+makes a corpus of clips and a few real-content clips of photographs (devkit/photo_clips.py, uploaded
+with empty titles), registers them, looks the photo clips up by plain-words text search, has a few
+users watch in real time, asks for covers and a stylised clip, sends some bad input, and writes a
+browsable report (``<workdir>/report/index.html``) with every video's concepts and topic, the text
+search and its results, the feeds before and after, similar videos, the covers, the clip and the
+live metrics.
 ``--serve`` keeps it all running until Ctrl-C. Ctrl-C (or SIGTERM) at any point stops every child.
 
 Once the services are ready, a supervisor (shared/runtime/supervisor.py) restarts any that exits,
@@ -13,7 +16,7 @@ with exponential backoff, as a process manager would, and gives a service up aft
 ``<workdir>/status.json``, logged to ``logs/supervisor.log`` and shown in the report.
 
 The exit code is 0 only when every check shown at the end passed (services alive, uploads embedded,
-feeds changed, covers and clip produced, every Prometheus target up).
+photo clips found by text search, feeds changed, covers and clip produced, every Prometheus target up).
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ USERS: dict[str, tuple[str, ...]] = {
     "user-dev": ("music",),
 }
 STYLE_OPS = [{"style": "mosaic", "strength": 0.9}]
+SEARCH_K = 5
+STOP_WORDS_QUERY = "the of and"  # no content word: nothing to match
+FOUND_BY_SEARCH = "coffee"  # the photo clip a check expects text search to find, within the top SEARCH_TOP
+SEARCH_TOP = 3
 RESTART_POLICY = RestartPolicy(max_restarts=5, window_s=120.0, backoff_initial_s=0.5, backoff_max_s=8.0,
                                ready_timeout_s=120.0)
 
@@ -297,6 +304,66 @@ def make_clips(media: Path, count: int) -> list[dict]:
     rows = make_corpus(media, count, seed=7, seconds=3.0)
     return [{"video_id": f"demo-{i:02d}", "source": r["file"], "title": r["title"], "tags": r["tags"],
              "topic": r["topic"], "creator_id": f"creator-{i % 8}"} for i, r in enumerate(rows)]
+
+
+def make_photo_uploads(media: Path) -> tuple[dict[str, dict], str | None]:
+    """Real-content clips of the photographs in scikit-image's wheel (devkit/photo_clips.py), one per
+    photo, registered with an EMPTY title and no tags or topic: all the encoder can go on is what the
+    frames show. Name -> upload; and why there are none (scikit-image is a dev dependency)."""
+    try:
+        from devkit.photo_clips import PHOTOS, make_photo_clip
+    except ImportError as exc:
+        return {}, f"no photo clips: {exc} (pip install -e '.[dev]' for scikit-image)"
+    uploads = {}
+    for name in PHOTOS:  # written again each run: a few seconds, and never a half-written file
+        path = make_photo_clip(name, media / f"photo-{name}.mp4", seconds=2.0, seed=0)
+        uploads[name] = {"video_id": f"photo-{name}", "source": path.name, "title": "", "tags": [],
+                         "creator_id": "creator-photos"}
+    return uploads, None
+
+
+def text_searches(api: httpx.Client, photos: dict[str, dict]) -> list[rep.Search]:
+    """Each photo clip's plain-words query, and a query of stop words only, sent to GET /v1/search."""
+    from devkit.photo_clips import PHOTOS
+
+    asked = [(PHOTOS[name].query, upload["video_id"]) for name, upload in photos.items()]
+    out = []
+    for query, expected in [*asked, (STOP_WORDS_QUERY, None)]:
+        resp = api.get("/v1/search", params={"q": query, "k": SEARCH_K})
+        if resp.status_code == 200:
+            out.append(rep.Search(query, expected, 200, list(resp.json())))
+        else:
+            detail = resp.json().get("detail") if resp.headers.get("content-type", "").startswith("application/json") \
+                else resp.text[:200]
+            out.append(rep.Search(query, expected, resp.status_code, error=str(detail)[:200]))
+    return out
+
+
+def search_checks(searches: list[rep.Search], photos: dict[str, dict], videos: dict[str, rep.Video],
+                  missing: str | None) -> list[tuple[str, bool, str]]:
+    """What the demo holds text search and the encoder's concepts to."""
+    if missing:
+        return [("photo clips uploaded with empty titles", False, missing)]
+    seen = [videos[u["video_id"]] for u in photos.values() if u["video_id"] in videos]
+    described = [v for v in seen if v.concepts and v.topic]
+    checks = [("every photo clip (empty title) has concepts and a topic", len(described) == len(photos),
+               "; ".join(f"{v.video_id}: {v.topic}, {', '.join(c for c, _ in v.concepts[:3]) or 'no concepts'}"
+                         for v in seen) or "none embedded")]
+    wanted = photos.get(FOUND_BY_SEARCH, {}).get("video_id")
+    search = next((s for s in searches if s.expected == wanted), None)
+    if search is not None:
+        rank = search.rank
+        checks.append((f"search finds the {FOUND_BY_SEARCH} clip by '{search.query}' with an empty title",
+                       search.status == 200 and rank is not None and rank <= SEARCH_TOP,
+                       f"HTTP {search.status}; {wanted} " + (f"at #{rank} of {len(search.hits)}" if rank
+                                                              else f"not among {len(search.hits)} results")
+                       + (f": {search.error}" if search.error else "")))
+    stop = next((s for s in searches if s.query == STOP_WORDS_QUERY), None)
+    if stop is not None:
+        checks.append((f"a query of stop words only ('{STOP_WORDS_QUERY}') finds nothing",
+                       (stop.status == 200 and not stop.hits) or 400 <= stop.status < 500,
+                       f"HTTP {stop.status}, {len(stop.hits)} results"))
+    return checks
 
 
 def watch_round(user: str, tastes: tuple[str, ...], shown: list[str], catalogue: dict[str, str], seen: set[str],
@@ -582,6 +649,10 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
     clips = make_clips(paths.media, CLIPS)
     (paths.media / "not_a_video.mp4").write_text("a text file with a video's name")
     good = {c["video_id"]: c for c in clips}
+    photos, no_photos = make_photo_uploads(paths.media)
+    if no_photos:
+        console.print(f"[bold yellow]! {no_photos}[/]")
+    clips.extend(photos.values())
     clips.append({**clips[0], "video_id": "demo-reupload"})  # the same file again: a duplicate
     clips.append({**clips[1], "video_id": "demo-broken", "source": "not_a_video.mp4"})
     catalogue = {vid: c["topic"] for vid, c in good.items()}
@@ -609,11 +680,21 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
                                        len(vectors), 60)
         console.print(f"[green]✓[/] {len(vectors)} videos embedded; {in_catalogue:.0f} in the recommender's catalogue")
 
-        videos = {vid: rep.Video(vid, c["title"], c["topic"]) for vid, c in good.items()}
+        videos = {vid: rep.Video(vid, c["title"], c.get("topic")) for vid, c in
+                  {**good, **{u["video_id"]: u for u in photos.values()}}.items()}
         thumbs = paths.report / "thumbs"
-        for data in vectors:
-            if data["video_id"] in videos:
-                videos[data["video_id"]].thumb = copy_into(data.get("thumbnail"), thumbs, f"{data['video_id']}.jpg")
+        for data in vectors:  # what the encoder published: thumbnail, concepts, its topic when the upload named none
+            video = videos.get(data["video_id"])
+            if video is None:
+                continue
+            video.thumb = copy_into(data.get("thumbnail"), thumbs, f"{data['video_id']}.jpg")
+            video.concepts = [(c["name"], c["score"]) for c in data.get("concepts") or []]
+            if not video.topic and data.get("topic"):
+                video.topic, video.topic_predicted = data["topic"], True
+
+        searches = text_searches(api, photos) if photos else []
+        checks.extend(search_checks(searches, photos, videos, no_photos))
+        print_searches(console, searches, videos)
 
         # users watch in real time: each round they get their current feed, watch its top and look for
         # a video of a topic they like; the rounds are a second apart
@@ -727,7 +808,8 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
         videos=videos, users=[rep.UserStory(u, USERS[u], before[u], after[u], stories[u]) for u in USERS],
         similar=similar, covers=covers, stylized=stylized, metrics=metrics, places=places(platform, paths),
         checks=checks, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        took_s=time.monotonic() - started, processes=platform.processes(), supervision=RESTART_POLICY.describe())
+        took_s=time.monotonic() - started, processes=platform.processes(), supervision=RESTART_POLICY.describe(),
+        searches=searches)
     platform.report = report
     path = rep.write_report(paths.report, report)
     print_checks(console, checks)
@@ -812,6 +894,24 @@ def print_tables(console: Console, shown: list, embedded: list, before: dict, af
     for line in encoder_metrics.splitlines():
         if line.startswith(("clipstream_encoder_videos_total", "clipstream_encoder_failures_total")):
             console.print("  " + line, highlight=False)
+
+
+def print_searches(console: Console, searches: list[rep.Search], videos: dict[str, rep.Video]) -> None:
+    shown = Table(title="photo clips uploaded with empty titles: what the encoder saw (videos.embedded)")
+    for col in ("video", "topic", "concepts"):
+        shown.add_column(col, overflow="fold")
+    for video in sorted((v for v in videos.values() if not v.title), key=lambda v: v.video_id):
+        shown.add_row(video.video_id, f"{video.topic or ''}{' (predicted)' if video.topic_predicted else ''}",
+                      ", ".join(f"{name} {score:.2f}" for name, score in video.concepts))
+    console.print(shown)
+    table = Table(title=f"text search through the gateway (GET /v1/search?q=…&k={SEARCH_K})")
+    for col in ("query", "looking for", "HTTP", "results (best first)"):
+        table.add_column(col, overflow="fold")
+    for s in searches:
+        hits = ", ".join(f"{'[bold]' if h.get('video_id') == s.expected else ''}{h.get('video_id')}"
+                         f"{'[/]' if h.get('video_id') == s.expected else ''} {h.get('score')}" for h in s.hits)
+        table.add_row(s.query, s.expected or "", str(s.status), hits or (s.error or "none"))
+    console.print(table)
 
 
 def print_metrics(console: Console, metrics: rep.Metrics) -> None:

@@ -21,6 +21,10 @@ class Video:
     topic: str | None = None
     thumb: str | None = None
     """Path of the thumbnail relative to the report folder."""
+    concepts: list[tuple[str, float]] = field(default_factory=list)
+    """What the encoder saw (ImageNet class names and their mean probability, from videos.embedded), best first."""
+    topic_predicted: bool = False
+    """The topic is the encoder's zero-shot choice (the upload named none)."""
 
 
 @dataclass
@@ -32,6 +36,25 @@ class UserStory:
     after: dict
     watched: list[tuple[str, str]] = field(default_factory=list)
     """(video_id, what the user did) in session order."""
+
+
+@dataclass
+class Search:
+    """One plain-words query sent to GET /v1/search and what came back."""
+
+    query: str
+    expected: str | None = None
+    """The video the query is meant to find (a photo clip uploaded with an empty title)."""
+    status: int = 200
+    hits: list[dict] = field(default_factory=list)
+    """The answer's items: {"video_id", "score", "topic", ...}, best first."""
+    error: str | None = None
+
+    @property
+    def rank(self) -> int | None:
+        """1-based place of ``expected`` among the hits; None when it is not there."""
+        ids = [h.get("video_id") for h in self.hits]
+        return ids.index(self.expected) + 1 if self.expected in ids else None
 
 
 @dataclass
@@ -99,6 +122,7 @@ class Report:
     processes: list[Process] = field(default_factory=list)
     supervision: str = ""
     """The supervisor's restart policy, in words."""
+    searches: list[Search] = field(default_factory=list)
 
 
 CSS = """
@@ -146,6 +170,18 @@ code { font-size: 12px; }
            border-radius: 8px; padding: 8px; margin-bottom: 8px; }
 .similar .arrow { color: var(--muted); font-size: 20px; }
 .similar .hit { text-align: center; font-size: 12px; }
+.videos { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 10px; }
+.video { display: flex; gap: 10px; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
+.video .meta { min-width: 0; font-size: 12px; }
+.video .title { display: block; color: var(--muted); }
+ul.concepts { list-style: none; margin: 4px 0 0; padding: 0; }
+ul.concepts li { display: inline-block; margin: 0 4px 2px 0; padding: 0 6px; border-radius: 9px; background: #f1f3f7;
+                 font-size: 11px; }
+.query { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; margin-bottom: 10px; }
+.query h3 { margin: 0 0 6px; }
+ol.hits { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 10px; }
+ol.hits li { text-align: center; font-size: 12px; padding: 4px; border-radius: 6px; }
+ol.hits li.expected { outline: 2px solid var(--ok); }
 """
 
 
@@ -219,6 +255,75 @@ def similar_section(similar: Iterable[tuple[str, list[dict]]], videos: dict[str,
                     f'<b>{esc(vid)}</b> {topic_badge(video.topic if video else None)}</div>'
                     f'<span class="arrow">→</span>{cells or "<span class=muted>(none)</span>"}</div>')
     return "".join(rows) or '<p class="muted">no similar lists</p>'
+
+
+def concepts_list(concepts: Sequence[tuple[str, float]]) -> str:
+    if not concepts:
+        return '<span class="muted">no concept above the threshold</span>'
+    items = "".join(f'<li data-concept="{esc(name)}" data-score="{esc(score)}">{esc(name)} '
+                    f'<span class="muted">{esc(fmt_score(score))}</span></li>' for name, score in concepts)
+    return f'<ul class="concepts">{items}</ul>'
+
+
+def fmt_score(score: object) -> str:
+    try:
+        return f"{float(score):.2f}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(score)
+
+
+def videos_section(videos: dict[str, Video]) -> str:
+    """Every video with its thumbnail, title, topic (the uploader's or the encoder's choice) and concepts;
+    videos uploaded without a title first."""
+    if not videos:
+        return '<p class="muted">no videos</p>'
+    order = sorted(videos.values(), key=lambda v: (bool(v.title), v.video_id))
+    cards = []
+    for v in order:
+        how = "predicted" if v.topic_predicted else "uploader"
+        badge = topic_badge(v.topic) + (' <span class="muted">(predicted)</span>' if v.topic_predicted and v.topic else "")
+        cards.append(
+            f'<div class="video" data-video="{esc(v.video_id)}" data-topic="{esc(v.topic or "")}" '
+            f'data-topic-from="{how}" data-title="{esc(v.title)}">{thumb(v, v.video_id)}<div class="meta">'
+            f'<span class="vid">{esc(v.video_id)}</span> {badge}'
+            f'<span class="title">{esc(v.title) if v.title else "<i>(no title)</i>"}</span>'
+            f'{concepts_list(v.concepts)}</div></div>')
+    untitled = sum(not v.title for v in videos.values())
+    return (f'<p class="muted">{len(videos)} videos as the encoder published them on videos.embedded: the topic '
+            "(the uploader's, or the encoder's zero-shot choice when the upload named none) and the concepts "
+            "(ImageNet classes the pretrained backbone saw, mean probability over the keyframes). "
+            f"{untitled} were uploaded with an empty title: what they show is all a search can go on.</p>"
+            f'<div class="videos">{"".join(cards)}</div>')
+
+
+def search_section(searches: Sequence[Search], videos: dict[str, Video]) -> str:
+    if not searches:
+        return '<p class="muted">no text search ran</p>'
+    blocks = []
+    for s in searches:
+        rank = s.rank
+        if s.expected is None:
+            found = ""
+        elif rank is None:
+            found = f' <span class="bad">{esc(s.expected)} not among the results</span>'
+        else:
+            found = f' <span class="ok">{esc(s.expected)} at #{rank}</span>'
+        hits = "".join(
+            f'<li class="hit{" expected" if h.get("video_id") == s.expected else ""}" data-video="{esc(h.get("video_id"))}" '
+            f'data-rank="{i + 1}" data-score="{esc(h.get("score"))}">{thumb(videos.get(h.get("video_id", "")), h.get("video_id", ""))}'
+            f'<br>#{i + 1} {esc(h.get("video_id"))} {topic_badge(h.get("topic"))}<br>'
+            f'<span class="muted">score {esc(h.get("score"))}</span></li>' for i, h in enumerate(s.hits))
+        if s.status != 200:
+            body = f'<p class="bad">HTTP {esc(s.status)}: {esc(s.error)}</p>'
+        else:
+            body = f'<ol class="hits">{hits}</ol>' if hits else '<p class="muted">no results</p>'
+        blocks.append(f'<div class="query" data-query="{esc(s.query)}" data-expected="{esc(s.expected or "")}" '
+                      f'data-status="{esc(s.status)}" data-rank="{esc(rank or "")}"><h3>“{esc(s.query)}”{found}</h3>'
+                      f'{body}</div>')
+    intro = ("GET /v1/search?q=… through the gateway: each query is embedded by the text model and matched against "
+             "the videos' search vectors (their concepts and their own words). Each query names what one photo clip "
+             "shows; that clip was uploaded with an empty title.")
+    return f'<p class="muted">{esc(intro)}</p>' + "".join(blocks)
 
 
 def covers_section(covers: dict[str, list[str]]) -> str:
@@ -353,6 +458,8 @@ def page(report: Report) -> str:
     users = "".join(user_section(u, report.videos) for u in report.users)
     sections = [
         ("checks", "Checks", checks_section(report.checks)),
+        ("videos", "Videos: concepts and topics", videos_section(report.videos)),
+        ("search", "Text search", search_section(report.searches, report.videos)),
         ("feeds", "Feeds before and after each user's session",
          '<p class="muted">Before: the user has no history, so the feed is the cold-start mix (what the platform\'s '
          "other users made trending, and new uploads). The users then watch in real time through the gateway's "

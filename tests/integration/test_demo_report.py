@@ -1,8 +1,9 @@
 """``clipstream demo --serve`` run once, as a user runs it: it reaches the report, serves until Ctrl-C,
 then stops every process. While it serves, the recommender is killed (SIGKILL) and must come back:
 restarted by the demo's supervisor, counted in its status file and the report, serving feeds again. The report is opened in headless Chromium (Debian's ``chromium``) and the
-rendered page is checked: each user's feeds with reasons, changed after the session; covers per
-topic; a stylised clip; every Prometheus target up."""
+rendered page is checked: every video with its concepts and topic (photo clips uploaded with empty
+titles among them); a text search per photo clip, with its results; each user's feeds with reasons,
+changed after the session; covers per topic; a stylised clip; every Prometheus target up."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import httpx
 import numpy as np
 import pytest
 
-from devkit.demo import DEMO_KEY, SERVICES, USERS
+from devkit.demo import CLIPS, DEMO_KEY, SEARCH_TOP, SERVICES, STOP_WORDS_QUERY, USERS
+from devkit.photo_clips import PHOTOS
 from devkit.prometheus import INSTALL_HINT, prometheus_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -264,6 +266,42 @@ def test_the_report_shows_thumbnails_covers_per_topic_and_a_stylised_clip(report
     assert len(stylized.find_all("img")) == 2  # a frame before and after
 
 
+def test_the_report_lists_each_video_with_its_concepts_and_topic(report):
+    folder, dom = report
+    cards = {c.attrs["data-video"]: c for c in dom.find_all("div", class_="video")}
+    photos = {f"photo-{name}" for name in PHOTOS}
+    assert photos <= set(cards) and len(cards) == CLIPS + len(PHOTOS), sorted(cards)
+    assert all(c.attrs["data-topic"] for c in cards.values()), "a video without a topic"
+    for vid in photos:
+        card = cards[vid]
+        assert card.attrs["data-title"] == "" and card.attrs["data-topic-from"] == "predicted", card.attrs
+        concepts = [li for li in card.find_all("li") if "data-concept" in li.attrs]
+        assert concepts, f"{vid}: no concepts shown"
+        scores = [float(li.attrs["data-score"]) for li in concepts]
+        assert all(0 < x <= 1 for x in scores) and scores == sorted(scores, reverse=True), scores
+        assert all(li.attrs["data-concept"] in li.all_text() for li in concepts)
+        [img] = card.find_all("img", class_="thumb")
+        assert (folder / img.attrs["src"]).is_file()
+
+
+def test_the_report_shows_a_text_search_and_its_results(report):
+    folder, dom = report
+    blocks = {b.attrs["data-query"]: b for b in dom.find_all("div", class_="query")}
+    assert set(blocks) == {p.query for p in PHOTOS.values()} | {STOP_WORDS_QUERY}
+    for name, photo in PHOTOS.items():
+        block = blocks[photo.query]
+        assert block.attrs["data-status"] == "200" and block.attrs["data-expected"] == f"photo-{name}"
+        hits = block.find_all("li", class_="hit")
+        assert hits, f"{photo.query!r}: no results"
+        assert [int(h.attrs["data-rank"]) for h in hits] == list(range(1, len(hits) + 1))
+        assert all(h.attrs["data-video"] in h.all_text() and float(h.attrs["data-score"]) <= 1 for h in hits)
+        assert all((folder / img.attrs["src"]).is_file() for h in hits for img in h.find_all("img"))
+    coffee = blocks[PHOTOS["coffee"].query]
+    assert coffee.attrs["data-rank"] and int(coffee.attrs["data-rank"]) <= SEARCH_TOP, coffee.attrs
+    assert coffee.find_all("li", class_="expected")[0].attrs["data-video"] == "photo-coffee"
+    assert not blocks[STOP_WORDS_QUERY].find_all("li", class_="hit"), "stop words only: nothing to match"
+
+
 def test_the_report_shows_every_prometheus_target_up(report):
     _, dom = report
     rows = [r for r in dom.find_all("tr") if "data-job" in r.attrs]
@@ -302,7 +340,7 @@ def test_every_value_in_the_report_is_escaped():
 
     evil = '<script>alert("x")</script>'
     page = rep.page(rep.Report(
-        videos={"v": rep.Video("v", evil, evil, f'thumbs/{evil}.jpg')},
+        videos={"v": rep.Video("v", evil, evil, f'thumbs/{evil}.jpg', [(evil, 0.5)], True)},
         users=[rep.UserStory(evil, (evil,), {"cold_start": True, "items": [{"video_id": "v", "reason": evil}]},
                              {"cold_start": False, "items": [{"video_id": evil, "reason": evil, "source": evil}]},
                              [(evil, evil)])],
@@ -311,8 +349,11 @@ def test_every_value_in_the_report_is_escaped():
         metrics=rep.Metrics(evil, targets=[rep.Target(evil, evil, evil, evil)], series=[(evil, evil, evil)],
                             curves=[(evil, [(0.0, 1.0), (1.0, float("nan")), (2.0, 3.0)])], rules=[(evil, evil, evil)]),
         places=[(evil, evil)], checks=[(evil, False, evil)],
-        processes=[rep.Process(evil, evil, None, 1, None, [evil])], supervision=evil))
+        processes=[rep.Process(evil, evil, None, 1, None, [evil])], supervision=evil,
+        searches=[rep.Search(evil, evil, 200, [{"video_id": evil, "score": evil, "topic": evil}]),
+                  rep.Search(evil, None, 502, error=evil)]))
     assert "<script" not in page and "&lt;script&gt;" in page
     builder = TreeBuilder()
     builder.feed(page)
     assert builder.root.find_all("section", class_="user") and builder.root.find_all("svg")
+    assert builder.root.find_all("div", class_="video") and builder.root.find_all("div", class_="query")
