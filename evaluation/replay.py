@@ -33,7 +33,12 @@ from shared.settings import RecommenderSettings, Settings
 from shared.vectors import EdgeVectorStore
 
 K_NDCG, K_RECALL = 10, 20
-DIM_VISUAL, DIM = 128, 512
+REPLAY_VISUAL_DIM = 128
+"""The replay makes its own item vectors (its items have no video): the text model's embedding of title
+and tags after a zero visual part of this size, laid out as the encoder's two-part fusion lays a vector
+out. The zeros drop out of every cosine, so this size changes no score; it is not the service's video
+size (``shared/vector_space.py``), since the replay builds its own store, of its vectors' size. Items
+without metadata get a random direction of the same size."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,32 @@ def item_vectors(items: list[str], meta: dict[str, dict], settings: Settings | N
 
     out: dict[str, np.ndarray] = {}
     with_meta = [i for i in items if i in meta]
+    settings = settings or Settings()
     if with_meta:
-        settings = settings or Settings()
-        text = TextEmbedder(settings.models).embed([video_text(meta[i]["title"], meta[i]["tags"]) for i in with_meta])
-        fused = fuse(np.zeros((len(with_meta), DIM_VISUAL), np.float32), text, settings.encoder.text_weight)
+        embedder = TextEmbedder(settings.models)
+        text = embedder.embed([video_text(meta[i]["title"], meta[i]["tags"]) for i in with_meta])
+        fused = fuse(np.zeros((len(with_meta), REPLAY_VISUAL_DIM), np.float32), text, settings.encoder.text_weight)
         out.update(zip(with_meta, fused))
+        dim = REPLAY_VISUAL_DIM + embedder.dim
+    else:
+        dim = REPLAY_VISUAL_DIM + _text_dim(settings)
     for i in items:
         if i not in out:
-            v = np.random.default_rng(abs(hash(i)) % 2**32).normal(size=DIM).astype(np.float32)
+            v = np.random.default_rng(abs(hash(i)) % 2**32).normal(size=dim).astype(np.float32)
             out[i] = v / np.linalg.norm(v)
     return out
+
+
+def _text_dim(settings: Settings) -> int:
+    """The text model's size from its manifest, without loading it (its default size when not prepared:
+    with no metadata every vector is a random direction, and any one size serves)."""
+    from shared.inference import ModelError
+    from shared.vector_space import TEXT_DIM_DEFAULT, model_space
+
+    try:
+        return model_space(settings.models).search_dim
+    except ModelError:
+        return TEXT_DIM_DEFAULT
 
 
 def to_event(ev: Interaction, n: int) -> WatchEvent:
@@ -102,7 +123,8 @@ class ClipStreamSystem:
 
     def __init__(self, vectors: dict[str, np.ndarray], meta: dict[str, dict], folder: Path,
                  settings: RecommenderSettings | None = None) -> None:
-        self.store = EdgeVectorStore(folder / "videos", DIM)
+        dim = len(next(iter(vectors.values()))) if vectors else REPLAY_VISUAL_DIM  # the replay's own vectors' size
+        self.store = EdgeVectorStore(folder / "videos", dim)
         self.vectors = vectors
         self.meta = meta
         settings = settings or RecommenderSettings(state_dir=folder / "state")

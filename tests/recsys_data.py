@@ -7,23 +7,34 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from shared.events import VideoEmbedded, WatchEvent
+from shared.settings import ModelSettings
+from shared.vector_space import ModelSpace, model_space
 
-DIM = 512
 T0 = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
 
-def videos(topics: int = 6, per_topic: int = 10, seed: int = 0) -> list[VideoEmbedded]:
-    """Videos clustered by topic: a topic direction plus a little noise."""
+def current_space() -> ModelSpace:
+    """The sizes and version of the prepared models: what a recommender started now accepts."""
+    return model_space(ModelSettings())
+
+
+def videos(topics: int = 6, per_topic: int = 10, seed: int = 0, space: ModelSpace | None = None) -> list[VideoEmbedded]:
+    """Videos clustered by topic: a topic direction plus a little noise, for the video vector and the
+    search vector alike; sizes and model version of ``space`` (default: the prepared models')."""
+    space = space or current_space()
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(topics, DIM))
+    centres = rng.normal(size=(topics, space.video_dim))
+    words = np.random.default_rng(seed + 1).normal(size=(topics, space.search_dim))
     out = []
     for t in range(topics):
         for j in range(per_topic):
-            v = centres[t] + 0.35 * rng.normal(size=DIM)
+            v = centres[t] + 0.35 * rng.normal(size=space.video_dim)
             v /= np.linalg.norm(v)
-            out.append(VideoEmbedded(video_id=f"t{t}-v{j}", vector=v.round(5).tolist(), model_version="test",
-                                     title=f"topic {t} video {j}", tags=[f"t{t}"], topic=f"topic{t}",
-                                     creator_id=f"creator{t}-{j % 4}", duration_s=10.0,
+            s = words[t] + 0.35 * rng.normal(size=space.search_dim)
+            s /= np.linalg.norm(s)
+            out.append(VideoEmbedded(video_id=f"t{t}-v{j}", vector=v.round(5).tolist(), model_version=space.version,
+                                     search_vector=s.round(5).tolist(), title=f"topic {t} video {j}", tags=[f"t{t}"],
+                                     topic=f"topic{t}", creator_id=f"creator{t}-{j % 4}", duration_s=10.0,
                                      created_at=T0 - timedelta(days=3)))
     return out
 

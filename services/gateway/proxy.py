@@ -74,7 +74,8 @@ async def similar(video_id: VideoId, request: Request, _: ApiKey, k: Annotated[i
     return await forward(request, ("videos", video_id, "similar"), {"k": k}, found=True)
 
 
-@router.get("/search", summary="Text search over titles and tags (the encoder's text model)",
+@router.get("/search", summary="Text search over what videos show (their concepts), titles and tags; each hit "
+                                "with its topic and concepts, none for a query of stop words only",
             responses=read_responses("recommender"))
 async def search(request: Request, _: ApiKey, q: Annotated[str, Query(min_length=1, max_length=200)],
                  k: Annotated[int, K] = 10) -> Response:

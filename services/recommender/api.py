@@ -32,6 +32,11 @@ class Similar(BaseModel):
     topic: str | None = None
 
 
+class SearchHit(Similar):
+    concepts: list[str] = []
+    """What the video shows (ImageNet class names the encoder found), strongest first."""
+
+
 def observe(stage: str, seconds: float, n_in: int, n_out: int) -> None:
     metrics.stage_seconds.labels(stage).observe(seconds)
     if n_in == 0:
@@ -69,10 +74,16 @@ def create_router(max_k: int) -> APIRouter:
         return [Similar(video_id=v, score=round(s, 5), topic=getattr(rec.catalogue.info.get(v), "topic", None))
                 for v, s in hits]
 
-    @api.get("/search", response_model=list[Similar], tags=["feed"])
-    async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)], k: K = 10) -> list[Similar]:
+    @api.get("/search", response_model=list[SearchHit], tags=["feed"])
+    async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)],
+                     k: K = 10) -> list[SearchHit]:
+        """Videos whose concepts, title and tags are nearest the query; none for a query of stop words only."""
         rec = engine(request)
-        return [Similar(video_id=v, score=round(s, 5), topic=getattr(rec.catalogue.info.get(v), "topic", None))
-                for v, s in rec.search(q, k)]
+        hits = []
+        for v, s in rec.search(q, k):
+            info = rec.catalogue.info.get(v)
+            hits.append(SearchHit(video_id=v, score=round(s, 5), topic=info.topic if info else None,
+                                  concepts=list(info.concepts) if info else []))
+        return hits
 
     return api

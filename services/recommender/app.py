@@ -20,9 +20,10 @@ from shared.bus import make_broker
 from shared.consumer import consume
 from shared.inference import ModelError
 from shared.runtime.heap import settle_heap
+from shared.search import QueryEncoder
 from shared.service import build_app
-from shared.settings import ModelSettings, Settings
-from shared.text import TextEmbedder
+from shared.settings import Settings
+from shared.vector_space import ModelSpace, model_space
 from shared.vectors import open_store
 
 GROUP = "clipstream-recommender"
@@ -32,14 +33,27 @@ CONSUMES = (
                     "every instance reads the whole topic into its catalogue view"),
 )
 PUBLISHES: tuple[topics.Publishes, ...] = ()
-VECTOR_DIM = 512
+log = logging.getLogger(__name__)
 
 
-def text_search_model(models: ModelSettings):
+def collections(space: ModelSpace) -> tuple[str, str]:
+    """The recommender's collections (video vectors, search vectors) for a model: a new model gets new
+    ones, so a Qdrant server never holds vectors of two sizes in one collection."""
+    return f"{metrics.SERVICE}-{space.id}", f"{metrics.SERVICE}-{space.id}-search"
+
+
+def query_path(root: Settings, space: ModelSpace):
+    """Text queries to search vectors (``QueryEncoder.vectors``), or None: /v1/search then answers empty."""
     try:
-        return TextEmbedder(models).embed
-    except ModelError:
-        return None  # /v1/search answers empty until the text model is prepared
+        queries = QueryEncoder(root.models, root.encoder)
+    except ModelError as exc:
+        log.warning("text search is off: %s", exc)
+        return None
+    if queries.dim != space.search_dim:
+        log.error("text search is off: the text model embeds to %d dimensions, its manifest says %d",
+                  queries.dim, space.search_dim)
+        return None
+    return queries.vectors
 
 
 def create_app(root: Settings) -> FastAPI:
@@ -47,10 +61,20 @@ def create_app(root: Settings) -> FastAPI:
     recommender and models sections are used)."""
     kafka, settings, qdrant = root.kafka, root.recommender, root.qdrant
     instance = uuid.uuid4().hex[:8]
-    # the catalogue is a view rebuilt from videos.embedded at every start: a shard of this process's own
+    # the vector sizes and the model version the catalogue accepts: the prepared models' (the encoder's)
+    space = model_space(root.models)
+    # the catalogue is a view rebuilt from videos.embedded at every start: shards of this process's own
     folder = qdrant.data_dir / metrics.SERVICE / instance
-    store = open_store("videos", VECTOR_DIM, qdrant.model_copy(update={"data_dir": folder}))
-    rec = Recommender(settings, Catalogue(store), topics.WATCH_EVENTS.name, text_search_model(root.models))
+    where = qdrant.model_copy(update={"data_dir": folder})
+    videos, searchable = collections(space)
+    store = open_store(videos, space.video_dim, where)
+    try:
+        search_store = open_store(searchable, space.search_dim, where)
+    except BaseException:
+        store.close()
+        raise
+    catalogue = Catalogue(store, search_store, space.version)
+    rec = Recommender(settings, catalogue, topics.WATCH_EVENTS.name, query_path(root, space))
     subscriber_ref: dict = {}
     handlers = Handlers(rec, settings.flush_interval_s, subscriber_ref)
     broker = make_broker(metrics.SERVICE, kafka)
@@ -76,6 +100,7 @@ def create_app(root: Settings) -> FastAPI:
             await handlers.flush()
             rec.close()
             store.close()
+            search_store.close()
             shutil.rmtree(folder, ignore_errors=True)
 
     @asynccontextmanager

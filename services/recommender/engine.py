@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.recommender import metrics
 from services.recommender.core.catalogue import Catalogue
 from services.recommender.core.features import FEATURES, candidate_features, sample_negatives
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
@@ -19,6 +21,11 @@ from services.recommender.core.user_state import Applied, UserState, apply_event
 from services.recommender.state_store import PartitionStore
 from shared.events import WatchEvent
 from shared.settings import RecommenderSettings
+
+log = logging.getLogger(__name__)
+QueryVectors = Callable[[list[str]], list[np.ndarray | None]]
+"""Text queries to unit vectors in the search space, None for a query with no content word
+(``shared.search.QueryEncoder.vectors``)."""
 
 
 @dataclass(frozen=True)
@@ -45,13 +52,14 @@ class PartitionState:
 
 class Recommender:
     def __init__(self, settings: RecommenderSettings, catalogue: Catalogue, topic: str,
-                 embed_text: Callable[[list[str]], np.ndarray] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 queries: QueryVectors | None = None, clock: Callable[[], float] = time.time) -> None:
+        """``queries``: the text query path (None: /v1/search answers empty)."""
         self.settings = settings
         self.clock = clock  # the wall clock: no event's time moves a shared clock past it
         self.catalogue = catalogue
         self.topic = topic
-        self.embed_text = embed_text
+        self.queries = queries
+        self._dropped_logged = False
         self.partitions: dict[int, PartitionState] = {}
         self.user_partition: dict[str, int] = {}
         self.popularity = Popularity(settings.popularity_half_life_s)
@@ -79,11 +87,36 @@ class Recommender:
         if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
             ranker = Ranker(self.prior.copy())
         state = PartitionState(store, store.users(), pop, cov, ranker, store.next_offset())
+        self._drop_foreign_vectors(state, store.model_version())
         self.partitions[partition] = state
         for user in state.users:
             self.user_partition[user] = partition
         self._rebuild_global()
         return state.next_offset
+
+    def _drop_foreign_vectors(self, state: PartitionState, stored_version: str | None) -> None:
+        """User vectors written for another model (another version, or another size than the catalogue's)
+        live in another space: they are dropped here and rebuilt from later watch events; the users'
+        seen and disliked videos stay. The users are marked dirty, so the next commit stores them
+        without the vectors, together with the current version."""
+        dim, version = self.catalogue.store.dim, self.catalogue.model_version
+        other_version = version is not None and stored_version is not None and stored_version != version
+        dropped = 0
+        for user_id, user in state.users.items():
+            vectors = [v for v in (user.long, user.short, user.negative) if v is not None]
+            if vectors and (other_version or any(len(v) != dim for v in vectors)):
+                user.long = user.short = user.negative = None
+                state.dirty_users.add(user_id)
+                dropped += 1
+        if dropped:
+            metrics.user_vectors_dropped.inc(dropped)
+            if not self._dropped_logged:  # once per process; the counter has every later one
+                self._dropped_logged = True
+                why = f"model {stored_version}" if other_version else "vectors of another size"
+                log.warning("%s: dropped the vectors of %d users, built for another model (%s; the catalogue holds "
+                            "%s, %d dimensions); they are rebuilt from later watch events (counted from now on in "
+                            "clipstream_recommender_user_vectors_dropped_total)", state.store.path, dropped, why,
+                            version or "any version", dim)
 
     def revoke(self, partition: int) -> None:
         state = self.partitions.pop(partition, None)
@@ -200,7 +233,9 @@ class Recommender:
             st.dirty_pairs |= dirty[2]
             st.ranker_dirty = st.ranker_dirty or ranker is not None
 
-        return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs, ranker), restore)
+        version = self.catalogue.model_version
+        return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs, ranker, version),
+                        restore)
 
     def commit(self, partition: int, next_offset: int | None = None) -> None:
         self.snapshot(partition, next_offset).write()
@@ -231,14 +266,11 @@ class Recommender:
         return [(v, s) for v, s in self.catalogue.search(vector, k + 1, [video_id]) if v != video_id][:k]
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Text query through the encoder's text model, against the text part of the video vectors."""
-        if self.embed_text is None or not len(self.catalogue):
+        """A text query in the search space (``shared/search.py``), nearest search vectors from the
+        catalogue's search store; a query with no content word matches nothing."""
+        if self.queries is None:
             return []
-        text = self.embed_text([query])[0]
-        dim = len(text)
-        ids = list(self.catalogue.vectors)
-        mat = np.stack([self.catalogue.vectors[i][-dim:] for i in ids])
-        norms = np.linalg.norm(mat, axis=1) + 1e-12
-        scores = (mat @ text) / norms
-        order = np.argsort(-scores)[:k]
-        return [(ids[i], float(scores[i])) for i in order]
+        [vector] = self.queries([query])
+        if vector is None:
+            return []
+        return self.catalogue.text_search(vector, k)

@@ -41,6 +41,7 @@ class Handlers:
         self.between_batches.set()
         self.writer: asyncio.Task | None = None  # the state write in progress, one at a time
         self.sent_back: set[int] = set()  # partitions sent back to their position during this batch
+        self.skipped_logged: set[str] = set()  # reasons a videos.embedded event was skipped for, logged once each
 
     @property
     def consumer(self):
@@ -179,20 +180,33 @@ class Handlers:
 
     async def load_catalogue(self, bootstrap: str) -> int:
         """Read videos.embedded to its current end into the catalogue; bad records are skipped here
-        (the live subscriber dead-letters them)."""
-        count = 0
+        (the live subscriber dead-letters them). Returns the number of videos in the catalogue."""
         async for value in read_to_end(bootstrap, topics.VIDEOS_EMBEDDED.name):
             event = decode(value, VideoEmbedded, 1 << 24)
             if isinstance(event, VideoEmbedded):
                 await self.on_videos_embedded(event)
-                count += 1
-        return count
+        return len(self.rec.catalogue)
 
     async def on_videos_embedded(self, event: VideoEmbedded) -> None:
+        """Into the catalogue, with its search vector (an empty one removes the video from search); an
+        embedding by another model version, or of another size than the stores', is counted and skipped
+        (the stores stay as they are)."""
+        catalogue = self.rec.catalogue
+        reason = catalogue.refusal(event.model_version, event.vector, event.search_vector)
+        if reason is not None:
+            metrics.embeddings_skipped.labels(reason).inc()
+            if reason not in self.skipped_logged:  # once per reason; the counter has every one
+                self.skipped_logged.add(reason)
+                log.warning("%s: skipped %s (%s: model %s, %d + %d dimensions; this catalogue holds %s, %d + %s); "
+                            "further ones are counted in clipstream_recommender_embeddings_skipped_total",
+                            topics.VIDEOS_EMBEDDED.name, event.video_id, reason, event.model_version,
+                            len(event.vector), len(event.search_vector), catalogue.model_version or "any model",
+                            catalogue.store.dim, getattr(catalogue.search_store, "dim", "no search"))
+            return
         info = VideoInfo(event.video_id, event.topic, event.creator_id, event.created_at.timestamp(),
-                         event.duplicate_of, event.title)
-        self.rec.catalogue.add(info, event.vector)
-        metrics.videos.set(len(self.rec.catalogue))
+                         event.duplicate_of, event.title, tuple(c.name for c in event.concepts))
+        catalogue.add(info, event.vector, event.search_vector)
+        metrics.videos.set(len(catalogue))
 
 
 def _report_write(task: asyncio.Task) -> None:

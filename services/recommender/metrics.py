@@ -20,6 +20,18 @@ filtered = counter(SERVICE, "filtered", "Candidates dropped, by filter.", ("filt
 lag = gauge(SERVICE, "consumer_lag", "messages", "Messages behind the end of each watch.events partition.", ("partition",))
 users = gauge(SERVICE, "users", "count", "Users whose state this instance holds.")
 videos = gauge(SERVICE, "catalogue_videos", "count", "Videos in this instance's catalogue.")
+embeddings_skipped = counter(
+    SERVICE, "embeddings_skipped",
+    "videos.embedded events kept out of the catalogue, by reason: model_version (written by another model than the "
+    "one prepared here), vector_size (a vector or search vector of another size than the store's), invalid_vector "
+    "(a value that is not finite).", ("reason",))
+SKIP_REASONS = ("model_version", "vector_size", "invalid_vector")
+user_vectors_dropped = counter(
+    SERVICE, "user_vectors_dropped",
+    "Users whose stored vectors were dropped at load, built for another model (version or size); they are rebuilt "
+    "from later watch events.")
 state_write_failures = counter(SERVICE, "state_write_failures", "State writes that failed (retried at the next flush).")
 for _result in ("applied", "duplicate", "already_applied", "out_of_position", "not_owned"):
     events.labels(_result)  # every series at 0 from the start: rate() sees the first of each
+for _reason in SKIP_REASONS:
+    embeddings_skipped.labels(_reason)

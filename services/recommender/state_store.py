@@ -1,7 +1,8 @@
 """User state and the offsets it reflects, in one SQLite transaction per batch (one file per partition).
 
 After a crash the consumer seeks to ``next_offset``: everything before it is in the state,
-nothing after it is, so every event counts exactly once.
+nothing after it is, so every event counts exactly once. The model version the user vectors were
+built with is stored with them (``meta.model_version``): a recommender of another model drops them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class PartitionStore:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'next_offset'").fetchone()
         return None if row is None else int(row[0])
 
+    def model_version(self) -> str | None:
+        """The model version of the stored user vectors (None: never stored, or by a build that did not say)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'model_version'").fetchone()
+        return None if row is None else str(row[0])
+
     def users(self) -> dict[str, UserState]:
         rows = self.db.execute("SELECT user_id, meta, long, short, negative FROM users")
         return {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows}
@@ -68,8 +74,10 @@ class PartitionStore:
         return list(self.db.execute("SELECT a, b, w FROM covisit"))
 
     def commit(self, next_offset: int, users: Iterable[tuple], popularity: Iterable[tuple[str, float, float, float]],
-               covisits: Iterable[tuple[str, str, float]], ranker: tuple[bytes, int] | None = None) -> None:
-        """Everything of one batch, or nothing. ``users``: (user_id, *UserState.to_row()) rows."""
+               covisits: Iterable[tuple[str, str, float]], ranker: tuple[bytes, int] | None = None,
+               model_version: str | None = None) -> None:
+        """Everything of one batch, or nothing. ``users``: (user_id, *UserState.to_row()) rows;
+        ``model_version``: the model the user vectors are built with (None: left as stored)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -79,6 +87,8 @@ class PartitionStore:
             if ranker is not None:
                 db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", ranker)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (next_offset,))
+            if model_version is not None:  # a text value: the column's type is an affinity, not a constraint
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('model_version', ?)", (model_version,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

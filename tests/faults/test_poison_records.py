@@ -21,6 +21,7 @@ from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
 from tests import media_files
 from tests.faults.metrics_text import scrape, value
+from tests.recsys_data import current_space
 
 MAX_BYTES = 64 * 1024
 DEPTH = 20_000  # 40 KB: under the size limit, far past any parser stack
@@ -88,8 +89,9 @@ def valid_records(topic: str, media) -> list[tuple[bytes, bytes]]:
                   for i in range(199)]
     elif topic == topics.VIDEOS_EMBEDDED.name:
         rng = np.random.default_rng(0)
-        events = [VideoEmbedded(video_id=f"emb-{i}", vector=rng.normal(size=512).round(4).tolist(), model_version="t",
-                                creator_id="c", duration_s=2.0) for i in range(3)]
+        space = current_space()  # the recommender keeps embeddings of another model out of its catalogue
+        events = [VideoEmbedded(video_id=f"emb-{i}", vector=rng.normal(size=space.video_dim).round(4).tolist(),
+                                model_version=space.version, creator_id="c", duration_s=2.0) for i in range(3)]
     elif topic == topics.GENERATION_REQUESTS.name:
         events = [GenerationRequested(request_id=f"gen-{i}", topic="sports", kind="cover", size=64) for i in range(2)]
     elif topic == topics.STYLIZE_REQUESTS.name:

@@ -52,13 +52,19 @@ async def partition_records(bootstrap: str, topic: str) -> dict[int, list]:
 def stored_offsets(folder) -> dict[int, int]:
     out = {}
     for path in folder.glob("watch.events-*.sqlite"):
-        row = sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='next_offset'").fetchone()
+        db = sqlite3.connect(path)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='next_offset'").fetchone()
+        except sqlite3.OperationalError:  # a file whose tables its process is creating (or was, when killed)
+            row = None
+        finally:
+            db.close()
         out[int(path.stem.rsplit("-", 1)[1])] = row[0] if row else 0
     return out
 
 
 def clean_pass(folder, vids, records: dict[int, list]) -> None:
-    store = EdgeVectorStore(folder / "videos", 512)
+    store = EdgeVectorStore(folder / "videos", len(vids[0].vector))
     catalogue = Catalogue(store)
     for v in vids:
         catalogue.add(VideoInfo(v.video_id, v.topic, v.creator_id, v.created_at.timestamp(), v.duplicate_of, v.title),

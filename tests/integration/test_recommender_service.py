@@ -7,14 +7,17 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import numpy as np
 import pytest
 
 from shared import topics
-from shared.events import WatchEvent
+from shared.events import Concept, VideoEmbedded, WatchEvent
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
+from shared.search import QueryEncoder
+from shared.settings import Settings
 from tests.integration.conftest import publish, wait_for
-from tests.recsys_data import T0, videos
+from tests.recsys_data import T0, current_space, videos
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +91,38 @@ async def test_similar_and_search_and_bad_requests(service):
         assert resp.status_code == 422, bad
     resp = httpx.get(f"{proc.url}/v1/search", params={"q": "topic 3 video"})
     assert resp.status_code == 200 and isinstance(resp.json(), list)
+
+
+async def test_search_on_the_search_store_keeps_other_models_out(service):
+    broker, proc = service
+    settings = Settings()
+    space = current_space()
+    [words] = QueryEncoder(settings.models, settings.encoder).vectors(["a rocket launch into space"])
+    rng = np.random.default_rng(7)
+
+    def video(video_id: str, version: str, dim: int) -> VideoEmbedded:
+        v = rng.normal(size=dim)
+        return VideoEmbedded(video_id=video_id, vector=(v / np.linalg.norm(v)).round(5).tolist(), model_version=version,
+                             search_vector=words.round(5).tolist(), concepts=[Concept(name="space shuttle", score=0.4)],
+                             topic="topic3", creator_id="c", duration_s=5.0, created_at=T0 - timedelta(days=3))
+
+    await publish(broker.bootstrap, topics.VIDEOS_EMBEDDED.name,
+                  [video("rocket-old", "an-older-model+mean+text", 512), video("rocket-1", space.version, space.video_dim)],
+                  "video_id")
+
+    def search(q: str) -> list[dict]:
+        resp = httpx.get(f"{proc.url}/v1/search", params={"q": q, "k": 5}, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    hits = await until(lambda: search("rocket launch"), "the rocket video to be searchable")
+    assert hits[0]["video_id"] == "rocket-1" and hits[0]["concepts"] == ["space shuttle"], hits
+    assert "rocket-old" not in {h["video_id"] for h in search("rocket")}
+    text = httpx.get(f"{proc.url}/metrics").text
+    assert 'clipstream_recommender_embeddings_skipped_total{reason="model_version"} 1.0' in text
+    assert search("the video of a") == [], "a query of stop words only matches nothing"
+    assert httpx.get(f"{proc.url}/v1/search", params={"q": "rocket " * 40}).status_code == 422
+    assert httpx.get(f"{proc.url}/v1/videos/rocket-old/similar").status_code == 404
 
 
 async def test_duplicates_unknown_videos_and_late_events(service):

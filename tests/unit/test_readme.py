@@ -298,15 +298,17 @@ def test_anchors_point_at_headings():
 
 
 def test_python_examples_compile_and_match_the_code():
-    from services.recommender.app import VECTOR_DIM
-    from shared.settings import EncoderSettings
+    from shared.settings import EncoderSettings, ModelSettings
+    from shared.vector_space import model_space
+
+    video_dim = model_space(ModelSettings()).video_dim
 
     blocks = [body for lang, body, _, _ in BLOCKS if lang == "python"]
     assert blocks
     for body in blocks:
         compile(body, "README.md", "exec")
     [qdrant] = [b for b in blocks if "create_collection" in b]
-    assert f'"{EncoderSettings().collection}"' in qdrant and f"size={VECTOR_DIM}" in qdrant
+    assert f'"{EncoderSettings().collection}"' in qdrant and f"size={video_dim}" in qdrant
 
 
 # --- the architecture picture and the topic table against the registry ---------------------------------------
