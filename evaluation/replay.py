@@ -86,7 +86,8 @@ def item_vectors(items: list[str], meta: dict[str, dict], settings: Settings | N
     if with_meta:
         embedder = TextEmbedder(settings.models)
         text = embedder.embed([video_text(meta[i]["title"], meta[i]["tags"]) for i in with_meta])
-        fused = fuse(np.zeros((len(with_meta), REPLAY_VISUAL_DIM), np.float32), text, settings.encoder.text_weight)
+        w = settings.encoder.text_weight
+        fused = fuse([(np.zeros((len(with_meta), REPLAY_VISUAL_DIM), np.float32), 1 - w), (text, w)])
         out.update(zip(with_meta, fused))
         dim = REPLAY_VISUAL_DIM + embedder.dim
     else:

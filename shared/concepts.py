@@ -79,27 +79,52 @@ def search_vectors(concepts: np.ndarray, texts: np.ndarray) -> np.ndarray:
     return unit(unit(concepts) + unit(texts))
 
 
+def votes(similarity: np.ndarray, temperature: float) -> np.ndarray:
+    """Rows of cosines to the topics -> rows of topic shares (a softmax at ``temperature``)."""
+    z = (similarity - similarity.max(axis=-1, keepdims=True)) / temperature
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 @dataclass
 class TopicSpace:
-    """The platform's topics as data (name and description), chosen zero-shot."""
+    """The platform's topics as data (name and description), chosen zero-shot.
+
+    Every ImageNet class votes for the topic whose description its name is nearest, so a video's
+    class probabilities give a distribution over topics; a video's own words (title, tags) vote the
+    same way, with equal weight when present. The share of the winning topic is its score.
+    """
 
     names: list[str]
-    vectors: np.ndarray  # (T, D) centred, unit
+    vectors: np.ndarray  # (T, D) unit description embeddings
+    class_votes: np.ndarray  # (C, T) each class's shares of the topics
+    temperature: float = 0.05
 
     @classmethod
-    def build(cls, topics: Sequence[tuple[str, str]], embed: Embed, space: ConceptSpace) -> TopicSpace:
+    def build(cls, topics: Sequence[tuple[str, str]], embed: Embed, space: ConceptSpace,
+              temperature: float = 0.05) -> TopicSpace:
         names = [name for name, _ in topics]
-        described = [f"{name}: {description}" for name, description in topics]
-        return cls(names, space.texts(np.asarray(embed(described), np.float32)))
+        vectors = unit(np.asarray(embed([f"{name}: {description}" for name, description in topics]), np.float32))
+        class_votes = votes(unit(space.vectors) @ vectors.T, temperature) if names else np.zeros((len(space.vectors), 0))
+        return cls(names, vectors, class_votes.astype(np.float32), temperature)
 
-    def choose(self, search: np.ndarray) -> list[tuple[str | None, float]]:
-        """Per video, the nearest topic and its cosine; None for a video with nothing to go on."""
-        scores = search @ self.vectors.T
+    def distribution(self, probs: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """(N, C) class probabilities and (N, D) raw word embeddings (zero rows: none) -> (N, T) shares
+        (zero rows: nothing to go on)."""
+        from_concepts = probs @ self.class_votes
+        mass = from_concepts.sum(axis=1, keepdims=True)
+        has_words = np.linalg.norm(words, axis=1, keepdims=True) > 1e-9
+        from_words = np.where(has_words, votes(unit(words) @ self.vectors.T, self.temperature), 0.0)
+        parts = (mass > 1e-9).astype(np.float32) + has_words
+        total = np.where(mass > 1e-9, from_concepts / np.maximum(mass, 1e-12), 0.0) + from_words
+        return np.where(parts > 0, total / np.maximum(parts, 1), 0.0).astype(np.float32)
+
+    def choose(self, probs: np.ndarray, words: np.ndarray) -> list[tuple[str | None, float]]:
+        """Per video, the topic with the largest share and that share; None for a video with nothing to go on."""
+        if not self.names:
+            return [(None, 0.0)] * len(probs)
         out: list[tuple[str | None, float]] = []
-        for row, vec in zip(scores, search):
-            if not np.any(vec) or not len(self.names):
-                out.append((None, 0.0))
-            else:
-                best = int(np.argmax(row))
-                out.append((self.names[best], round(float(row[best]), 4)))
+        for row in self.distribution(probs, words):
+            best = int(np.argmax(row))
+            out.append((self.names[best], round(float(row[best]), 4)) if row.any() else (None, 0.0))
         return out

@@ -9,19 +9,20 @@ vector (concepts and words, in the text model's space) is what text queries are 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from services.encoder.core.fusion import fuse
 from services.encoder.core.pipeline import Analysis, analyse
 from shared.backbone import Backbone
 from shared.concepts import (ConceptSpace, TopicSpace, blank_frames, search_vectors, top_concepts, unit,
                              video_probs)
 from shared.settings import EncoderSettings, MediaSettings, ModelSettings
 from shared.text import TextEmbedder
+from shared.vector_space import POOLING, model_id
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,6 @@ class VectorSpace:
         return f"{self.collection}-search"
 
 
-def model_id(version: str) -> str:
-    return hashlib.sha256(version.encode()).hexdigest()[:8]
-
-
-def fuse_parts(parts: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
-    """Concatenate unit parts scaled by sqrt(share): the cosine of two fused vectors is the
-    share-weighted sum of the parts' cosines. A missing part (zeros) drops out; the result is unit."""
-    return unit(np.concatenate([np.sqrt(share) * unit(part) for part, share in parts], axis=-1))
-
-
 class EncoderEngine:
     def __init__(self, models: ModelSettings, encoder: EncoderSettings, media: MediaSettings) -> None:
         self.settings = encoder
@@ -66,7 +57,7 @@ class EncoderEngine:
         self.concepts = ConceptSpace.build(self.backbone.classes, self.text.embed, encoder.concepts_k)
         self.topics = TopicSpace.build(list(encoder.topics.items()), self.text.embed, self.concepts)
         self.media = media.model_copy(update={"frame_size": self.backbone.size, "frame_fit": self.backbone.fit})
-        self.version = f"{self.backbone.version}+mean+{self.text.version}"
+        self.version = f"{self.backbone.version}+{POOLING}+{self.text.version}"
         self.dim = self.backbone.feature_dim + 2 * self.text.dim
         self.space = VectorSpace(self.version, self.dim, self.text.dim,
                                  f"{encoder.collection}-{model_id(self.version)}")
@@ -85,12 +76,13 @@ class EncoderEngine:
         visual = unit(np.stack([feats[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]))
         video = np.stack([video_probs(probs[a:b], blank_frames(c)) for a, b, c in zip(bounds[:-1], bounds[1:], clips)])
         concept = self.concepts.videos(video)
-        words = self.concepts.texts(self.text.embed([t for _, t in items]))
+        raw_words = self.text.embed([t for _, t in items])
+        words = self.concepts.texts(raw_words)
         search = search_vectors(concept, words)
         s = self.settings
-        fused = fuse_parts([(visual, 1 - s.text_weight - s.concept_weight), (concept, s.concept_weight),
+        fused = fuse([(visual, 1 - s.text_weight - s.concept_weight), (concept, s.concept_weight),
                             (words, s.text_weight)])
-        topics = self.topics.choose(search)
+        topics = self.topics.choose(video, raw_words)
         return [Embedded(fused[i], visual[i], search[i], topics[i][0], topics[i][1],
                          top_concepts(video[i], self.backbone.classes, s.concepts_shown, s.concept_min_score))
                 for i in range(len(items))]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.encoder.engine import model_id
+from shared.vector_space import model_id
 from shared import topics
 from shared.events import VideoEmbedded, VideoUploaded
 from shared.runtime.broker import EmbeddedBroker, free_port

@@ -5,7 +5,6 @@ import json
 import pytest
 
 from services.encoder.engine import EncoderEngine
-from services.encoder.engine import model_id as engine_model_id
 from shared.inference import ModelError
 from shared.search import QueryEncoder
 from shared.settings import ModelSettings, Settings
@@ -18,7 +17,7 @@ def test_sizes_and_version_are_the_encoder_engines():
     space = model_space(settings.models)
     assert space == ModelSpace(engine.version, engine.dim, engine.space.search_dim)
     assert (space.video_dim, space.search_dim) == (engine.space.video_dim, engine.text.dim)
-    assert space.id == engine_model_id(engine.version) == model_id(space.version)
+    assert space.id == model_id(engine.version) == model_id(space.version)
     assert engine.space.collection == f"{settings.encoder.collection}-{space.id}"
     assert QueryEncoder(settings.models, settings.encoder, engine.text).dim == space.search_dim
 

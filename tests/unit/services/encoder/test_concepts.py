@@ -221,11 +221,21 @@ def test_topics_are_chosen_zero_shot_and_none_for_nothing():
     topics = TopicSpace.build([("drinks", "coffee and tea"), ("pets", "cats and dogs")], fake_embed, space)
     assert topics.names == ["drinks", "pets"]
     assert np.allclose(np.linalg.norm(topics.vectors, axis=1), 1.0)
-    search = np.array([space.videos(np.array([[1.0, 0.0, 0.0]], np.float32))[0],
-                       space.texts(fake_embed(["cat"]))[0], np.zeros(2, np.float32)])
-    chosen = topics.choose(search)
-    assert [name for name, _ in chosen] == ["drinks", "pets", None]
-    assert chosen[2] == (None, 0.0)
-    assert all(0 < score <= 1 for _, score in chosen[:2])
-    assert chosen[0][1] == pytest.approx(float(search[0] @ topics.vectors[0]), abs=1e-4)
-    assert TopicSpace([], np.zeros((0, 2), np.float32)).choose(search[:1]) == [(None, 0.0)]
+    assert np.allclose(topics.class_votes.sum(axis=1), 1.0)
+    n_classes = len(CLASS_VECTORS)
+    probs = np.zeros((4, n_classes), np.float32)
+    probs[0, 0] = 1.0  # a video that shows class 0 and has no words
+    probs[3, 0] = 1.0  # the same, with words
+    words = np.zeros((4, CLASS_VECTORS.shape[1]), np.float32)
+    words[1] = fake_embed(["cat"])[0]  # words only
+    words[3] = fake_embed(["cat"])[0]
+    chosen = topics.choose(probs, words)
+    nearest = int(np.argmax(unit(CLASS_VECTORS[:1]) @ topics.vectors.T))
+    assert chosen[0][0] == topics.names[nearest]
+    assert chosen[2] == (None, 0.0), "no concepts and no words: no topic"
+    shares = topics.distribution(probs, words)
+    assert np.allclose(shares[[0, 1, 3]].sum(axis=1), 1.0) and not shares[2].any()
+    np.testing.assert_allclose(shares[3], (shares[0] + shares[1]) / 2, atol=1e-6)  # equal weight
+    assert all(0 < score <= 1 for _, score in [chosen[0], chosen[1], chosen[3]])
+    empty = TopicSpace.build([], fake_embed, space)
+    assert empty.choose(probs[:1], words[:1]) == [(None, 0.0)]

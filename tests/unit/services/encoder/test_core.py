@@ -17,7 +17,7 @@ def test_fusion_weights_split_the_cosine():
     rng = np.random.default_rng(0)
     va, vb, ta, tb = (unit(rng.normal(size=8)) for _ in range(4))
     w = 0.25
-    a, b = fuse(va, ta, w), fuse(vb, tb, w)
+    a, b = fuse([(va, 1 - w), (ta, w)]), fuse([(vb, 1 - w), (tb, w)])
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
     assert float(a @ b) == pytest.approx((1 - w) * float(va @ vb) + w * float(ta @ tb), abs=1e-5)
 
@@ -26,8 +26,18 @@ def test_fusion_without_text_keeps_the_visual_similarity():
     rng = np.random.default_rng(1)
     va, vb = unit(rng.normal(size=8)), unit(rng.normal(size=8))
     zero = np.zeros(4, np.float32)
-    a, b = fuse(va, zero, 0.3), fuse(vb, zero, 0.3)
+    a, b = fuse([(va, 0.7), (zero, 0.3)]), fuse([(vb, 0.7), (zero, 0.3)])
     assert float(a @ b) == pytest.approx(float(va @ vb), abs=1e-5)
+
+
+def test_fusion_of_three_parts_splits_the_cosine_by_share():
+    rng = np.random.default_rng(2)
+    parts_a, parts_b = ([unit(rng.normal(size=n)) for n in (6, 4, 4)] for _ in range(2))
+    shares = (0.35, 0.4, 0.25)
+    a = fuse(list(zip(parts_a, shares)))
+    b = fuse(list(zip(parts_b, shares)))
+    expected = sum(s * float(x @ y) for s, x, y in zip(shares, parts_a, parts_b))
+    assert float(a @ b) == pytest.approx(expected, abs=1e-5)
 
 
 def test_duplicate_of_skips_itself_and_respects_the_threshold():
