@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from services.encoder.core.model import VideoEncoderModel
+from evaluation.legacy_encoder import VideoEncoderModel
 from services.generation.core.generator import load_generator
 from services.generation.core.latent import latents
 from shared.settings import Settings

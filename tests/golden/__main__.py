@@ -3,7 +3,7 @@
 import json
 
 from tests.golden.inputs import GOLDEN, golden_frames, golden_mask
-from services.encoder.core.model import VideoEncoderModel
+from evaluation.legacy_encoder import VideoEncoderModel
 from shared.settings import ModelSettings
 
 model = VideoEncoderModel(ModelSettings())

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from services.encoder.core.model import VideoEncoderModel
+from evaluation.legacy_encoder import VideoEncoderModel
 from shared.inference import ModelError, OnnxModel, card_from_manifest
 from shared.settings import ModelSettings
 from tests.golden.inputs import GOLDEN, golden_frames, golden_mask
