@@ -8,8 +8,9 @@ from pathlib import Path
 
 from shared.backbone import backbone_dir
 from shared.inference import ModelError, sha256_of
-from shared.settings import ModelSettings
+from shared.settings import EncoderSettings, ModelSettings
 from shared.text import text_model_dir
+from shared.vector_space import model_space
 
 
 def _ready(folder: Path) -> dict | None:
@@ -89,4 +90,11 @@ def run_models(action: str, force: bool = False) -> int:
         bad += not ok
         status = ("ok" if ok else "MISMATCH") if action == "verify" else ("present" if ok else "missing")
         print(f"{name:16} {entry['version']:24} {status:9} {path}  ({entry.get('command', '')})")
+    try:
+        space = model_space(settings)
+    except ModelError:
+        return 1 if bad else 0
+    prefix = EncoderSettings().collection
+    print(f"encoder model {space.version} (id {space.id}): video vectors {space.video_dim}-d in {prefix}-{space.id}, "
+          f"search vectors {space.search_dim}-d in {prefix}-{space.id}-search")
     return 1 if bad else 0

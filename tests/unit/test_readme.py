@@ -301,14 +301,15 @@ def test_python_examples_compile_and_match_the_code():
     from shared.settings import EncoderSettings, ModelSettings
     from shared.vector_space import model_space
 
-    video_dim = model_space(ModelSettings()).video_dim
+    space = model_space(ModelSettings())
 
     blocks = [body for lang, body, _, _ in BLOCKS if lang == "python"]
     assert blocks
     for body in blocks:
         compile(body, "README.md", "exec")
     [qdrant] = [b for b in blocks if "create_collection" in b]
-    assert f'"{EncoderSettings().collection}"' in qdrant and f"size={video_dim}" in qdrant
+    assert f'prefix = "{EncoderSettings().collection}"' in qdrant and f'model_id = "{space.id}"' in qdrant
+    assert f'-{{model_id}}", {space.video_dim})' in qdrant and f'-{{model_id}}-search", {space.search_dim})' in qdrant
 
 
 # --- the architecture picture and the topic table against the registry ---------------------------------------
