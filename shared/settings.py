@@ -215,7 +215,7 @@ class EncoderSettings(BaseSettings):
     """Concepts kept in the payload, the event and the API."""
     concept_min_score: float = Field(0.05, ge=0, le=1)
     """Least mean class probability for a concept to be shown."""
-    duplicate_threshold: float = Field(0.97, gt=0, le=1)
+    duplicate_threshold: float = Field(0.9, gt=0, le=1)
     """Cosine similarity to the nearest existing video at which an upload is marked duplicate_of it."""
     artefacts_dir: Path = Path("var/artefacts")
     """Where thumbnails and extracted audio are written."""

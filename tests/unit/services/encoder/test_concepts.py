@@ -90,12 +90,12 @@ def test_each_photo_clip_shows_a_concept_a_classifier_should_see(engine, photos,
     assert e.search.any() and e.topic in engine.settings.topics
 
 
-def test_different_photos_give_different_vectors(photos):
+def test_different_photos_give_different_vectors(photos, engine):
     names = list(photos)
     vectors = np.stack([photos[n].vector for n in names])
     cosines = vectors @ vectors.T
     off = cosines[~np.eye(len(names), dtype=bool)]
-    assert off.max() < 0.97, "two different photos would be flagged as duplicates"
+    assert off.max() < engine.settings.duplicate_threshold, "two different photos would be flagged as duplicates"
 
 
 def test_a_clip_of_black_frames_still_embeds_with_no_concept(engine, tmp_path):
