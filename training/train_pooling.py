@@ -344,15 +344,8 @@ def _features(backbone, frames: np.ndarray, k: int) -> tuple[np.ndarray, int]:
 def training_clips(workdir: Path) -> list[tuple[Path, str]]:
     """(file, source) of every training clip, written when missing."""
     from devkit.corpus import make_corpus
-    from devkit.photo_clips import PHOTOS, make_photo_clip
 
-    clips = []
-    for name in PHOTOS:
-        for seed in TRAIN_PHOTO_SEEDS:
-            path = workdir / "clips" / "photos" / f"{name}-{seed}.mp4"
-            if not path.exists():
-                make_photo_clip(name, path, seed=seed, **PHOTO_CLIP)
-            clips.append((path, f"photo:{name}"))
+    clips = [(path, f"photo:{name}") for path, name in photo_clip_files(workdir / "clips" / "photos", TRAIN_PHOTO_SEEDS)]
     folder = workdir / "clips" / "corpus"
     rows = make_corpus(folder, CORPUS_CLIPS, seed=CORPUS_SEED)
     clips += [(folder / r["file"], f"corpus:{r['clip_id']}") for r in rows]
@@ -430,17 +423,22 @@ def real_clips(folder: Path) -> list[tuple[Path, str]]:
         return [(folder / row["file"], row["class"]) for row in csv.DictReader(f)]
 
 
-def heldout_photo_clips(workdir: Path) -> list[tuple[Path, str]]:
+def photo_clip_files(folder: Path, seeds) -> list[tuple[Path, str]]:
+    """(file, photo name) of a pan over every photo for every seed, written when missing."""
     from devkit.photo_clips import PHOTOS, make_photo_clip
 
     clips = []
     for name in PHOTOS:
-        for seed in HELDOUT_PHOTO_SEEDS:
-            path = workdir / "clips" / "heldout" / f"{name}-{seed}.mp4"
+        for seed in seeds:
+            path = folder / f"{name}-{seed}.mp4"
             if not path.exists():
                 make_photo_clip(name, path, seed=seed, **PHOTO_CLIP)
             clips.append((path, name))
     return clips
+
+
+def heldout_photo_clips(workdir: Path) -> list[tuple[Path, str]]:
+    return photo_clip_files(workdir / "clips" / "heldout", HELDOUT_PHOTO_SEEDS)
 
 
 # ---------------------------------------------------------------------------------------------
