@@ -14,12 +14,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.registry import SERVICES, build
 from shared.service import VERSION
+from shared.settings import ModelSettings
 
 
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory) -> dict:
     """name -> (settings, app) for the five services, their var/ folders in a scratch directory."""
     with pytest.MonkeyPatch.context() as env:
+        # the models prepared at setup stay where they are (the recommender reads their sizes at build)
+        env.setenv("CLIPSTREAM_MODELS_CACHE_DIR", str(ModelSettings().cache_dir.resolve()))
         env.chdir(tmp_path_factory.mktemp("services"))  # embedded Qdrant shards, media, state land here
         for name in ("CLIPSTREAM_QDRANT_URL", "QDRANT_URL"):
             env.delenv(name, raising=False)
