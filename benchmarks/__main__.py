@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.recommender",
-              "benchmarks.stylization", "benchmarks.generation", "benchmarks.onnx_providers"]
+BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.backbones",
+              "benchmarks.recommender", "benchmarks.stylization", "benchmarks.generation", "benchmarks.onnx_providers"]
 
 
 def main() -> int:
