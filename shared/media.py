@@ -203,34 +203,11 @@ def cover(h: int, w: int, size: int) -> tuple[int, int]:
     return max(size, round(h * scale)), max(size, round(w * scale))
 
 
-def content_box(img: np.ndarray, dark: int = 16, most: float = 0.25) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the picture inside black bars: edge rows and columns whose
-    brightest channel averages below ``dark``, at most ``most`` of each side."""
-    bright = np.maximum(np.maximum(img[..., 0], img[..., 1]), img[..., 2])  # = img.max(axis=2), 20x faster
-    rows, cols = bright.mean(axis=1) >= dark, bright.mean(axis=0) >= dark
-    h, w = bright.shape
-
-    def span(keep: np.ndarray, n: int) -> tuple[int, int]:
-        lit = np.flatnonzero(keep)
-        if not len(lit):
-            return 0, n
-        return min(int(lit[0]), int(n * most)), max(int(lit[-1]) + 1, n - int(n * most))
-
-    (top, bottom), (left, right) = span(rows, h), span(cols, w)
-    return top, bottom, left, right
-
-
 def crop_frame(frame: av.VideoFrame, size: int) -> np.ndarray:
-    """The centre size x size square of the picture, black bars removed, after scaling the shorter
-    side to ``size`` (inside FFmpeg): the usual ImageNet evaluation view, what a classifier was
-    trained to see. Bars are cut first so that a letterboxed copy shows the same square."""
+    """The centre size x size square, after scaling the shorter side to ``size`` inside FFmpeg (the
+    usual ImageNet evaluation view: what a classifier was trained to see)."""
     nh, nw = cover(frame.height, frame.width, size)
     img = frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA").to_ndarray()
-    top, bottom, left, right = content_box(img)
-    if (top, bottom, left, right) != (0, nh, 0, nw):
-        img = img[top:bottom, left:right]
-        nh, nw = cover(*img.shape[:2], size)
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
     top, left = (nh - size) // 2, (nw - size) // 2
     return np.ascontiguousarray(img[top:top + size, left:left + size])
 
