@@ -56,6 +56,8 @@ class KafkaSettings(BaseSettings):
     """Messages handled per batch; offsets are committed once per batch."""
     request_timeout_ms: int = Field(2000, ge=100)
     """Longest a producer request (publish, metadata) waits for the broker; consumers keep 40 s (a group join may wait longer)."""
+    replication_factor: int = Field(1, ge=1)
+    """Replicas of each topic the platform creates (3 in production; the embedded broker has one)."""
 
 
 class QdrantSettings(BaseSettings):
@@ -98,7 +100,12 @@ class GatewaySettings(BaseSettings):
     max_batch: int = Field(1000, ge=1)
     """Most watch events in one batch request."""
     recommender_url: str = "http://127.0.0.1:8002"
-    """Where the gateway forwards feed, similar and search requests."""
+    """Where the gateway forwards similar and search requests (any replica), and feed requests while no replica
+    has claimed a partition on the memberships topic (a single recommender of an older build)."""
+    recommender_group: str = "clipstream-recommender"
+    """The recommender replicas' consumer group: its memberships topic says which replica serves which user."""
+    owner_wait_s: float = Field(2.0, ge=0)
+    """How long a feed request waits for its partition's owner during a rebalance (then 503 with Retry-After)."""
     stylization_url: str = "http://127.0.0.1:8003"
     """Where the gateway forwards stylization status and style list requests."""
     generation_url: str = "http://127.0.0.1:8004"
@@ -340,6 +347,15 @@ class RecommenderSettings(BaseSettings):
     """Largest feed or similar-list size a request may ask for."""
     flush_interval_s: float = Field(0.25, ge=0)
     """State and offsets are stored at most this often (a crash replays what was not stored)."""
+    group_id: str = Field("clipstream-recommender", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Consumer group of the replicas; names their changelog (<group>.changelog) and memberships (<group>.members)."""
+    advertised_url: str | None = None
+    """The URL the gateway reaches this replica at (default http://host:port); set it when host is 0.0.0.0."""
+    changelog: bool = True
+    """Write each flush to the changelog topic too, so another replica (on another machine) can restore a partition."""
+    snapshot_min_records: int = Field(2000, ge=1)
+    """A full snapshot of a partition goes to the changelog once the records written since the last one exceed
+    both this and the snapshot's own size: a restore reads at most about twice a partition's state."""
 
 
 class Settings(BaseModel):

@@ -17,7 +17,26 @@ stage_seconds = histogram(SERVICE, "feed_stage_duration", "Time per feed pipelin
 feed_seconds = histogram(SERVICE, "feed_duration", "Time to build one feed.")
 candidates = counter(SERVICE, "candidates", "Candidates contributed, by source.", ("source",))
 filtered = counter(SERVICE, "filtered", "Candidates dropped, by filter.", ("filter",))
-lag = gauge(SERVICE, "consumer_lag", "messages", "Messages behind the end of each watch.events partition.", ("partition",))
+lag = gauge(SERVICE, "consumer_lag", "messages",
+            "Messages behind the end of each partition of every topic the recommender reads, by consumer group "
+            "(watch.events: the replica group; videos.embedded and the changelog: this replica's own reader).",
+            ("topic", "group", "partition"))
+RESTORE_SOURCES = ("changelog", "local", "source")
+restores = counter(SERVICE, "restores",
+                   "Partitions restored at assignment, by source: changelog (the group's changelog topic), local (this "
+                   "replica's state file, at least as new as the changelog), source (rebuilt from watch.events: no "
+                   "changelog, or a changelog record that failed to decode).", ("source",))
+restore_seconds = histogram(SERVICE, "restore_duration", "Time to restore one partition at assignment, by source.",
+                            ("source",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+changelog_flushes = counter(SERVICE, "changelog_flushes",
+                            "Flushes written to the changelog, by kind: delta (what changed) or snapshot (the whole "
+                            "partition, which bounds restore time).", ("kind",))
+changelog_rejected = counter(SERVICE, "changelog_rejected",
+                             "Changelog records that failed to decode at restore (dead-lettered; the partition is "
+                             "rebuilt from watch.events instead).")
+not_owner = counter(SERVICE, "misdirected_requests",
+                    "Per-user reads for a partition this replica does not serve (answered 421: the gateway asks the "
+                    "owner).")
 users = gauge(SERVICE, "users", "count", "Users whose state this instance holds.")
 videos = gauge(SERVICE, "catalogue_videos", "count", "Videos in this instance's catalogue.")
 embeddings_skipped = counter(
@@ -33,5 +52,9 @@ user_vectors_dropped = counter(
 state_write_failures = counter(SERVICE, "state_write_failures", "State writes that failed (retried at the next flush).")
 for _result in ("applied", "duplicate", "already_applied", "out_of_position", "not_owned"):
     events.labels(_result)  # every series at 0 from the start: rate() sees the first of each
+for _source in RESTORE_SOURCES:
+    restores.labels(_source)
+for _kind in ("delta", "snapshot"):
+    changelog_flushes.labels(_kind)
 for _reason in SKIP_REASONS:
     embeddings_skipped.labels(_reason)
