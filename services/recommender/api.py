@@ -5,6 +5,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.recommender import metrics
@@ -24,6 +25,11 @@ class Feed(BaseModel):
     user_id: str
     cold_start: bool
     items: list[FeedItem]
+
+
+class Misdirected(BaseModel):
+    detail: str
+    partition: int
 
 
 class Similar(BaseModel):
@@ -57,8 +63,15 @@ def create_router(max_k: int) -> APIRouter:
         return FeedItem(video_id=c.video_id, score=round(c.score, 5), reason=c.reason, source=c.source,
                         topic=info.topic if info else None, creator_id=info.creator_id if info else None)
 
-    @api.get("/feed/{user_id}", response_model=Feed, tags=["feed"])
-    async def feed(user_id: str, request: Request, k: K = 20) -> Feed:
+    @api.get("/feed/{user_id}", response_model=Feed, tags=["feed"],
+             responses={421: {"model": Misdirected, "description": "The user's partition is not served here (another "
+                                                                     "replica owns it, or it is being restored)"}})
+    async def feed(user_id: str, request: Request, k: K = 20) -> Feed | JSONResponse:
+        serving, partition = request.app.state.partitions.serves(user_id)
+        if not serving:  # never a cold-start feed for a user whose state is elsewhere
+            metrics.not_owner.inc()
+            return JSONResponse(Misdirected(detail=f"partition {partition} of {user_id!r} is not served by this replica",
+                                            partition=partition).model_dump(), status_code=421)
         rec = engine(request)
         started = time.perf_counter()
         items = rec.feed(user_id, k, observe)

@@ -5,35 +5,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import socket
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.recommender import metrics
+from services.recommender import metrics, stats_reader
 from services.recommender.api import create_router
+from services.recommender.changelog_io import KafkaChangelog
+from services.recommender.claims import KafkaClaims
 from services.recommender.core.catalogue import Catalogue
 from services.recommender.engine import Recommender
-from services.recommender.handlers import Handlers, ResumeFromStoredOffsets
+from services.recommender.handlers import CatalogueReader, dead_letter, on_watch_event
+from services.recommender.partitions import Partitions, Rebalance
 from shared import topics
 from shared.bus import make_broker
+from shared.codec import Rejection
 from shared.consumer import consume
+from shared.events import DeadLetterReason, WatchEvent
 from shared.inference import ModelError
+from shared.ownership import changelog_topic, members_topic
+from shared.replay import Tail
+from shared.runtime.admin import ensure_recommender_topics, ensure_topics
 from shared.runtime.heap import settle_heap
 from shared.search import QueryEncoder
 from shared.service import build_app
-from shared.settings import Settings
+from shared.settings import RecommenderSettings, Settings
 from shared.vector_space import ModelSpace, model_space
 from shared.vectors import open_store
 
-GROUP = "clipstream-recommender"
+GROUP = "clipstream-recommender"  # the default of RecommenderSettings.group_id
 CONSUMES = (
-    topics.Consumes(topics.WATCH_EVENTS, GROUP, "user state per partition, stored with the offset it reflects"),
-    topics.Consumes(topics.VIDEOS_EMBEDDED, f"{GROUP}-catalogue-<instance>",
-                    "every instance reads the whole topic into its catalogue view"),
+    topics.Consumes(topics.WATCH_EVENTS, GROUP, "user state per partition, stored with the offset it reflects "
+                    "(the group is RecommenderSettings.group_id)"),
 )
 PUBLISHES: tuple[topics.Publishes, ...] = ()
+READS = (topics.VIDEOS_EMBEDDED,)
+"""Topics every replica reads whole, without a group (one read at start-up, then followed)."""
 log = logging.getLogger(__name__)
+
+
+def advertised_url(settings: RecommenderSettings) -> str:
+    """Where the gateway reaches this replica: the setting, else this host's address and port."""
+    if settings.advertised_url:
+        return settings.advertised_url.rstrip("/")
+    host = socket.gethostname() if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 def collections(space: ModelSpace) -> tuple[str, str]:
@@ -61,6 +80,8 @@ def create_app(root: Settings) -> FastAPI:
     recommender and models sections are used)."""
     kafka, settings, qdrant = root.kafka, root.recommender, root.qdrant
     instance = uuid.uuid4().hex[:8]
+    replica = f"{socket.gethostname()}-{instance}"[-120:].lstrip("-_.:@") or instance
+    group, bootstrap = settings.group_id, kafka.bootstrap_servers
     # the vector sizes and the model version the catalogue accepts: the prepared models' (the encoder's)
     space = model_space(root.models)
     # the catalogue is a view rebuilt from videos.embedded at every start: shards of this process's own
@@ -74,45 +95,86 @@ def create_app(root: Settings) -> FastAPI:
         store.close()
         raise
     catalogue = Catalogue(store, search_store, space.version)
-    rec = Recommender(settings, catalogue, topics.WATCH_EVENTS.name, query_path(root, space))
-    subscriber_ref: dict = {}
-    handlers = Handlers(rec, settings.flush_interval_s, subscriber_ref)
+    # with the changelog, every replica ranks with the statistics of all partitions, read from it
+    rec = Recommender(settings, catalogue, topics.WATCH_EVENTS.name, query_path(root, space),
+                      shared_stats=settings.changelog)
+    stats = rec.shared
     broker = make_broker(metrics.SERVICE, kafka)
+    subscriber_ref: dict = {}
+    parts = Partitions(rec, topics.WATCH_EVENTS.name, topics.WATCH_EVENTS.partitions,
+                       flush_interval_s=settings.flush_interval_s, group=group,
+                       consumer=lambda: getattr(subscriber_ref.get("subscriber"), "consumer", None))
+
+    async def on_watch_events(event: WatchEvent, record) -> None:
+        await on_watch_event(rec, event, record)
+
     subscriber_ref["subscriber"] = consume(
-        broker, topics.WATCH_EVENTS, handlers.on_watch_events, service=metrics.SERVICE, group_id=GROUP,
-        settings=kafka, with_record=True, after_batch=handlers.after_watch_batch, admit=handlers.admit,
-        settled=handlers.settled, own_position=handlers.own_position, restarted=handlers.restarted,
-        listener=ResumeFromStoredOffsets(handlers))
-    # every instance needs every video: a group of its own, read from the beginning
-    consume(broker, topics.VIDEOS_EMBEDDED, handlers.on_videos_embedded, service=metrics.SERVICE,
-            group_id=f"{GROUP}-catalogue-{instance}", settings=kafka.model_copy(update={"auto_offset_reset": "earliest"}))
+        broker, topics.WATCH_EVENTS, on_watch_events, service=metrics.SERVICE, group_id=group,
+        settings=kafka, with_record=True, after_batch=parts.after_batch, admit=parts.admit,
+        settled=parts.settled, own_position=parts.own_position, restarted=parts.restarted,
+        listener=Rebalance(parts))
+    readers: dict = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # around the broker's start and stop (shared/service.py)
-        # the catalogue first: events applied before their video's vector is known would differ
-        # from a replay, so the view is rebuilt up to the topic's end before consuming watch events
-        loaded = await handlers.load_catalogue(kafka.bootstrap_servers)
-        logging.getLogger(__name__).info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
-        settle_heap()
-        try:
-            yield
-        finally:  # the broker has stopped: no batch is in flight any more
-            await handlers.flush()
-            rec.close()
-            store.close()
-            search_store.close()
-            shutil.rmtree(folder, ignore_errors=True)
+        changelog = changelog_topic(group)
+        await ensure_recommender_topics(bootstrap, group, topics.WATCH_EVENTS.partitions, kafka.replication_factor)
+        await ensure_topics(bootstrap, {changelog + topics.DLQ_SUFFIX: topics.DLQ_PARTITIONS}, kafka.replication_factor)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id=f"{kafka.client_id}-{metrics.SERVICE}",
+                                    max_batch_size=1 << 20, max_request_size=16 << 20, linger_ms=0,
+                                    request_timeout_ms=max(kafka.request_timeout_ms, 10000))
+        await producer.start()
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(producer.stop)
+            parts.claims = KafkaClaims(producer, members_topic(group), replica, advertised_url(settings))
+            parts.dead_letter = lambda record, why: dead_letter(
+                producer, record, Rejection(DeadLetterReason.MALFORMED_JSON, why), kafka.max_message_bytes)
+            # the catalogue first: events applied before their video's vector is known would differ
+            # from a replay, so the view is read up to the topic's end before consuming watch events
+            tail = await stack.enter_async_context(Tail(
+                bootstrap, topics.VIDEOS_EMBEDDED.name, idle_ms=kafka.fetch_max_wait_ms,
+                max_partition_fetch_bytes=max(kafka.max_message_bytes * 16, 1 << 20)))
+            readers["catalogue"] = CatalogueReader(rec, tail, producer, kafka.max_message_bytes, f"{group}/{replica}")
+            loaded = await readers["catalogue"].load()
+            log.info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
+            if stats is not None:
+                log_io = KafkaChangelog(producer, bootstrap, changelog, replica, settings.snapshot_min_records)
+                parts.changelog = log_io
+                start = await stats_reader.starts(log_io, topics.WATCH_EVENTS.partitions)
+                readers["stats"] = await stack.enter_async_context(
+                    Tail(bootstrap, changelog, start=start, idle_ms=kafka.fetch_max_wait_ms,
+                         max_partition_fetch_bytes=4 << 20))
+            settle_heap()
+            try:
+                yield
+            finally:  # the broker has stopped: no batch is in flight any more
+                await parts.flush()
+                for partition in sorted(parts.serving):
+                    await parts.claims.release(partition, parts.generation)
+                parts.serving.clear()
+        rec.close()
+        store.close()
+        search_store.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
     @asynccontextmanager
-    async def running(app: FastAPI):  # while the broker runs: store what a quiet stream left unstored
-        flusher = asyncio.create_task(handlers.flush_when_idle())
+    async def running(app: FastAPI):  # while the broker runs: readers, and storing what a quiet stream left
+        tasks = [asyncio.create_task(parts.flush_when_idle()), asyncio.create_task(readers["catalogue"].follow())]
+        if "stats" in readers:
+            tasks.append(asyncio.create_task(stats_reader.follow(readers["stats"], stats, f"{group}/{replica}")))
         try:
             yield
         finally:
-            flusher.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    app = build_app(metrics.SERVICE, broker, lifespan=lifespan, running=running,
+    async def ready() -> bool:
+        return parts.ready()
+
+    app = build_app(metrics.SERVICE, broker, lifespan=lifespan, running=running, ready=ready,
                     description="Feeds, similar videos and text search, from real-time user state.")
     app.state.recommender = rec
+    app.state.partitions = parts
     app.include_router(create_router(settings.max_k))
     return app

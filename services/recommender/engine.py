@@ -1,4 +1,4 @@
-"""The recommender's state in memory, its per-partition persistence, and the feed entry points."""
+"""The recommender's state in memory (partitions handed to it as rows), and the feed entry points."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from services.recommender import metrics
 from services.recommender.core.catalogue import Catalogue
 from services.recommender.core.features import FEATURES, candidate_features, sample_negatives
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
+from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import CoVisitation, Popularity
 from services.recommender.core.signals import signal_weight
 from services.recommender.core.user_state import Applied, UserState, apply_event
+from services.recommender.rows import Rows
 from services.recommender.state_store import PartitionStore
 from shared.events import WatchEvent
 from shared.settings import RecommenderSettings
@@ -30,30 +32,44 @@ QueryVectors = Callable[[list[str]], list[np.ndarray | None]]
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a flush stores of one partition (``rows``, taken between batches), and how to undo taking it."""
     partition: int
-    next_offset: int
-    write: Callable[[], None]
+    rows: Rows
+    full: bool
     restore: Callable[[], None]
+    store: PartitionStore | None = None
+
+    @property
+    def next_offset(self) -> int:
+        return self.rows.next_offset
+
+    def write(self) -> None:
+        """Into the partition's local file."""
+        if self.store is not None:
+            self.store.commit(self.rows, self.full)
 
 
 @dataclass
 class PartitionState:
-    store: PartitionStore
     users: dict[str, UserState]
     popularity: Popularity
     covisit: CoVisitation
     ranker: Ranker
     next_offset: int | None = None  # the first offset not yet in this state (None: never consumed)
+    store: PartitionStore | None = None  # the local file (None: held in memory only)
     ranker_dirty: bool = False
     dirty_users: set[str] = field(default_factory=set)
     dirty_videos: set[str] = field(default_factory=set)
-    dirty_pairs: set[tuple[str, str]] = field(default_factory=set)
+    dirty_rows: set[str] = field(default_factory=set)  # videos whose co-visitation row changed
 
 
 class Recommender:
     def __init__(self, settings: RecommenderSettings, catalogue: Catalogue, topic: str,
-                 queries: QueryVectors | None = None, clock: Callable[[], float] = time.time) -> None:
-        """``queries``: the text query path (None: /v1/search answers empty)."""
+                 queries: QueryVectors | None = None, clock: Callable[[], float] = time.time,
+                 shared_stats: bool = False) -> None:
+        """``queries``: the text query path (None: /v1/search answers empty). ``shared_stats``: feeds rank
+        with ``self.shared``, the statistics of all partitions, which the changelog reader keeps
+        (``stats_reader.py``); else with those of the partitions held here, merged as events are applied."""
         self.settings = settings
         self.clock = clock  # the wall clock: no event's time moves a shared clock past it
         self.catalogue = catalogue
@@ -62,39 +78,59 @@ class Recommender:
         self._dropped_logged = False
         self.partitions: dict[int, PartitionState] = {}
         self.user_partition: dict[str, int] = {}
-        self.popularity = Popularity(settings.popularity_half_life_s)
-        self.covisit = CoVisitation()
         self.prior = np.array([settings.scorer_weights[f] for f in FEATURES], float)
+        self.shared = GlobalStats(settings.popularity_half_life_s, self.prior) if shared_stats else None
+        self.own_popularity = Popularity(settings.popularity_half_life_s)
+        self.own_covisit = CoVisitation()
         self._weights: np.ndarray | None = None
+
+    @property
+    def popularity(self) -> Popularity:
+        return self.shared.popularity if self.shared is not None else self.own_popularity
+
+    @property
+    def covisit(self) -> CoVisitation:
+        return self.shared.covisit if self.shared is not None else self.own_covisit
 
     # ---------------------------------------------------------------- partitions
 
     def assign(self, partition: int) -> int | None:
-        """Load a partition's state; returns the offset to resume from (None: never consumed). A
-        partition already held resumes from its state in memory, which may be ahead of the disk."""
+        """Load a partition's state from its local file; returns the offset to resume from (None: never
+        consumed). A partition already held resumes from its state in memory, which may be ahead of the disk."""
         if partition in self.partitions:
             return self.partitions[partition].next_offset
         store = PartitionStore(self.settings.state_dir, self.topic, partition)
+        self.install(partition, store.load(), store)
+        return self.partitions[partition].next_offset
+
+    def install(self, partition: int, rows: Rows, store: PartitionStore | None = None) -> PartitionState:
+        """Hold ``partition`` with the state in ``rows`` (restored from wherever); ``store``: its local file."""
         pop = Popularity(self.settings.popularity_half_life_s)
         wall = self.clock()
-        for video, score, at, total in store.popularity():  # a row stored by an unbounded build is brought back
+        for video, score, at, total in rows.popularity:  # a row stored by an unbounded build is brought back
             pop.load(video, score, min(at, wall), total)
         cov = CoVisitation()
-        for a, b, w in store.covisits():
-            cov.counts[a][b] = w
-        stored = store.ranker()
-        ranker = Ranker.from_bytes(*stored) if stored else Ranker(self.prior.copy())
+        for video, row in rows.covisit:
+            cov.counts[video] = dict(row)
+        ranker = Ranker.from_bytes(*rows.ranker) if rows.ranker else Ranker(self.prior.copy())
         if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
             ranker = Ranker(self.prior.copy())
-        state = PartitionState(store, store.users(), pop, cov, ranker, store.next_offset())
-        self._drop_foreign_vectors(state, store.model_version())
+        users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
+        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store)
+        self._drop_foreign_vectors(state, rows.model_version, partition)
+        old = self.partitions.pop(partition, None)
+        if old is not None:
+            for user in old.users:
+                self.user_partition.pop(user, None)
+            if old.store is not None and old.store is not store:
+                old.store.close()
         self.partitions[partition] = state
         for user in state.users:
             self.user_partition[user] = partition
         self._rebuild_global()
-        return state.next_offset
+        return state
 
-    def _drop_foreign_vectors(self, state: PartitionState, stored_version: str | None) -> None:
+    def _drop_foreign_vectors(self, state: PartitionState, stored_version: str | None, partition: int) -> None:
         """User vectors written for another model (another version, or another size than the catalogue's)
         live in another space: they are dropped here and rebuilt from later watch events; the users'
         seen and disliked videos stay. The users are marked dirty, so the next commit stores them
@@ -113,9 +149,9 @@ class Recommender:
             if not self._dropped_logged:  # once per process; the counter has every later one
                 self._dropped_logged = True
                 why = f"model {stored_version}" if other_version else "vectors of another size"
-                log.warning("%s: dropped the vectors of %d users, built for another model (%s; the catalogue holds "
+                log.warning("%s[%d]: dropped the vectors of %d users, built for another model (%s; the catalogue holds "
                             "%s, %d dimensions); they are rebuilt from later watch events (counted from now on in "
-                            "clipstream_recommender_user_vectors_dropped_total)", state.store.path, dropped, why,
+                            "clipstream_recommender_user_vectors_dropped_total)", self.topic, partition, dropped, why,
                             version or "any version", dim)
 
     def revoke(self, partition: int) -> None:
@@ -124,18 +160,23 @@ class Recommender:
             return
         for user in state.users:
             self.user_partition.pop(user, None)
-        state.store.close()
+        if state.store is not None:
+            state.store.close()
         self._rebuild_global()
 
     def _rebuild_global(self) -> None:
+        """The statistics of the partitions held here, merged (only without ``shared`` statistics)."""
         self._weights = None
-        self.popularity = Popularity(self.settings.popularity_half_life_s)
-        self.covisit = CoVisitation()
-        for st in self.partitions.values():
-            self.popularity.merge(st.popularity)
+        if self.shared is not None:
+            return
+        self.own_popularity = Popularity(self.settings.popularity_half_life_s)
+        self.own_covisit = CoVisitation()
+        for p in sorted(self.partitions):
+            st = self.partitions[p]
+            self.own_popularity.merge(st.popularity)
             for a, row in st.covisit.counts.items():
                 for b, w in row.items():
-                    self.covisit.counts[a][b] = self.covisit.counts[a].get(b, 0.0) + w
+                    self.own_covisit.counts[a][b] = self.own_covisit.counts[a].get(b, 0.0) + w
 
     # ---------------------------------------------------------------- events
 
@@ -159,11 +200,12 @@ class Recommender:
         if applied.weight > 0:
             ts = self.event_time(event)
             st.popularity.add(event.video_id, applied.weight, ts)
-            self.popularity.add(event.video_id, applied.weight, ts)
             st.dirty_videos.add(event.video_id)
-            for a, b, _ in st.covisit.add(event.video_id, applied.positive_before):
-                st.dirty_pairs.add((a, b))
-            self.covisit.add(event.video_id, applied.positive_before)
+            for a, _, _ in st.covisit.add(event.video_id, applied.positive_before):
+                st.dirty_rows.add(a)
+            if self.shared is None:  # one process: the merged view follows every event
+                self.own_popularity.add(event.video_id, applied.weight, ts)
+                self.own_covisit.add(event.video_id, applied.positive_before)
         return applied
 
     # ---------------------------------------------------------------- learning to rank
@@ -195,8 +237,10 @@ class Recommender:
         return min(event.ts.timestamp(), self.clock())
 
     def scorer_weights(self) -> np.ndarray:
+        if self.shared is not None:
+            return self.shared.weights()
         if self._weights is None:
-            self._weights = blend((st.ranker for st in self.partitions.values()), self.prior)
+            self._weights = blend((self.partitions[p].ranker for p in sorted(self.partitions)), self.prior)
         return self._weights
 
     def position(self, partition: int) -> int | None:
@@ -207,37 +251,41 @@ class Recommender:
     def advance(self, partition: int, next_offset: int) -> None:
         self.partitions[partition].next_offset = next_offset
 
-    def snapshot(self, partition: int, next_offset: int | None = None) -> Snapshot:
-        """Serialise what changed in a partition, now, with the offset it reflects (default: its
-        position); the write may then run in a thread."""
+    def snapshot(self, partition: int, next_offset: int | None = None, full: bool = False) -> Snapshot:
+        """What changed in a partition (``full``: all of it), now, with the offset it reflects (default: its
+        position), as rows; the writes may then run in a thread. The changes are no longer pending: a write
+        that fails calls ``restore``, so a later flush stores them."""
         st = self.partitions[partition]
         if next_offset is None:
             next_offset = st.next_offset
         if next_offset is None:
             raise ValueError(f"partition {partition} has no position to store")
         st.next_offset = next_offset
-        dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_pairs))
-        users = [(u, *st.users[u].to_row()) for u in dirty[0]]
-        pops = [(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0)) for v in dirty[1]]
-        pairs = [(a, b, st.covisit.counts[a][b]) for a, b in dirty[2] if b in st.covisit.counts.get(a, {})]
-        ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty else None
+        dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_rows))
+        users_ = st.users if full else dirty[0]
+        videos = st.popularity.scores if full else dirty[1]
+        rows_ = st.covisit.counts if full else dirty[2]
+        ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
+        rows = Rows(users=[(u, *st.users[u].to_row()) for u in users_],
+                    popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0)) for v in videos],
+                    covisit=[(a, dict(st.covisit.counts.get(a, {}))) for a in rows_],
+                    ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
+        was_dirty = st.ranker_dirty
         st.ranker_dirty = False
         st.dirty_users.clear()
         st.dirty_videos.clear()
-        st.dirty_pairs.clear()
-        store = st.store
+        st.dirty_rows.clear()
 
         def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
             st.dirty_users |= dirty[0]
             st.dirty_videos |= dirty[1]
-            st.dirty_pairs |= dirty[2]
-            st.ranker_dirty = st.ranker_dirty or ranker is not None
+            st.dirty_rows |= dirty[2]
+            st.ranker_dirty = st.ranker_dirty or was_dirty
 
-        version = self.catalogue.model_version
-        return Snapshot(partition, next_offset, lambda: store.commit(next_offset, users, pops, pairs, ranker, version),
-                        restore)
+        return Snapshot(partition, rows, full, restore, st.store)
 
     def commit(self, partition: int, next_offset: int | None = None) -> None:
+        """Store what changed in the partition's local file now."""
         self.snapshot(partition, next_offset).write()
 
     def close(self) -> None:

@@ -8,10 +8,10 @@ built with is stored with them (``meta.model_version``): a recommender of anothe
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from pathlib import Path
 
 from services.recommender.core.user_state import UserState
+from services.recommender.rows import Rows
 
 SCHEMA_VERSION = 2
 SCHEMA = """
@@ -60,35 +60,41 @@ class PartitionStore:
         return None if row is None else str(row[0])
 
     def users(self) -> dict[str, UserState]:
-        rows = self.db.execute("SELECT user_id, meta, long, short, negative FROM users")
-        return {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows}
+        """The stored users, decoded (for tools and tests; a restore uses :meth:`load`)."""
+        return {row[0]: UserState.from_row(*row[1:]) for row in self.load().users}
 
-    def popularity(self) -> list[tuple[str, float, float, float]]:
-        """(video_id, decayed score, at, all-time total) rows."""
-        return list(self.db.execute("SELECT video_id, score, at, total FROM popularity"))
+    def load(self) -> Rows:
+        """Everything stored, with the offset it reflects."""
+        db = self.db
+        covisit: dict[str, dict[str, float]] = {}
+        for a, b, w in db.execute("SELECT a, b, w FROM covisit"):
+            covisit.setdefault(a, {})[b] = w
+        return Rows(users=list(db.execute("SELECT user_id, meta, long, short, negative FROM users")),
+                    popularity=list(db.execute("SELECT video_id, score, at, total FROM popularity")),
+                    covisit=list(covisit.items()),
+                    ranker=db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone(),
+                    next_offset=self.next_offset(), model_version=self.model_version())
 
-    def ranker(self) -> tuple[bytes, int] | None:
-        return self.db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone()
-
-    def covisits(self) -> list[tuple[str, str, float]]:
-        return list(self.db.execute("SELECT a, b, w FROM covisit"))
-
-    def commit(self, next_offset: int, users: Iterable[tuple], popularity: Iterable[tuple[str, float, float, float]],
-               covisits: Iterable[tuple[str, str, float]], ranker: tuple[bytes, int] | None = None,
-               model_version: str | None = None) -> None:
-        """Everything of one batch, or nothing. ``users``: (user_id, *UserState.to_row()) rows;
-        ``model_version``: the model the user vectors are built with (None: left as stored)."""
+    def commit(self, rows: Rows, full: bool = False) -> None:
+        """Everything of one flush, or nothing; ``full``: ``rows`` are the whole state (what is not in them
+        is deleted). A covisit row replaces every stored pair of its video."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", list(users))
-            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?)", list(popularity))
-            db.executemany("INSERT OR REPLACE INTO covisit VALUES (?, ?, ?)", list(covisits))
-            if ranker is not None:
-                db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", ranker)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (next_offset,))
-            if model_version is not None:  # a text value: the column's type is an affinity, not a constraint
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('model_version', ?)", (model_version,))
+            if full:
+                for table in ("users", "popularity", "covisit", "ranker"):
+                    db.execute(f"DELETE FROM {table}")  # the table names of this module
+            db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", rows.users)
+            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?)", rows.popularity)
+            db.executemany("DELETE FROM covisit WHERE a = ?", [(a,) for a, _ in rows.covisit])
+            db.executemany("INSERT INTO covisit VALUES (?, ?, ?)",
+                           [(a, b, w) for a, row in rows.covisit for b, w in row.items()])
+            if rows.ranker is not None:
+                db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", rows.ranker)
+            if rows.next_offset is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (rows.next_offset,))
+            if rows.model_version is not None:  # a text value: the column's type is an affinity, not a constraint
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('model_version', ?)", (rows.model_version,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -82,9 +82,9 @@ def clean_pass(folder, vids, records: dict[int, list]) -> None:
 def dump(folder, partition: int) -> tuple[dict, dict, dict, int]:
     store = PartitionStore(folder, topics.WATCH_EVENTS.name, partition)
     try:
-        ranker = store.ranker()
-        return (store.users(), {v: (s, a, t) for v, s, a, t in store.popularity()},
-                {(a, b): w for a, b, w in store.covisits()}, ranker[1] if ranker else 0)
+        rows = store.load()
+        return (store.users(), {v: (s, a, t) for v, s, a, t in rows.popularity},
+                {(a, b): w for a, row in rows.covisit for b, w in row.items()}, rows.ranker[1] if rows.ranker else 0)
     finally:
         store.close()
 

@@ -138,7 +138,8 @@ async def test_duplicates_unknown_videos_and_late_events(service):
 
     metrics = await until(counted, "the duplicate to be counted")
     assert "clipstream_recommender_unknown_video_events_total 1.0" in metrics
-    assert 'clipstream_recommender_consumer_lag_messages{partition=' in metrics
+    assert 'clipstream_recommender_consumer_lag_messages{group="clipstream-recommender",partition="0",topic="watch.events"}' in metrics
+    assert 'topic="videos.embedded"' in metrics and 'topic="clipstream-recommender.changelog"' in metrics
     bob = feed(proc, "bob")
     assert not bob["cold_start"]
     assert not {"t1-v1", "t1-v2"} & {i["video_id"] for i in bob["items"]}, "the late event was applied too"

@@ -63,6 +63,14 @@ class Popularity:
         self.now = max(self.now, at)
         self._raise_peak(score, at)
 
+    def replace(self, video: str, entries: list[tuple[float, float, float]]) -> None:
+        """``video``'s entry becomes the merge of ``entries`` ((score, at, total) each, in the order given)."""
+        self.scores.pop(video, None)
+        self.totals.pop(video, None)
+        for score, at, total in entries:
+            self.add(video, score, at, total)
+        self._top = None
+
     def score(self, video: str, now: float | None = None) -> float:
         if video not in self.scores:
             return 0.0

@@ -153,7 +153,7 @@ def test_state_and_offsets_persist_together(recommender, tmp_path):
     try:
         assert store.next_offset() == 42
         assert store.users()["u"].recent_positive == ["v1-0"]
-        assert [row[0] for row in store.popularity()] == ["v1-0"]
+        assert [row[0] for row in store.load().popularity] == ["v1-0"]
     finally:
         store.close()
 

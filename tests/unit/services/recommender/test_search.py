@@ -15,7 +15,7 @@ from services.recommender import metrics
 from services.recommender.api import create_router
 from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.engine import Recommender
-from services.recommender.handlers import Handlers
+from services.recommender.handlers import add_video
 from services.recommender.state_store import PartitionStore
 from shared.events import Concept, VideoEmbedded, WatchEvent
 from shared.search import QueryEncoder
@@ -79,14 +79,14 @@ def skipped(reason: str) -> float:
 
 def test_search_finds_the_nearest_search_vector_and_not_the_unsearchable(stores, tmp_path):
     rec = rec_for(stores, tmp_path, fake_queries({"cats": unit(1, 0.1, 0, 0), "the of": None}))
-    handlers = Handlers(rec)
+    logged: set[str] = set()
 
     async def feed() -> None:
-        await handlers.on_videos_embedded(embedded("cat", basis(0), unit(1, 0, 0, 0),
-                                                   concepts=[Concept(name="tabby", score=0.6)]))
-        await handlers.on_videos_embedded(embedded("dog", basis(1), unit(0.6, 0.8, 0, 0)))
-        await handlers.on_videos_embedded(embedded("silent", basis(2), []))  # nothing a query could match
-        await handlers.on_videos_embedded(embedded("blank", basis(3), [0.0] * SEARCH_DIM))
+        add_video(rec, embedded("cat", basis(0), unit(1, 0, 0, 0), concepts=[Concept(name="tabby", score=0.6)]),
+                  logged)
+        add_video(rec, embedded("dog", basis(1), unit(0.6, 0.8, 0, 0)), logged)
+        add_video(rec, embedded("silent", basis(2), []), logged)  # nothing a query could match
+        add_video(rec, embedded("blank", basis(3), [0.0] * SEARCH_DIM), logged)
 
     asyncio.run(feed())
     assert len(rec.catalogue) == 4 and stores.search.count() == 2
@@ -154,17 +154,17 @@ def test_the_api_answers_an_empty_list_for_stop_words_and_422_for_a_long_query(s
 
 def test_embeddings_of_another_model_or_size_are_counted_and_skipped(stores, tmp_path):
     rec = rec_for(stores, tmp_path)
-    handlers = Handlers(rec)
+    logged: set[str] = set()
     before = {r: skipped(r) for r in metrics.SKIP_REASONS}
 
     async def feed() -> None:
-        await handlers.on_videos_embedded(embedded("ok", basis(0), unit(1, 0, 0, 0)))
-        await handlers.on_videos_embedded(embedded("old", basis(1), unit(1, 0, 0, 0), version="backbone-0+mean+text-0"))
-        await handlers.on_videos_embedded(embedded("wide", [0.1] * (DIM * 2), unit(1, 0, 0, 0)))
-        await handlers.on_videos_embedded(embedded("wide-search", basis(2), [0.5] * (SEARCH_DIM + 1)))
-        await handlers.on_videos_embedded(embedded("nan", [float("nan")] + basis(0)[1:], unit(1, 0, 0, 0)))
+        add_video(rec, embedded("ok", basis(0), unit(1, 0, 0, 0)), logged)
+        add_video(rec, embedded("old", basis(1), unit(1, 0, 0, 0), version="backbone-0+mean+text-0"), logged)
+        add_video(rec, embedded("wide", [0.1] * (DIM * 2), unit(1, 0, 0, 0)), logged)
+        add_video(rec, embedded("wide-search", basis(2), [0.5] * (SEARCH_DIM + 1)), logged)
+        add_video(rec, embedded("nan", [float("nan")] + basis(0)[1:], unit(1, 0, 0, 0)), logged)
         # a known video re-embedded by another model keeps what the catalogue holds for it
-        await handlers.on_videos_embedded(embedded("ok", basis(3), [], version="other"))
+        add_video(rec, embedded("ok", basis(3), [], version="other"), logged)
 
     asyncio.run(feed())
     assert {r: skipped(r) - before[r] for r in metrics.SKIP_REASONS} == {

@@ -1,0 +1,207 @@
+"""The state changelog: each flush of a partition's state as records of a compacted topic, and reading it back.
+
+Kafka Streams' changelog design without transactions (Tansu 0.6 cannot give aiokafka a producer id, and
+hands aborted records to read_committed readers): partition ``p`` of ``watch.events`` has its state in
+partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``p/<video>``,
+``c/<video>``, ``r``), so compaction on Apache Kafka keeps the newest of each; each record carries its
+flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
+has, the source offset its state reflects, the consumer-group generation it was written in, and where the
+partition's latest full snapshot starts. A reader applies a flush only when its marker arrives with every
+record of it, so a restore never mixes two flushes; a flush its writer did not finish (killed half way)
+is never applied; a marker of an older generation than one already seen (a fenced-off zombie) neither.
+
+The embedded broker never compacts, so restore time is bounded here: once the records written since the
+last full snapshot outnumber both the snapshot and ``snapshot_min_records``, the next flush is a full
+snapshot. A restore finds the latest marker near the end, reads from that snapshot's first record to the
+end, and so reads at most about twice the partition's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.recommender.rows import Rows
+
+MARKER = b"m"
+RANKER = b"r"
+FLUSH_HEADER = "flush"
+
+
+class ChangelogError(ValueError):
+    """A changelog record that cannot be decoded, or a flush whose marker does not match its records."""
+
+    record: Any = None  # the record it was found at, once known (to dead-letter it)
+
+
+class Marker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flush: str = Field(min_length=1, max_length=200)
+    records: int = Field(ge=0)
+    next_offset: int = Field(ge=0)
+    snapshot: bool
+    base: int = Field(ge=-1)
+    """Changelog offset of the first record of the latest full snapshot (-1: none yet)."""
+    snapshot_records: int = Field(0, ge=0)
+    """Records of that snapshot (what a restore reads at least)."""
+    generation: int = Field(ge=-1)
+    model_version: str | None = None
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
+
+
+def _unb64(text: Any) -> bytes | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ChangelogError("a vector is not base64 text")
+    return base64.b64decode(text, validate=True)
+
+
+def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
+    """(key, value) per row of a flush, without its marker."""
+    out = []
+    for user_id, meta, long, short, negative in rows.users:
+        value = {"m": meta, "l": _b64(long), "s": _b64(short), "n": _b64(negative)}
+        out.append((b"u/" + user_id.encode(), json.dumps(value, separators=(",", ":")).encode()))
+    for video, score, at, total in rows.popularity:
+        out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
+    for video, row in rows.covisit:
+        out.append((b"c/" + video.encode(), json.dumps(row, separators=(",", ":")).encode()))
+    if rows.ranker is not None:
+        out.append((RANKER, json.dumps({"w": _b64(rows.ranker[0]), "n": rows.ranker[1]}).encode()))
+    return out
+
+
+def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool = True) -> None:
+    """One data record into ``into`` (users are skipped unless ``users``); raises ChangelogError."""
+    try:
+        if key is None or value is None:
+            raise ChangelogError("a changelog record without key or value")
+        kind, _, name = key.partition(b"/")
+        if kind == b"u":
+            if users:
+                v = json.loads(value)
+                if not isinstance(v.get("m"), str):
+                    raise ChangelogError("a user row without its fields")
+                into.users.append((name.decode(), v["m"], _unb64(v["l"]), _unb64(v["s"]), _unb64(v["n"])))
+        elif kind == b"p":
+            score, at, total = (float(x) for x in json.loads(value))
+            into.popularity.append((name.decode(), score, at, total))
+        elif kind == b"c":
+            row = json.loads(value)
+            if not isinstance(row, dict):
+                raise ChangelogError("a co-visitation row that is not an object")
+            into.covisit.append((name.decode(), {str(b): float(w) for b, w in row.items()}))
+        elif key == RANKER:
+            v = json.loads(value)
+            into.ranker = (_unb64(v["w"]), int(v["n"]))
+        else:
+            raise ChangelogError(f"unknown changelog key {key[:40]!r}")
+    except ChangelogError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+        raise ChangelogError(f"undecodable changelog record {key[:40]!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def decode_marker(value: bytes | None) -> Marker:
+    try:
+        return Marker.model_validate_json(value or b"")
+    except ValidationError as exc:
+        raise ChangelogError(f"undecodable commit marker: {exc.errors()[0]['msg']}") from exc
+
+
+def flush_id(record: Any) -> str | None:
+    for name, raw in record.headers or ():
+        if name == FLUSH_HEADER:
+            return raw.decode("utf-8", "replace")
+    return None
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class Assembler:
+    """Changelog records of one partition in, complete flushes out (see the module note). ``users``: keep
+    user rows (a restore) or skip them (the other replicas' statistics)."""
+
+    users: bool = True
+    generation: int = -1
+    pending: dict[str, tuple[Rows, int]] = field(default_factory=dict)
+
+    def feed(self, record: Any) -> tuple[Marker, Rows] | None:
+        """One record; returns (marker, the flush's rows) when it completes a flush. Raises ChangelogError."""
+        if record.key == MARKER:
+            marker = decode_marker(record.value)
+            rows, count = self.pending.pop(marker.flush, (Rows(), 0))
+            self.pending.clear()  # a flush left without its marker never completes
+            if marker.generation < self.generation:
+                return None  # written by an owner the group had already replaced
+            if count != marker.records:
+                raise ChangelogError(f"flush {marker.flush} says {marker.records} records, {count} were read")
+            self.generation = marker.generation
+            rows.next_offset, rows.model_version = marker.next_offset, marker.model_version
+            return marker, rows
+        flush = flush_id(record)
+        if flush is None:
+            raise ChangelogError(f"changelog record at offset {record.offset} names no flush")
+        rows, count = self.pending.get(flush, (Rows(), 0))
+        decode_row(record.key, record.value, rows, self.users)
+        self.pending[flush] = (rows, count + 1)
+        return None
+
+
+@dataclass
+class Restored:
+    """A partition's state from its changelog: the rows, the last marker, and how much was read."""
+
+    rows: Rows | None = None
+    marker: Marker | None = None
+    since_snapshot: int = 0  # records written since the latest full snapshot began (itself included)
+    snapshot_size: int = 0
+
+
+def restore(records: Iterable[Any]) -> Restored:
+    """Fold the complete flushes of ``records`` (read from a snapshot's first record to the end)."""
+    out = Restored()
+    assembler = Assembler()
+    for record in records:
+        try:
+            done = assembler.feed(record)
+        except ChangelogError as exc:
+            exc.record = record
+            raise
+        if done is None:
+            continue
+        marker, rows = done
+        if marker.snapshot or out.rows is None:
+            out.rows, out.since_snapshot, out.snapshot_size = rows, 0, marker.records
+        else:
+            out.rows.fold(rows)
+        out.since_snapshot += marker.records + 1
+        out.marker = marker
+    return out
+
+
+def last_marker(records: Iterable[Any]) -> Marker | None:
+    """The last decodable marker among ``records`` (the end of the log, when looking for where to start)."""
+    found = None
+    for record in records:
+        if record.key == MARKER:
+            try:
+                found = decode_marker(record.value)
+            except ChangelogError:
+                continue
+    return found

@@ -1,0 +1,123 @@
+"""The changelog on Kafka: writing a flush (records, then its commit marker) and reading a partition back.
+
+The record format and the rules for reading it are in ``changelog.py``; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from services.recommender.changelog import (FLUSH_HEADER, MARKER, Marker, Restored, encode_rows, last_marker,
+                                            restore)
+from services.recommender.rows import Rows
+from shared.replay import Tail
+
+SCAN_START = 64  # records read back from the end to find the latest marker; grows 8x until one is found
+
+
+@dataclass
+class Position:
+    """What the writer knows of one changelog partition."""
+
+    base: int = -1  # offset of the latest full snapshot's first record
+    snapshot_records: int = 0
+    since_snapshot: int = 0  # records written since that snapshot began (itself included)
+    force: bool = True  # the next flush must be a full snapshot (nothing known, or the log is behind the state)
+
+
+class KafkaChangelog:
+    """One replica's changelog I/O for the partitions it owns (``topic`` = ``<group>.changelog``)."""
+
+    def __init__(self, producer: AIOKafkaProducer, bootstrap: str, topic: str, replica: str,
+                 snapshot_min_records: int) -> None:
+        self.producer = producer
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.replica = replica
+        self.snapshot_min_records = snapshot_min_records
+        self.positions: dict[int, Position] = {}
+        self.flushes = 0
+
+    # ---------------------------------------------------------------- reading
+
+    async def _records(self, partition: int, start: int) -> list[Any]:
+        async with Tail(self.bootstrap, self.topic, [partition], {partition: start}) as tail:
+            return [r async for rows in tail.batches(follow=False) for r in rows]
+
+    async def last(self, partition: int) -> tuple[Marker | None, int]:
+        """The latest decodable commit marker of ``partition`` (None: none) and the log's end offset."""
+        async with Tail(self.bootstrap, self.topic, [partition]) as tail:
+            if not tail.parts:
+                return None, 0
+            end = (await tail.consumer.end_offsets(tail.parts))[tail.parts[0]]
+        window = SCAN_START
+        while True:
+            start = max(0, end - window)
+            records = await self._records(partition, start)
+            end = max(end, records[-1].offset + 1 if records else 0)
+            marker = last_marker(records)
+            if marker is not None or start == 0:
+                return marker, end
+            window *= 8
+
+    async def load(self, partition: int, marker: Marker, end: int) -> Restored:
+        """The partition's state from its latest full snapshot to the end (ChangelogError: a record failed)."""
+        restored = restore(await self._records(partition, max(0, marker.base)))
+        self.track(partition, restored.marker or marker, end, force=restored.marker is None)
+        return restored
+
+    def track(self, partition: int, marker: Marker | None, end: int, force: bool) -> None:
+        """Take over ``partition``'s log as found (``force``: the next flush is a full snapshot)."""
+        if marker is None:
+            self.positions[partition] = Position()
+            return
+        since = max(0, end - marker.base) if marker.base >= 0 else end
+        self.positions[partition] = Position(marker.base, marker.snapshot_records, since, force or marker.base < 0)
+
+    def forget(self, partition: int) -> None:
+        self.positions.pop(partition, None)
+
+    # ---------------------------------------------------------------- writing
+
+    def wants_full(self, partition: int) -> bool:
+        """Whether the next flush of ``partition`` must be a full snapshot (see ``changelog.py``)."""
+        pos = self.positions.setdefault(partition, Position())
+        return pos.force or pos.since_snapshot > max(self.snapshot_min_records, pos.snapshot_records)
+
+    async def write(self, partition: int, rows: Rows, full: bool, generation: int) -> None:
+        """The flush's records, then its marker, each acknowledged; raises if any write fails (the flush then
+        never completes, and the caller stores the same changes again later)."""
+        pos = self.positions.setdefault(partition, Position())
+        encoded = await asyncio.to_thread(encode_rows, rows)
+        self.flushes += 1
+        flush = f"{self.replica}:{self.flushes}"
+        headers = [(FLUSH_HEADER, flush.encode())]
+        futures = []
+        batch = self.producer.create_batch()
+        for key, value in encoded:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await self.producer.send_batch(batch, self.topic, partition=partition))
+                batch = self.producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"a changelog record of {len(value)} bytes does not fit a producer batch")
+        if batch.record_count():
+            futures.append(await self.producer.send_batch(batch, self.topic, partition=partition))
+        acks = await asyncio.gather(*futures)
+        if full:
+            base = acks[0].offset if acks else -1
+            snapshot_records = len(encoded)
+        else:
+            base, snapshot_records = pos.base, pos.snapshot_records
+        marker = Marker(flush=flush, records=len(encoded), next_offset=rows.next_offset, snapshot=full, base=base,
+                        snapshot_records=snapshot_records, generation=generation, model_version=rows.model_version)
+        sent = await self.producer.send_and_wait(self.topic, marker.model_dump_json().encode(), key=MARKER,
+                                                 partition=partition)
+        if full:
+            pos.base, pos.snapshot_records, pos.force = base, snapshot_records, False
+            pos.since_snapshot = sent.offset + 1 - base if base >= 0 else 0
+        else:
+            pos.since_snapshot += len(encoded) + 1

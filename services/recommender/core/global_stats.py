@@ -1,0 +1,74 @@
+"""Statistics every replica ranks with: popularity, co-visitation and the ranker's weights of all partitions.
+
+Each partition's statistics arrive as rows (its flushes, read from the changelog by every replica) and are
+merged here in partition order, so replicas that own different partitions (or one replica that owns all)
+hold the same view once they have read the same flushes. Popularity is re-merged per touched video;
+co-visitation weights are sums of whole counts, so their rows are updated by difference, exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.recommender.core.ranker import Ranker, blend
+from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.rows import Rows
+
+
+class GlobalStats:
+    def __init__(self, half_life_s: float, prior: np.ndarray) -> None:
+        self.popularity = Popularity(half_life_s)
+        self.covisit = CoVisitation()
+        self.prior = prior
+        self.pops: dict[int, dict[str, tuple[float, float, float]]] = {}
+        self.rows: dict[int, dict[str, dict[str, float]]] = {}
+        self.rankers: dict[int, Ranker] = {}
+        self._weights: np.ndarray | None = None
+
+    def apply(self, partition: int, rows: Rows, full: bool = False) -> None:
+        """One flush of ``partition``: a delta, or (``full``) its whole state, replacing what was known of it."""
+        pops = self.pops.setdefault(partition, {})
+        covs = self.rows.setdefault(partition, {})
+        touched = {v for v, *_ in rows.popularity}
+        if full:
+            touched |= set(pops)
+            pops.clear()
+            listed = dict(rows.covisit)
+            for video in [v for v in covs if v not in listed]:
+                self._set_row(covs, video, {})
+            if self.rankers.pop(partition, None) is not None and rows.ranker is None:
+                self._weights = None
+        pops.update((v, (score, at, total)) for v, score, at, total in rows.popularity)
+        for video, row in rows.covisit:
+            self._set_row(covs, video, row)
+        if rows.ranker is not None:
+            ranker = Ranker.from_bytes(*rows.ranker)
+            if len(ranker.weights) == len(self.prior):  # a build with other features: its weights do not apply
+                self.rankers[partition] = ranker
+                self._weights = None
+        for video in touched:
+            self._merge_video(video)
+
+    def _merge_video(self, video: str) -> None:
+        entries = [self.pops[p][video] for p in sorted(self.pops) if video in self.pops[p]]
+        self.popularity.replace(video, entries)
+
+    def _set_row(self, covs: dict[str, dict[str, float]], video: str, row: dict[str, float]) -> None:
+        merged = self.covisit.counts[video]
+        for other, w in covs.pop(video, {}).items():
+            left = merged.get(other, 0.0) - w
+            if left > 0:
+                merged[other] = left
+            else:
+                merged.pop(other, None)
+        for other, w in row.items():
+            merged[other] = merged.get(other, 0.0) + w
+        if row:
+            covs[video] = dict(row)
+        if not merged:
+            del self.covisit.counts[video]
+
+    def weights(self) -> np.ndarray:
+        if self._weights is None:
+            self._weights = blend((self.rankers[p] for p in sorted(self.rankers)), self.prior)
+        return self._weights

@@ -1,0 +1,48 @@
+"""A partition's state as rows: what a flush stores (the local file, the changelog) and what a restore loads.
+
+One type for both stores, so that a partition restored from either is the same state. ``covisit`` holds
+whole neighbour rows (video -> {neighbour: weight}): a row trimmed to its strongest neighbours is stored
+as it is in memory, never as a union with pairs it dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
+"""(user_id, small fields as JSON, long, short, negative vectors as float32 bytes): ``UserState.to_row``."""
+PopularityRow = tuple[str, float, float, float]
+"""(video_id, decayed score, at, all-time total)."""
+CovisitRow = tuple[str, dict[str, float]]
+"""(video_id, {neighbour: weight})."""
+
+
+@dataclass
+class Rows:
+    users: list[UserRow] = field(default_factory=list)
+    popularity: list[PopularityRow] = field(default_factory=list)
+    covisit: list[CovisitRow] = field(default_factory=list)
+    ranker: tuple[bytes, int] | None = None
+    """(weights as float64 bytes, updates), None: unchanged (a delta) or never learned."""
+    next_offset: int | None = None
+    """The first source offset not reflected (None: never consumed)."""
+    model_version: str | None = None
+    """The model the user vectors were built with (None: unknown)."""
+
+    def __len__(self) -> int:
+        return len(self.users) + len(self.popularity) + len(self.covisit) + (self.ranker is not None)
+
+    def fold(self, later: Rows) -> None:
+        """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key."""
+        for mine, theirs in ((self.users, later.users), (self.popularity, later.popularity),
+                             (self.covisit, later.covisit)):
+            if theirs:
+                merged = {row[0]: row for row in mine}
+                merged.update((row[0], row) for row in theirs)
+                mine[:] = merged.values()
+        if later.ranker is not None:
+            self.ranker = later.ranker
+        if later.next_offset is not None:
+            self.next_offset = later.next_offset
+        if later.model_version is not None:
+            self.model_version = later.model_version

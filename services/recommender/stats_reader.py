@@ -1,0 +1,53 @@
+"""Every replica's view of every partition's statistics: the changelog, followed from each partition's
+latest full snapshot, into :class:`GlobalStats` (users are skipped). Replicas that read the same flushes
+rank with the same popularity, co-visitation and ranker weights, whichever partitions they own."""
+
+from __future__ import annotations
+
+import logging
+
+from services.recommender import metrics
+from services.recommender.changelog import Assembler, ChangelogError
+from services.recommender.changelog_io import KafkaChangelog
+from services.recommender.core.global_stats import GlobalStats
+from shared.replay import Tail
+
+log = logging.getLogger(__name__)
+
+
+async def starts(changelog: KafkaChangelog, partitions: int) -> dict[int, int]:
+    """Where to start reading each changelog partition: its latest full snapshot (0 without one)."""
+    out = {}
+    for partition in range(partitions):
+        marker, _ = await changelog.last(partition)
+        out[partition] = max(0, marker.base) if marker is not None else 0
+    return out
+
+
+def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalStats) -> int:
+    """Fold a batch of changelog records into ``stats``; returns the flushes applied. A record that fails to
+    decode is counted and its partition's pending flush dropped (its next complete flush applies again)."""
+    applied = 0
+    for record in records:
+        assembler = assemblers.setdefault(record.partition, Assembler(users=False))
+        try:
+            done = assembler.feed(record)
+        except ChangelogError as exc:
+            metrics.changelog_rejected.inc()
+            log.error("changelog[%d]@%d: %s; skipped in the shared statistics", record.partition, record.offset, exc)
+            assembler.pending.clear()
+            continue
+        if done is not None:
+            marker, rows = done
+            stats.apply(record.partition, rows, marker.snapshot)
+            applied += 1
+    return applied
+
+
+async def follow(tail: Tail, stats: GlobalStats, group: str) -> None:
+    """Read ``tail`` (opened at :func:`starts`) into ``stats`` for as long as the replica runs."""
+    assemblers: dict[int, Assembler] = {}
+    async for records in tail.batches():
+        apply_batch(records, assemblers, stats)
+        for partition, behind in tail.lag().items():
+            metrics.lag.labels(tail.topic, group, str(partition)).set(behind)
