@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 
 import httpx
@@ -12,10 +14,12 @@ from starlette.middleware import Middleware
 
 from shared import topics
 from shared.bus import make_broker
+from shared.ownership import Owners, members_topic
 from shared.service import build_app
 from shared.settings import Settings
 from services.gateway.limits import SERVICE, RequestGuard, rejected_requests
 from services.gateway.outage import BusState, repeated_logs_suppressed
+from services.gateway.owners import follow_owners
 from services.gateway.proxy import router as proxy_router
 from services.gateway.routes import router
 
@@ -34,6 +38,7 @@ def create_app(root: Settings) -> FastAPI:
     settings, kafka, fetch = root.gateway, root.kafka, root.fetch
     broker = make_broker(SERVICE, kafka)
     bus = BusState(lambda timeout: broker.ping(timeout=timeout), kafka.request_timeout_ms / 1000)
+    owners = Owners()  # which recommender replica serves which partition, from the memberships topic
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # around the broker's start and stop (shared/service.py)
@@ -45,9 +50,16 @@ def create_app(root: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def running(app: FastAPI):  # while the broker runs: its outage probe stops before it does
+        follower = asyncio.get_running_loop().create_task(
+            follow_owners(owners, kafka.bootstrap_servers, members_topic(settings.recommender_group),
+                          topics.WATCH_EVENTS.partitions, client_id=f"{kafka.client_id}-{SERVICE}-owners"),
+            name="gateway-owners")
         try:
             yield
         finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
             await bus.close()
 
     keys = [k.get_secret_value() for k in settings.api_keys]
@@ -61,6 +73,7 @@ def create_app(root: Settings) -> FastAPI:
     app.state.fetch = fetch
     app.state.generation = root.generation
     app.state.bus = bus
+    app.state.owners = owners
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

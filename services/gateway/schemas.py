@@ -113,12 +113,14 @@ def write_responses() -> dict[int | str, dict[str, Any]]:
             **INTERNAL}
 
 
-def read_responses(upstream: str, not_found: str | None = None) -> dict[int | str, dict[str, Any]]:
-    """What a forwarded GET route may answer besides 200."""
+def read_responses(upstream: str, not_found: str | None = None,
+                   unavailable: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """What a forwarded GET route may answer besides 200 (``unavailable``: the 503's description)."""
     out: dict[int | str, dict[str, Any]] = {**UNAUTHORIZED, **TOO_LARGE, **INVALID, **TOO_MANY}
     if not_found:
         out[404] = _error(not_found)
     out[502] = _error(f"The {upstream} failed to answer the request")
-    out[503] = _error(f"The {upstream} is unavailable (not running, not reachable, or timed out)", RETRY_AFTER)
+    out[503] = _error(unavailable or f"The {upstream} is unavailable (not running, not reachable, or timed out)",
+                      RETRY_AFTER)
     out.update(INTERNAL)
     return out
