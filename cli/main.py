@@ -40,12 +40,18 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from shared.runtime.admin import ensure_topics, list_topics
+    from shared.runtime.admin import ensure_recommender_topics, ensure_topics, list_topics
+    from shared.settings import RecommenderSettings
 
-    bootstrap = args.bootstrap or KafkaSettings().bootstrap_servers
+    kafka = KafkaSettings()
+    bootstrap = args.bootstrap or kafka.bootstrap_servers
     if args.action == "create":
-        created = asyncio.run(ensure_topics(bootstrap))
-        print(f"created {len(created)} topics: {', '.join(created) or '-'}")
+        # the registry's topics and DLQs, then the recommender group's changelog and memberships (compacted)
+        created = asyncio.run(ensure_topics(bootstrap, replication_factor=kafka.replication_factor))
+        created += asyncio.run(ensure_recommender_topics(bootstrap, RecommenderSettings().group_id,
+                                                         replication_factor=kafka.replication_factor))
+        print(f"created {len(created)} topics (replication factor {kafka.replication_factor}): "
+              f"{', '.join(created) or '-'}")
     for name in asyncio.run(list_topics(bootstrap)):
         print(name)
     return 0
@@ -182,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_broker)
 
-    p = sub.add_parser("topics", help="list the broker's topics, or create the registry's")
+    p = sub.add_parser("topics", help="list the broker's topics, or create the registry's and the recommender group's")
     p.add_argument("action", choices=["list", "create"], nargs="?", default="list")
     p.add_argument("--bootstrap")
     p.set_defaults(func=cmd_topics)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from cli.main import build_parser
 from services.registry import SERVICES
+from shared import topics
 from shared.config_catalog import all_env_names
-from shared.settings import GatewaySettings, ServiceSettings
+from shared.settings import GatewaySettings, KafkaSettings, RecommenderSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -20,6 +22,22 @@ INFRA = {"kafka", "qdrant", "prometheus", "grafana"}
 
 def clipstream_services() -> dict[str, dict]:
     return {name: svc for name, svc in COMPOSE["services"].items() if svc.get("image", "").startswith("clipstream")}
+
+
+def running(service: str) -> dict[str, dict]:
+    """The compose services that run `clipstream run <service>` (the recommender: one per replica)."""
+    return {name: svc for name, svc in clipstream_services().items() if svc.get("command") == ["run", service]}
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Makes the settings classes read exactly a compose service's environment."""
+    def apply(env: dict[str, str]) -> None:
+        for name in all_env_names():
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, str(value))
+    return apply
 
 
 def test_infrastructure_and_every_runnable_service_are_defined():
@@ -103,7 +121,83 @@ def test_the_model_stage_has_what_models_prepare_imports():
 @pytest.mark.parametrize("name", ["gateway", "encoder", "recommender", "stylization", "generation"])
 def test_services_run_as_non_root_with_a_healthcheck(name):
     assert "USER clipstream" in (ROOT / "Dockerfile").read_text()
-    assert "/ready" in " ".join(COMPOSE["services"][name]["healthcheck"]["test"])
+    assert running(name), f"nothing runs {name}"
+    for svc in running(name).values():
+        assert "/ready" in " ".join(svc["healthcheck"]["test"])
+
+
+# --- the recommender's replicas ----------------------------------------------------------------------------
+
+
+def test_the_recommender_runs_as_several_replicas_each_with_its_own_state_volume(settings_env):
+    """Each replica keeps its partitions' SQLite files in a volume of its own (SQLite's WAL mode needs a
+    local filesystem; two replicas writing one partition's file would corrupt it)."""
+    replicas = running("recommender")
+    assert sorted(replicas) == ["recommender-0", "recommender-1", "recommender-2"]
+    assert len(replicas) <= topics.WATCH_EVENTS.partitions, "a replica beyond the partitions would idle"
+    claimed = {}
+    for name, svc in replicas.items():
+        settings_env(svc["environment"])
+        state_dir = RecommenderSettings().state_dir
+        mounts = [v.split(":") for v in svc.get("volumes", [])]
+        sources = [source for source, target, *_ in mounts if target.rstrip("/") == str(state_dir)]
+        assert len(sources) == 1, f"{name}: {state_dir} is not a volume"
+        source = sources[0]
+        assert not source.startswith(("./", "/")), f"{name}: {source} is a bind mount, not a named volume"
+        assert source in COMPOSE["volumes"], f"{name}: volume {source} is not declared"
+        assert source not in claimed, f"{name} and {claimed.get(source)} share the volume {source}"
+        claimed[source] = name
+
+
+def test_every_replica_advertises_its_own_address_in_the_compose_network(settings_env):
+    """The gateway reaches a partition's owner at the URL the owner advertises on the memberships topic:
+    the replica's own service name and port, never 0.0.0.0 (its listen address) or a shared name."""
+    urls = {}
+    for name, svc in running("recommender").items():
+        settings_env(svc["environment"])
+        settings = RecommenderSettings()
+        assert settings.host == "0.0.0.0", f"{name} would listen on {settings.host}: unreachable from the gateway"
+        assert settings.advertised_url, f"{name} advertises no URL (the default http://0.0.0.0:... is unreachable)"
+        url = urlsplit(settings.advertised_url)
+        assert (url.scheme, url.hostname, url.port) == ("http", name, settings.port), settings.advertised_url
+        urls[name] = settings.advertised_url
+    assert len(set(urls.values())) == len(urls), urls
+
+
+def test_the_replicas_share_one_group_and_the_gateway_follows_it(settings_env):
+    """One consumer group splits watch.events between the replicas; the gateway reads that group's memberships
+    topic, and the topics container creates that group's changelog and memberships topics."""
+    groups = set()
+    for svc in running("recommender").values():
+        settings_env(svc["environment"])
+        groups.add(RecommenderSettings().group_id)
+    assert len(groups) == 1, groups
+    settings_env(COMPOSE["services"]["gateway"]["environment"])
+    assert GatewaySettings().recommender_group in groups
+    settings_env(COMPOSE["services"]["topics"]["environment"])
+    assert RecommenderSettings().group_id in groups
+
+
+def test_the_gateway_sends_similar_and_search_to_a_replica(settings_env):
+    settings_env(COMPOSE["services"]["gateway"]["environment"])
+    url = urlsplit(GatewaySettings().recommender_url)
+    assert url.hostname in running("recommender"), f"{url.hostname} is no recommender replica"
+    settings_env(COMPOSE["services"][url.hostname]["environment"])
+    assert url.port == RecommenderSettings().port
+
+
+def test_prometheus_scrapes_every_replica_as_the_recommender_job():
+    [job] = [j for j in PROMETHEUS["scrape_configs"] if j["job_name"] == "clipstream-recommender"]
+    targets = {t.partition(":")[0] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == set(running("recommender"))
+    assert all(sc["labels"]["service"] == "recommender" for sc in job["static_configs"])
+
+
+def test_the_topics_container_replicates_no_more_than_the_brokers_it_has(settings_env):
+    """One Kafka broker in compose: a replication factor above 1 makes `clipstream topics create` fail."""
+    settings_env(COMPOSE["services"]["topics"]["environment"])
+    brokers = [name for name, svc in COMPOSE["services"].items() if svc.get("image", "").startswith("apache/kafka")]
+    assert KafkaSettings().replication_factor <= len(brokers) == 1
 
 
 # --- what the stack exposes on the host ---------------------------------------------------------------------
@@ -150,7 +244,8 @@ def test_the_qdrant_api_key_override_gives_the_key_to_qdrant_and_to_every_servic
     services = override["services"]
     assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"].startswith("${QDRANT_API_KEY:?")
     clients = {name for name, svc in services.items() if name != "qdrant"}
-    assert clients == {"encoder", "recommender"}  # the services that open the vector store (k8s gives them the key too)
+    # the services that open the vector store, every recommender replica included (k8s gives them the key too)
+    assert clients == {*running("encoder"), *running("recommender")}
     known = all_env_names()
     for name in clients:
         env = services[name]["environment"]

