@@ -38,8 +38,8 @@ class Tail:
         self.next: dict[int, int] = dict(self.start_at)  # partition -> the offset after the last record read
 
     async def __aenter__(self) -> Tail:
-        await self.consumer.start()
         try:
+            await self.consumer.start()
             known = self.consumer.partitions_for_topic(self.topic) or set()
             if not known:  # a topic created after the client's first metadata request
                 await self.consumer._client.force_metadata_update()

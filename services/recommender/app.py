@@ -28,7 +28,7 @@ from shared.events import DeadLetterReason, WatchEvent
 from shared.inference import ModelError
 from shared.ownership import changelog_topic, members_topic
 from shared.replay import Tail
-from shared.runtime.admin import ensure_recommender_topics, ensure_topics
+from shared.runtime.admin import ensure_recommender_topics
 from shared.runtime.heap import settle_heap
 from shared.search import QueryEncoder
 from shared.service import build_app
@@ -119,7 +119,6 @@ def create_app(root: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):  # around the broker's start and stop (shared/service.py)
         changelog = changelog_topic(group)
         await ensure_recommender_topics(bootstrap, group, topics.WATCH_EVENTS.partitions, kafka.replication_factor)
-        await ensure_topics(bootstrap, {changelog + topics.DLQ_SUFFIX: topics.DLQ_PARTITIONS}, kafka.replication_factor)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id=f"{kafka.client_id}-{metrics.SERVICE}",
                                     max_batch_size=1 << 20, max_request_size=16 << 20, linger_ms=0,
                                     request_timeout_ms=max(kafka.request_timeout_ms, 10000))

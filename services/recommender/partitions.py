@@ -272,6 +272,10 @@ class Partitions:
             self.rec.revoke(partition)
             if self.changelog is not None:
                 self.changelog.forget(partition)
+            try:  # its new owner reports it now
+                metrics.lag.remove(self.topic, self.group, str(partition))
+            except KeyError:
+                pass
 
     # ---------------------------------------------------------------- flush
 
