@@ -38,12 +38,12 @@ from shared.vectors import open_store
 
 GROUP = "clipstream-recommender"  # the default of RecommenderSettings.group_id
 CONSUMES = (
-    topics.Consumes(topics.WATCH_EVENTS, GROUP, "user state per partition, stored with the offset it reflects "
-                    "(the group is RecommenderSettings.group_id)"),
+    topics.Consumes(topics.WATCH_EVENTS, "<group>", "user state per partition, stored with the offset it reflects; "
+                    "the replicas' group is RecommenderSettings.group_id (clipstream-recommender by default)"),
+    topics.Consumes(topics.VIDEOS_EMBEDDED, "<none>", "every replica reads the whole topic into its catalogue "
+                    "view, without a group: once to its end at start-up, then followed"),
 )
 PUBLISHES: tuple[topics.Publishes, ...] = ()
-READS = (topics.VIDEOS_EMBEDDED,)
-"""Topics every replica reads whole, without a group (one read at start-up, then followed)."""
 log = logging.getLogger(__name__)
 
 

@@ -28,6 +28,9 @@ restores = counter(SERVICE, "restores",
                    "changelog, or a changelog record that failed to decode).", ("source",))
 restore_seconds = histogram(SERVICE, "restore_duration", "Time to restore one partition at assignment, by source.",
                             ("source",), buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+restored_offset = gauge(SERVICE, "resume", "offset",
+                        "The watch.events offset a partition's consumption resumed from at its last restore here (the "
+                        "offset its restored state reflects), by partition.", ("partition",))
 changelog_flushes = counter(SERVICE, "changelog_flushes",
                             "Flushes written to the changelog, by kind: delta (what changed) or snapshot (the whole "
                             "partition, which bounds restore time).", ("kind",))

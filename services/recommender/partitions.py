@@ -227,6 +227,7 @@ class Partitions:
         elapsed = time.perf_counter() - started
         metrics.restores.labels(source).inc()
         metrics.restore_seconds.labels(source).observe(elapsed)
+        metrics.restored_offset.labels(str(partition)).set(state.next_offset)
         log.info("%s[%d]: restored from %s at offset %s, %d users, in %.2f s", self.topic, partition, source,
                  state.next_offset, len(state.users), elapsed)
         return source

@@ -154,6 +154,14 @@ def _source_flows() -> tuple[set[tuple[str, str, str]], dict[tuple[str, str], st
                 fn = call.func.attr if module in ("publisher", "consumer") else ""
             else:
                 fn = getattr(call.func, "id", "")
+            if fn == "Tail":  # a topic read whole without a group (shared/replay.py): a consume flow too
+                arg = call.args[1] if len(call.args) >= 2 else None
+                if isinstance(arg, ast.Attribute) and arg.attr == "name" and isinstance(arg.value, ast.Attribute) \
+                        and getattr(arg.value.value, "id", None) == "topics":
+                    name = getattr(registry, arg.value.attr).name
+                    flows.add((service, "consume", name))
+                    groups[(service, name)] = "<*>"
+                continue
             if fn != "consume" and fn not in PUBLISH_CALLS:
                 continue
             arg = _topic_arg(call)
@@ -176,8 +184,10 @@ def _source_flows() -> tuple[set[tuple[str, str, str]], dict[tuple[str, str], st
 def _render_group(node: ast.expr, constants: dict[str, str]) -> str:
     if isinstance(node, ast.Constant):
         return node.value
-    if isinstance(node, ast.Name):
+    if isinstance(node, ast.Name) and node.id in constants:
         return constants[node.id]
+    if isinstance(node, ast.Name | ast.Attribute):  # a group from the settings: declared as <name>
+        return "<*>"
     assert isinstance(node, ast.JoinedStr), ast.dump(node)
     out = ""
     for part in node.values:
