@@ -96,6 +96,21 @@ class Tail:
         return out
 
 
+async def read_partition(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, idle_ms: int = IDLE_MS,
+                         batch: int = 5000) -> list[Any]:
+    """Every record of ``tp`` from ``start`` to its end, with a started consumer that is not in a group (it is
+    assigned ``tp`` alone). The end: the reported end offset reached *and* a fetch that comes back empty."""
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    end = (await consumer.end_offsets([tp]))[tp]
+    out: list[Any] = []
+    while True:
+        rows = (await consumer.getmany(tp, timeout_ms=idle_ms, max_records=batch)).get(tp, [])
+        out += rows
+        if not rows and await consumer.position(tp) >= end:
+            return out
+
+
 async def records_to_end(bootstrap: str, topic: str, batch: int = 1000) -> AsyncIterator[Any]:
     """Every record (aiokafka ``ConsumerRecord``: key, value, headers, partition, offset) of ``topic``
     up to its end, in partition order."""

@@ -139,6 +139,7 @@ def create_app(root: Settings) -> FastAPI:
             if stats is not None:
                 log_io = KafkaChangelog(producer, bootstrap, changelog, replica, settings.snapshot_min_records)
                 parts.changelog = log_io
+                stack.push_async_callback(log_io.close)
                 start = await stats_reader.starts(log_io, topics.WATCH_EVENTS.partitions)
                 readers["stats"] = await stack.enter_async_context(
                     Tail(bootstrap, changelog, start=start, idle_ms=kafka.fetch_max_wait_ms,
@@ -151,7 +152,7 @@ def create_app(root: Settings) -> FastAPI:
                 for partition in sorted(parts.serving):
                     await parts.claims.release(partition, parts.generation)
                 parts.serving.clear()
-        rec.close()
+        parts.close()
         store.close()
         search_store.close()
         shutil.rmtree(folder, ignore_errors=True)

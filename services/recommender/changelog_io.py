@@ -9,12 +9,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.recommender.changelog import (FLUSH_HEADER, MARKER, Marker, Restored, encode_rows, last_marker,
                                             restore)
 from services.recommender.rows import Rows
-from shared.replay import Tail
+from shared.replay import read_partition
 
 SCAN_START = 64  # records read back from the end to find the latest marker; grows 8x until one is found
 
@@ -33,8 +33,11 @@ class KafkaChangelog:
     """One replica's changelog I/O for the partitions it owns (``topic`` = ``<group>.changelog``)."""
 
     def __init__(self, producer: AIOKafkaProducer, bootstrap: str, topic: str, replica: str,
-                 snapshot_min_records: int) -> None:
+                 snapshot_min_records: int, idle_ms: int = 50) -> None:
         self.producer = producer
+        self.reader: AIOKafkaConsumer | None = None
+        self.lock = asyncio.Lock()
+        self.idle_ms = idle_ms
         self.bootstrap = bootstrap
         self.topic = topic
         self.replica = replica
@@ -44,20 +47,34 @@ class KafkaChangelog:
 
     # ---------------------------------------------------------------- reading
 
+    async def _consumer(self) -> AIOKafkaConsumer:
+        """One reader for every restore of this replica (started once; reads take turns)."""
+        if self.reader is None:
+            reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                      fetch_max_wait_ms=self.idle_ms, max_partition_fetch_bytes=8 << 20)
+            await reader.start()
+            self.reader = reader
+        return self.reader
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            await self.reader.stop()
+            self.reader = None
+
     async def _records(self, partition: int, start: int) -> list[Any]:
-        async with Tail(self.bootstrap, self.topic, [partition], {partition: start}) as tail:
-            return [r async for rows in tail.batches(follow=False) for r in rows]
+        async with self.lock:
+            return await read_partition(await self._consumer(), TopicPartition(self.topic, partition), start,
+                                        self.idle_ms)
 
     async def last(self, partition: int) -> tuple[Marker | None, int]:
         """The latest decodable commit marker of ``partition`` (None: none) and the log's end offset."""
-        async with Tail(self.bootstrap, self.topic, [partition]) as tail:
-            if not tail.parts:
-                return None, 0
-            end = (await tail.consumer.end_offsets(tail.parts))[tail.parts[0]]
+        tp = TopicPartition(self.topic, partition)
+        async with self.lock:
+            end = (await (await self._consumer()).end_offsets([tp]))[tp]
         window = SCAN_START
         while True:
             start = max(0, end - window)
-            records = await self._records(partition, start)
+            records = [] if end == 0 else await self._records(partition, start)
             end = max(end, records[-1].offset + 1 if records else 0)
             marker = last_marker(records)
             if marker is not None or start == 0:
@@ -80,6 +97,10 @@ class KafkaChangelog:
 
     def forget(self, partition: int) -> None:
         self.positions.pop(partition, None)
+
+    def wrote(self, marker: Marker) -> bool:
+        """Whether this replica (this process) wrote the flush ``marker`` ends."""
+        return marker.flush.rsplit(":", 1)[0] == self.replica
 
     # ---------------------------------------------------------------- writing
 

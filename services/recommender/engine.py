@@ -155,13 +155,26 @@ class Recommender:
                             version or "any version", dim)
 
     def revoke(self, partition: int) -> None:
+        state = self.detach(partition)
+        if state is not None and state.store is not None:
+            state.store.close()
+
+    def detach(self, partition: int) -> PartitionState | None:
+        """Stop holding ``partition``; returns its state (its local file still open), to be attached again if
+        the partition comes back unchanged, or closed."""
         state = self.partitions.pop(partition, None)
         if state is None:
-            return
+            return None
         for user in state.users:
             self.user_partition.pop(user, None)
-        if state.store is not None:
-            state.store.close()
+        self._rebuild_global()
+        return state
+
+    def attach(self, partition: int, state: PartitionState) -> None:
+        """Hold ``partition`` again with a state it had (see :meth:`detach`)."""
+        self.partitions[partition] = state
+        for user in state.users:
+            self.user_partition[user] = partition
         self._rebuild_global()
 
     def _rebuild_global(self) -> None:

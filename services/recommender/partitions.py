@@ -31,7 +31,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from services.recommender import metrics
 from services.recommender.changelog import ChangelogError, Marker, Restored
-from services.recommender.engine import Recommender, Snapshot
+from services.recommender.engine import PartitionState, Recommender, Snapshot
 from services.recommender.rows import Rows
 from services.recommender.state_store import PartitionStore
 from shared.ownership import partition_for
@@ -46,6 +46,7 @@ class Changelog(Protocol):
     async def load(self, partition: int, marker: Marker, end: int) -> Restored: ...
     def track(self, partition: int, marker: Marker | None, end: int, force: bool) -> None: ...
     def forget(self, partition: int) -> None: ...
+    def wrote(self, marker: Marker) -> bool: ...
     def wants_full(self, partition: int) -> bool: ...
     async def write(self, partition: int, rows: Rows, full: bool, generation: int) -> None: ...
 
@@ -92,6 +93,7 @@ class Partitions:
         self.sent_back: set[int] = set()  # partitions sent back to their position during this batch
         self.restoring: dict[int, asyncio.Task] = {}
         self.assignments = 0  # rebalances this replica has completed (an empty assignment counts)
+        self.warm: dict[int, PartitionState] = {}  # revoked partitions kept until the rebalance ends
 
     @property
     def consumer(self) -> Any:
@@ -178,8 +180,13 @@ class Partitions:
     async def assigned(self, tps: list[TopicPartition]) -> None:
         consumer = self.consumer
         self.generation = generation_of(consumer)
-        for tp in tps:
-            await self.take(tp)
+        try:
+            await asyncio.gather(*(self.take(tp) for tp in tps))
+        finally:
+            for partition in [p for p in self.warm if p not in self.rec.partitions]:  # moved to another replica
+                state = self.warm.pop(partition)
+                if state.store is not None:
+                    await asyncio.to_thread(state.store.close)
         self.assignments += 1
         settle_heap()  # the loaded state is long-lived: keep it out of every later full collection
 
@@ -205,9 +212,13 @@ class Partitions:
     async def restore(self, partition: int) -> str:
         """Hold ``partition`` with the newest stored state (see the module note); returns the source used."""
         started = time.perf_counter()
+        marker, end = (None, 0) if self.changelog is None else await self.changelog.last(partition)
+        if self._keep_warm(partition, marker, end):
+            state = self.rec.partitions[partition]
+            self._restored("local", partition, state, time.perf_counter() - started, "kept in memory")
+            return "local"
         store = await asyncio.to_thread(PartitionStore, self.rec.settings.state_dir, self.topic, partition)
         local = await asyncio.to_thread(store.load)
-        marker, end = (None, 0) if self.changelog is None else await self.changelog.last(partition)
         source, rows, rewrite = "local", local, False
         if marker is not None and (local.next_offset is None or local.next_offset < marker.next_offset):
             source, rows, rewrite = await self._from_changelog(partition, marker, end)
@@ -224,13 +235,32 @@ class Partitions:
             full.restore()
         if source != "local" or (self.changelog is not None and self.changelog.wants_full(partition)):
             self.dirty.add(partition)
-        elapsed = time.perf_counter() - started
+        self._restored(source, partition, state, time.perf_counter() - started)
+        return source
+
+    def _keep_warm(self, partition: int, marker: Marker | None, end: int) -> bool:
+        """A partition revoked and given back in the same rebalance keeps the state in memory, when nobody
+        wrote to its changelog since this replica's last flush."""
+        state = self.warm.pop(partition, None)
+        if state is None:
+            return False
+        unchanged = self.changelog is None or (marker is not None and self.changelog.wrote(marker)
+                                               and marker.next_offset == state.next_offset)
+        if not unchanged:
+            if state.store is not None:
+                state.store.close()
+            return False
+        self.rec.attach(partition, state)
+        if self.changelog is not None:
+            self.changelog.track(partition, marker, end, force=False)
+        return True
+
+    def _restored(self, source: str, partition: int, state: PartitionState, elapsed: float, how: str = "") -> None:
         metrics.restores.labels(source).inc()
         metrics.restore_seconds.labels(source).observe(elapsed)
         metrics.restored_offset.labels(str(partition)).set(state.next_offset)
-        log.info("%s[%d]: restored from %s at offset %s, %d users, in %.2f s", self.topic, partition, source,
-                 state.next_offset, len(state.users), elapsed)
-        return source
+        log.info("%s[%d]: restored from %s%s at offset %s, %d users, in %.2f s", self.topic, partition, source,
+                 f" ({how})" if how else "", state.next_offset, len(state.users), elapsed)
 
     async def beginning(self, partition: int) -> int:
         consumer = self.consumer
@@ -270,13 +300,23 @@ class Partitions:
                         partitions)
         await self.flush(partitions)  # the next owner resumes where this one stopped
         for partition in partitions:
-            self.rec.revoke(partition)
+            state = self.rec.detach(partition)
+            if state is not None:  # kept until the rebalance ends: it may come back unchanged
+                self.warm[partition] = state
             if self.changelog is not None:
                 self.changelog.forget(partition)
             try:  # its new owner reports it now
                 metrics.lag.remove(self.topic, self.group, str(partition))
             except KeyError:
                 pass
+
+    def close(self) -> None:
+        """Drop every partition held or kept (their local files closed); the state is stored already."""
+        for state in self.warm.values():
+            if state.store is not None:
+                state.store.close()
+        self.warm.clear()
+        self.rec.close()
 
     # ---------------------------------------------------------------- flush
 

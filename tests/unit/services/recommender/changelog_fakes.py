@@ -64,6 +64,9 @@ class MemoryChangelog:
     def forget(self, partition: int) -> None:
         self.positions.pop(partition, None)
 
+    def wrote(self, marker: Marker) -> bool:
+        return marker.flush.rsplit(":", 1)[0] == self.writer
+
     def wants_full(self, partition: int) -> bool:
         pos = self.positions.setdefault(partition, Position())
         return pos.force or pos.since_snapshot > max(self.snapshot_min_records, pos.snapshot_records)
