@@ -259,3 +259,27 @@ def test_per_user_reads_are_served_only_for_restored_partitions(tmp_path, catalo
         assert not a.parts.serves("alice")[0]
 
     asyncio.run(run())
+
+
+def test_a_partition_given_back_unchanged_keeps_its_state_in_memory(tmp_path, catalogue):
+    log = MemoryChangelog()
+
+    async def run():
+        a = Replica(tmp_path / "a", catalogue, log, "a")
+        await a.parts.assigned([TP])
+        await a.consume(events(20), 0)
+        kept = a.rec.partitions[P]
+        await a.parts.revoked([TP])
+        await a.parts.assigned([TP])  # the same rebalance gives it back: nobody wrote since
+        assert a.rec.partitions[P] is kept and a.consumer.seeks[-1] == (P, 20)
+        await a.parts.revoked([TP])
+        b = Replica(tmp_path / "b", catalogue, log, "b", generation=2)  # it moves, and moves on
+        await b.parts.assigned([TP])
+        await b.consume(events(5, start=20), 20)
+        await b.parts.revoked([TP])
+        await a.parts.assigned([TP])  # back at a, whose memory is now stale: restored from the changelog
+        assert a.rec.partitions[P] is not kept and a.rec.partitions[P].next_offset == 25
+        await a.parts.assigned([])
+        assert not a.parts.warm
+
+    asyncio.run(run())
