@@ -11,8 +11,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.recommender.changelog import (FLUSH_HEADER, MARKER, Marker, Restored, encode_rows, last_marker,
-                                            restore)
+from services.recommender.changelog import (
+    FLUSH_HEADER,
+    MARKER,
+    Marker,
+    Restored,
+    encode_rows,
+    last_marker,
+    restore,
+)
 from services.recommender.rows import Rows
 from shared.replay import read_partition
 
@@ -29,48 +36,35 @@ class Position:
     force: bool = True  # the next flush must be a full snapshot (nothing known, or the log is behind the state)
 
 
-class KafkaChangelog:
-    """One replica's changelog I/O for the partitions it owns (``topic`` = ``<group>.changelog``)."""
+class ChangelogLog:
+    """A replica's changelog for the partitions it owns: finding the latest marker, restoring, deciding
+    between a delta and a full snapshot, and writing a flush, over four primitives a subclass gives
+    (Kafka here, lists in the unit tests)."""
 
-    def __init__(self, producer: AIOKafkaProducer, bootstrap: str, topic: str, replica: str,
-                 snapshot_min_records: int, idle_ms: int = 50) -> None:
-        self.producer = producer
-        self.reader: AIOKafkaConsumer | None = None
-        self.lock = asyncio.Lock()
-        self.idle_ms = idle_ms
-        self.bootstrap = bootstrap
-        self.topic = topic
+    def __init__(self, replica: str, snapshot_min_records: int) -> None:
         self.replica = replica
         self.snapshot_min_records = snapshot_min_records
         self.positions: dict[int, Position] = {}
         self.flushes = 0
 
-    # ---------------------------------------------------------------- reading
-
-    async def _consumer(self) -> AIOKafkaConsumer:
-        """One reader for every restore of this replica (started once; reads take turns)."""
-        if self.reader is None:
-            reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                      fetch_max_wait_ms=self.idle_ms, max_partition_fetch_bytes=8 << 20)
-            await reader.start()
-            self.reader = reader
-        return self.reader
-
-    async def close(self) -> None:
-        if self.reader is not None:
-            await self.reader.stop()
-            self.reader = None
+    async def _end(self, partition: int) -> int:
+        raise NotImplementedError
 
     async def _records(self, partition: int, start: int) -> list[Any]:
-        async with self.lock:
-            return await read_partition(await self._consumer(), TopicPartition(self.topic, partition), start,
-                                        self.idle_ms)
+        raise NotImplementedError
+
+    async def _append(self, partition: int, records: list[tuple[bytes, bytes]], headers: list) -> int:
+        """Append ``records`` in order, each acknowledged; returns the first one's offset (-1: none)."""
+        raise NotImplementedError
+
+    async def _append_marker(self, partition: int, value: bytes) -> int:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- reading
 
     async def last(self, partition: int) -> tuple[Marker | None, int]:
         """The latest decodable commit marker of ``partition`` (None: none) and the log's end offset."""
-        tp = TopicPartition(self.topic, partition)
-        async with self.lock:
-            end = (await (await self._consumer()).end_offsets([tp]))[tp]
+        end = await self._end(partition)
         window = SCAN_START
         while True:
             start = max(0, end - window)
@@ -116,10 +110,59 @@ class KafkaChangelog:
         encoded = await asyncio.to_thread(encode_rows, rows)
         self.flushes += 1
         flush = f"{self.replica}:{self.flushes}"
-        headers = [(FLUSH_HEADER, flush.encode())]
+        first = await self._append(partition, encoded, [(FLUSH_HEADER, flush.encode())])
+        base, snapshot_records = (first, len(encoded)) if full else (pos.base, pos.snapshot_records)
+        marker = Marker(flush=flush, records=len(encoded), next_offset=rows.next_offset, snapshot=full, base=base,
+                        snapshot_records=snapshot_records, generation=generation, model_version=rows.model_version)
+        at = await self._append_marker(partition, marker.model_dump_json().encode())
+        if full:
+            pos.base, pos.snapshot_records, pos.force = base, snapshot_records, False
+            pos.since_snapshot = at + 1 - base if base >= 0 else 0
+        else:
+            pos.since_snapshot += len(encoded) + 1
+
+
+class KafkaChangelog(ChangelogLog):
+    """The changelog on ``topic`` (``<group>.changelog``): one producer for writes, one reader for restores."""
+
+    def __init__(self, producer: AIOKafkaProducer, bootstrap: str, topic: str, replica: str,
+                 snapshot_min_records: int, idle_ms: int = 50) -> None:
+        super().__init__(replica, snapshot_min_records)
+        self.producer = producer
+        self.reader: AIOKafkaConsumer | None = None
+        self.lock = asyncio.Lock()
+        self.idle_ms = idle_ms
+        self.bootstrap = bootstrap
+        self.topic = topic
+
+    async def _consumer(self) -> AIOKafkaConsumer:
+        """One reader for every restore of this replica (started once; reads take turns)."""
+        if self.reader is None:
+            reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                      fetch_max_wait_ms=self.idle_ms, max_partition_fetch_bytes=8 << 20)
+            await reader.start()
+            self.reader = reader
+        return self.reader
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            await self.reader.stop()
+            self.reader = None
+
+    async def _end(self, partition: int) -> int:
+        tp = TopicPartition(self.topic, partition)
+        async with self.lock:
+            return (await (await self._consumer()).end_offsets([tp]))[tp]
+
+    async def _records(self, partition: int, start: int) -> list[Any]:
+        async with self.lock:
+            return await read_partition(await self._consumer(), TopicPartition(self.topic, partition), start,
+                                        self.idle_ms)
+
+    async def _append(self, partition: int, records: list[tuple[bytes, bytes]], headers: list) -> int:
         futures = []
         batch = self.producer.create_batch()
-        for key, value in encoded:
+        for key, value in records:
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 futures.append(await self.producer.send_batch(batch, self.topic, partition=partition))
                 batch = self.producer.create_batch()
@@ -128,17 +171,8 @@ class KafkaChangelog:
         if batch.record_count():
             futures.append(await self.producer.send_batch(batch, self.topic, partition=partition))
         acks = await asyncio.gather(*futures)
-        if full:
-            base = acks[0].offset if acks else -1
-            snapshot_records = len(encoded)
-        else:
-            base, snapshot_records = pos.base, pos.snapshot_records
-        marker = Marker(flush=flush, records=len(encoded), next_offset=rows.next_offset, snapshot=full, base=base,
-                        snapshot_records=snapshot_records, generation=generation, model_version=rows.model_version)
-        sent = await self.producer.send_and_wait(self.topic, marker.model_dump_json().encode(), key=MARKER,
-                                                 partition=partition)
-        if full:
-            pos.base, pos.snapshot_records, pos.force = base, snapshot_records, False
-            pos.since_snapshot = sent.offset + 1 - base if base >= 0 else 0
-        else:
-            pos.since_snapshot += len(encoded) + 1
+        return acks[0].offset if acks else -1
+
+    async def _append_marker(self, partition: int, value: bytes) -> int:
+        sent = await self.producer.send_and_wait(self.topic, value, key=MARKER, partition=partition)
+        return sent.offset

@@ -12,12 +12,16 @@ import numpy as np
 
 from services.recommender import metrics
 from services.recommender.core.catalogue import Catalogue
-from services.recommender.core.features import FEATURES, candidate_features, sample_negatives
+from services.recommender.core.features import (
+    FEATURES,
+    candidate_features,
+    sample_negatives,
+)
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.ranker import Ranker, blend
-from services.recommender.core.stats import CoVisitation, Popularity
 from services.recommender.core.signals import signal_weight
+from services.recommender.core.stats import CoVisitation, Popularity
 from services.recommender.core.user_state import Applied, UserState, apply_event
 from services.recommender.rows import Rows
 from services.recommender.state_store import PartitionStore

@@ -18,7 +18,7 @@ from services.recommender.changelog_io import KafkaChangelog
 from services.recommender.state_store import PartitionStore
 from shared import topics
 from shared.ownership import changelog_topic, partition_for
-from shared.replay import records_to_end
+from shared.replay import read_to_end, records_to_end
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
 from tests.faults.metrics_text import scrape, value
@@ -160,3 +160,67 @@ def test_losing_a_replica_and_its_disk_moves_its_partitions_through_the_changelo
         assert pairs == c_pairs and steps == c_steps
     total = sum(len(dump(restored, p)[0]) for p in ends)
     assert total == len({e.user_id for e in log})
+
+
+def test_a_corrupt_changelog_record_is_dead_lettered_and_its_partition_rebuilt_from_the_source(tmp_path):
+    vids = videos(per_topic=5)
+    log = watch_log(2000, 60, [v.video_id for v in vids])
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        asyncio.run(publish(broker.bootstrap, topics.VIDEOS_EMBEDDED.name, vids, "video_id"))
+        asyncio.run(publish(broker.bootstrap, topics.WATCH_EVENTS.name, log, "user_id"))
+        first = start_replica(broker, tmp_path, "first")
+        try:
+            records = asyncio.run(partition_records(broker.bootstrap, topics.WATCH_EVENTS.name))
+            ends = {p: rows[-1].offset + 1 for p, rows in records.items()}
+            deadline = time.monotonic() + 120
+            while True:
+                markers = asyncio.run(changelog_markers(broker.bootstrap))
+                if all(markers.get(p) and markers[p][-1].next_offset == end for p, end in ends.items()):
+                    break
+                assert time.monotonic() < deadline, "the replica did not store the whole log"
+                time.sleep(0.3)
+        finally:
+            first.stop()
+        # a record no build of the recommender writes, inside the range a restore reads
+        asyncio.run(publish_raw(broker.bootstrap, changelog_topic(GROUP), 0, b"u/u0", b"{not json",
+                                [("flush", b"mangled:1")]))
+        second = start_replica(broker, tmp_path, "second")  # another disk: nothing local
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                samples = scrape(second.url)
+                if value(samples, "clipstream_recommender_restores_total", source="source") >= 1:
+                    break
+                assert time.monotonic() < deadline, "partition 0 was not rebuilt from watch.events"
+                time.sleep(0.3)
+            assert value(samples, "clipstream_recommender_changelog_rejected_total") >= 1
+            assert value(samples, "clipstream_recommender_resume_offset", partition="0") == 0
+            letters = asyncio.run(read_letters(broker.bootstrap, changelog_topic(GROUP) + topics.DLQ_SUFFIX))
+            assert letters and letters[0]["source_topic"] == changelog_topic(GROUP)
+            assert "undecodable" in letters[0]["detail"] and letters[0]["partition"] == 0
+            # the rebuilt partition reaches the log's end again: every user's feed is personal
+            user = next(e.user_id for e in log if partition_for(e.user_id, topics.WATCH_EVENTS.partitions) == 0
+                        and e.action in ("like", "share", "complete"))
+            deadline = time.monotonic() + 120
+            while httpx.get(f"{second.url}/v1/feed/{user}").json().get("cold_start", True):
+                assert time.monotonic() < deadline, "the rebuilt partition did not catch up"
+                time.sleep(0.3)
+        finally:
+            second.stop()
+
+
+async def publish_raw(bootstrap: str, topic: str, partition: int, key: bytes, value_: bytes, headers) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value_, key=key, partition=partition, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def read_letters(bootstrap: str, topic: str) -> list[dict]:
+    import json
+
+    return [json.loads(v) async for v in read_to_end(bootstrap, topic)]

@@ -22,7 +22,12 @@ from shared.events import WatchEvent
 from shared.ownership import partition_for
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
-from tests.unit.services.recommender.changelog_fakes import FakeConsumer, MemoryChangelog, MemoryClaims, Record
+from tests.unit.services.recommender.changelog_fakes import (
+    FakeConsumer,
+    MemoryChangelog,
+    MemoryClaims,
+    Record,
+)
 
 DIM = 8
 TOPIC = "watch.events"
