@@ -29,17 +29,6 @@ def running(service: str) -> dict[str, dict]:
     return {name: svc for name, svc in clipstream_services().items() if svc.get("command") == ["run", service]}
 
 
-@pytest.fixture
-def settings_env(monkeypatch):
-    """Makes the settings classes read exactly a compose service's environment."""
-    def apply(env: dict[str, str]) -> None:
-        for name in all_env_names():
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, str(value))
-    return apply
-
-
 def test_infrastructure_and_every_runnable_service_are_defined():
     services = COMPOSE["services"]
     assert INFRA <= set(services)

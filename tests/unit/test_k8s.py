@@ -157,17 +157,6 @@ def downward_helpers(container: dict) -> set[str]:
     return {var["name"] for var in env if "fieldRef" in var.get("valueFrom", {}) and var["name"] in referenced}
 
 
-@pytest.fixture
-def settings_env(monkeypatch):
-    """Makes the settings classes read exactly a container's environment (then restores this process's)."""
-    def apply(env: dict[str, str]) -> None:
-        for name in all_env_names():
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-    return apply
-
-
 def container_port(container: dict, port: int | str) -> int:
     """A probe's or Service's port, by number or by the container port's name."""
     if isinstance(port, int):

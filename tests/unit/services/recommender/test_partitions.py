@@ -86,6 +86,14 @@ class Replica:
                 st.ranker.to_bytes(), st.ranker.updates, st.next_offset)
 
 
+async def serving(folder, catalogue, log: MemoryChangelog, name: str, n: int, generation: int = 1) -> Replica:
+    """A replica that was assigned the partition and consumed its first ``n`` events."""
+    replica = Replica(folder, catalogue, log, name, generation)
+    await replica.parts.assigned([TP])
+    await replica.consume(events(n), 0)
+    return replica
+
+
 def restores(source: str) -> float:
     return metrics.restores.labels(source)._value.get()
 
@@ -133,9 +141,7 @@ def test_local_file_serves_when_at_least_as_new_as_the_changelog(tmp_path, catal
     log = MemoryChangelog()
 
     async def run():
-        a = Replica(tmp_path / "a", catalogue, log, "a")
-        await a.parts.assigned([TP])
-        await a.consume(events(20), 0)
+        a = await serving(tmp_path / "a", catalogue, log, "a", 20)
         await a.parts.revoked([TP])
         again = Replica(tmp_path / "a", catalogue, log, "a2", generation=2)  # the same disk
         before = restores("local")
@@ -159,9 +165,7 @@ def test_a_flush_without_its_marker_or_from_a_fenced_off_owner_is_never_applied(
     log = MemoryChangelog()
 
     async def run():
-        a = Replica(tmp_path / "a", catalogue, log, "a", generation=5)
-        await a.parts.assigned([TP])
-        await a.consume(events(20), 0)
+        a = await serving(tmp_path / "a", catalogue, log, "a", 20, generation=5)
         await a.parts.revoked([TP])
         # a writer killed half way: records of a flush with no marker
         log.append(P, b"u/u0", json.dumps({"m": "{}", "l": None, "s": None, "n": None}).encode(),
@@ -182,9 +186,7 @@ def test_a_corrupt_changelog_record_is_dead_lettered_and_the_partition_rebuilt_f
     log = MemoryChangelog()
 
     async def run():
-        a = Replica(tmp_path / "a", catalogue, log, "a")
-        await a.parts.assigned([TP])
-        await a.consume(events(20), 0)
+        a = await serving(tmp_path / "a", catalogue, log, "a", 20)
         await a.parts.revoked([TP])
         bad = log.logs[P][1]
         log.logs[P][1] = Record(bad.topic, P, bad.offset, bad.key, b"\xff not json", bad.headers)
@@ -223,9 +225,7 @@ def test_a_failed_changelog_write_stores_nothing_and_the_next_flush_stores_it(tm
     log = MemoryChangelog()
 
     async def run():
-        a = Replica(tmp_path / "a", catalogue, log, "a")
-        await a.parts.assigned([TP])
-        await a.consume(events(10), 0)
+        a = await serving(tmp_path / "a", catalogue, log, "a", 10)
         a.parts.flush_interval_s = 3600  # no flush after the batch: the one below is the first
         a.parts.flushed_at = 1e18
         a.parts.changelog.fail_next_write = True
@@ -270,9 +270,7 @@ def test_a_partition_given_back_unchanged_keeps_its_state_in_memory(tmp_path, ca
     log = MemoryChangelog()
 
     async def run():
-        a = Replica(tmp_path / "a", catalogue, log, "a")
-        await a.parts.assigned([TP])
-        await a.consume(events(20), 0)
+        a = await serving(tmp_path / "a", catalogue, log, "a", 20)
         kept = a.rec.partitions[P]
         await a.parts.revoked([TP])
         await a.parts.assigned([TP])  # the same rebalance gives it back: nobody wrote since
