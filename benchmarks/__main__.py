@@ -6,7 +6,8 @@ import importlib
 import sys
 
 BENCHMARKS = ["benchmarks.gateway_throughput", "benchmarks.encoder_ingest", "benchmarks.backbones",
-              "benchmarks.recommender", "benchmarks.stylization", "benchmarks.generation", "benchmarks.onnx_providers"]
+              "benchmarks.recommender", "benchmarks.recommender_scale", "benchmarks.stylization",
+              "benchmarks.generation", "benchmarks.onnx_providers"]
 
 
 def main() -> int:

@@ -34,16 +34,17 @@ from shared.events import VideoEmbedded, WatchEvent
 from shared.runtime.broker import EmbeddedBroker, free_port
 from shared.runtime.processes import ServiceProcess
 from shared.runtime.heap import settle_heap
-from shared.settings import RecommenderSettings
+from shared.settings import ModelSettings, RecommenderSettings
+from shared.vector_space import model_space
 from shared.vectors import EdgeVectorStore
 
 DIM = 512
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
-def clustered(n: int, rng: np.random.Generator, clusters: int = 50) -> np.ndarray:
-    centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
-    v = centres[rng.integers(clusters, size=n)] + 0.6 * rng.normal(size=(n, DIM)).astype(np.float32)
+def clustered(n: int, rng: np.random.Generator, clusters: int = 50, dim: int = DIM) -> np.ndarray:
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    v = centres[rng.integers(clusters, size=n)] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -179,16 +180,23 @@ async def probe_freshness(bootstrap: str, url: str, videos: list[str]) -> list[f
     return out
 
 
-def through_broker(n_events: int, probes: int, load_per_s: int, console) -> dict:
+def service_videos(n: int, rng: np.random.Generator) -> list[VideoEmbedded]:
+    """Videos the recommender service accepts: the prepared model's vector size and version (it refuses others)."""
+    space = model_space(ModelSettings())
+    return [VideoEmbedded(video_id=f"v{i}", vector=v.round(4).tolist(), model_version=space.version,
+                          creator_id=f"c{i % 50}", topic=f"t{i % 10}", duration_s=10, created_at=NOW - timedelta(days=2))
+            for i, v in enumerate(clustered(n, rng, dim=space.video_dim))]
+
+
+def through_broker(n_events: int, probes: int, load_per_s: int, console, env: dict | None = None) -> dict:
+    """``env``: more settings for the recommender process (e.g. its changelog off)."""
     rng = np.random.default_rng(1)
-    vids = [VideoEmbedded(video_id=f"v{i}", vector=v.round(4).tolist(), model_version="bench", creator_id=f"c{i % 50}",
-                          topic=f"t{i % 10}", duration_s=10, created_at=NOW - timedelta(days=2))
-            for i, v in enumerate(clustered(2000, rng))]
+    vids = service_videos(2000, rng)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         asyncio.run(produce(broker.bootstrap, vids, topics.VIDEOS_EMBEDDED.name, "video_id"))
         env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CLIPSTREAM_RECOMMENDER_STATE_DIR": f"{tmp}/state",
                "CLIPSTREAM_QDRANT_DATA_DIR": f"{tmp}/qdrant", "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
-               "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200"}
+               "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200", **(env or {})}
         with ServiceProcess("recommender", free_port(), env=env) as proc:
             events = make_events(n_events, 5000, [v.video_id for v in vids], rng)
             asyncio.run(produce(broker.bootstrap, events, topics.WATCH_EVENTS.name, "user_id"))
@@ -225,10 +233,14 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console) -> dict
             fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, [v.video_id for v in vids[:probes]]))
             stop.set()
             loader.join()
+            flushes = {line.split('kind="')[1].split('"')[0]: int(float(line.rsplit(" ", 1)[1]))
+                       for line in httpx.get(f"{proc.url}/metrics", timeout=10).text.splitlines()
+                       if line.startswith("clipstream_recommender_changelog_flushes_total{")}
     return {"events": n_events, "recommender_events_per_s": round(n_events / ours_s, 1),
             "raw_aiokafka_events_per_s": round(n_events / raw_s, 1),
             "ratio_to_raw": round(raw_s / ours_s, 3), "background_load_per_s": load_per_s, "probes": probes,
-            "freshness_p50_ms": round(percentile_ms(fresh, 50), 1), "freshness_p99_ms": round(percentile_ms(fresh, 99), 1)}
+            "freshness_p50_ms": round(percentile_ms(fresh, 50), 1), "freshness_p99_ms": round(percentile_ms(fresh, 99), 1),
+            "changelog_flushes": flushes}
 
 
 def main(argv: list[str] | None = None) -> dict:
