@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,12 +70,42 @@ def _unb64(text: Any) -> bytes | None:
     return base64.b64decode(text, validate=True)
 
 
+_LENGTH = struct.Struct(">I")
+_NONE = 0xFFFFFFFF
+
+
+def encode_user(meta: str, *vectors: bytes | None) -> bytes:
+    """A user row as bytes: the small fields' JSON, then each vector's raw float32 bytes (or none), each
+    after its length (big-endian 32 bits; all ones: no vector). Vectors are most of a row: no base64."""
+    parts = [_LENGTH.pack(len(raw := meta.encode())), raw]
+    for vector in vectors:
+        parts += [_LENGTH.pack(_NONE)] if vector is None else [_LENGTH.pack(len(vector)), vector]
+    return b"".join(parts)
+
+
+def decode_user(value: bytes) -> tuple[str, bytes | None, bytes | None, bytes | None]:
+    fields: list = []
+    at = 0
+    for i in range(4):
+        (size,) = _LENGTH.unpack_from(value, at)
+        at += _LENGTH.size
+        if size == _NONE and i > 0:
+            fields.append(None)
+            continue
+        if at + size > len(value):
+            raise ChangelogError("a user row cut short")
+        fields.append(value[at:at + size])
+        at += size
+    if at != len(value):
+        raise ChangelogError("a user row with bytes after its fields")
+    return fields[0].decode(), fields[1], fields[2], fields[3]
+
+
 def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
     """(key, value) per row of a flush, without its marker."""
     out = []
     for user_id, meta, long, short, negative in rows.users:
-        value = {"m": meta, "l": _b64(long), "s": _b64(short), "n": _b64(negative)}
-        out.append((b"u/" + user_id.encode(), json.dumps(value, separators=(",", ":")).encode()))
+        out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
     for video, score, at, total in rows.popularity:
         out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
     for video, row in rows.covisit:
@@ -92,10 +123,10 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
         kind, _, name = key.partition(b"/")
         if kind == b"u":
             if users:
-                v = json.loads(value)
-                if not isinstance(v.get("m"), str):
-                    raise ChangelogError("a user row without its fields")
-                into.users.append((name.decode(), v["m"], _unb64(v["l"]), _unb64(v["s"]), _unb64(v["n"])))
+                meta, long, short, negative = decode_user(value)
+                if not meta.startswith("{"):
+                    raise ChangelogError("a user row whose fields are not an object")
+                into.users.append((name.decode(), meta, long, short, negative))
         elif kind == b"p":
             score, at, total = (float(x) for x in json.loads(value))
             into.popularity.append((name.decode(), score, at, total))
@@ -109,10 +140,11 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
             into.ranker = (_unb64(v["w"]), int(v["n"]))
         else:
             raise ChangelogError(f"unknown changelog key {key[:40]!r}")
-    except ChangelogError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise ChangelogError(f"undecodable changelog record {key[:40]!r}: {type(exc).__name__}: {exc}") from exc
+    except ChangelogError as exc:
+        raise ChangelogError(f"undecodable changelog record {(key or b'')[:40]!r}: {exc}") from exc
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, struct.error) as exc:
+        raise ChangelogError(f"undecodable changelog record {(key or b'')[:40]!r}: {type(exc).__name__}: {exc}") \
+            from exc
 
 
 def decode_marker(value: bytes | None) -> Marker:

@@ -32,7 +32,7 @@ class Position:
 
     base: int = -1  # offset of the latest full snapshot's first record
     snapshot_records: int = 0
-    since_snapshot: int = 0  # records written since that snapshot began (itself included)
+    since_snapshot: int = 0  # records written since that snapshot began (itself and its marker included)
     force: bool = True  # the next flush must be a full snapshot (nothing known, or the log is behind the state)
 
 
@@ -101,7 +101,8 @@ class ChangelogLog:
     def wants_full(self, partition: int) -> bool:
         """Whether the next flush of ``partition`` must be a full snapshot (see ``changelog.py``)."""
         pos = self.positions.setdefault(partition, Position())
-        return pos.force or pos.since_snapshot > max(self.snapshot_min_records, pos.snapshot_records)
+        after = pos.since_snapshot - pos.snapshot_records - 1  # written since the snapshot and its marker
+        return pos.force or after > max(self.snapshot_min_records, pos.snapshot_records)
 
     async def write(self, partition: int, rows: Rows, full: bool, generation: int) -> None:
         """The flush's records, then its marker, each acknowledged; raises if any write fails (the flush then

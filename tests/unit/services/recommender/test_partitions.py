@@ -12,7 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.recommender import metrics
-from services.recommender.changelog import FLUSH_HEADER, MARKER, Marker
+from services.recommender.changelog import FLUSH_HEADER, MARKER, Marker, encode_user
 from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.engine import Recommender
@@ -168,8 +168,7 @@ def test_a_flush_without_its_marker_or_from_a_fenced_off_owner_is_never_applied(
         a = await serving(tmp_path / "a", catalogue, log, "a", 20, generation=5)
         await a.parts.revoked([TP])
         # a writer killed half way: records of a flush with no marker
-        log.append(P, b"u/u0", json.dumps({"m": "{}", "l": None, "s": None, "n": None}).encode(),
-                   ((FLUSH_HEADER, b"dead:1"),))
+        log.append(P, b"u/u0", encode_user("{}", None, None, None), ((FLUSH_HEADER, b"dead:1"),))
         # a zombie of an older generation finishes a flush after the group moved on
         log.append(P, b"p/v0", json.dumps([99.0, 1.7e9, 99.0]).encode(), ((FLUSH_HEADER, b"zombie:1"),))
         log.append(P, MARKER, Marker(flush="zombie:1", records=1, next_offset=999, snapshot=False, base=0,
@@ -215,6 +214,8 @@ def test_full_snapshots_bound_what_a_restore_reads(tmp_path, catalogue):
         markers = [Marker.model_validate_json(r.value) for r in log.logs[P] if r.key == MARKER]
         snapshots = [m for m in markers if m.snapshot]
         assert len(snapshots) >= 3, "deltas piling up past the snapshot's size trigger a new snapshot"
+        kinds = "".join("S" if m.snapshot else "d" for m in markers)
+        assert "SdS" not in kinds and "SS" not in kinds[1:], f"a snapshot after too few deltas: {kinds}"
         latest = markers[-1]
         assert len(log.logs[P]) - latest.base <= 2 * max(30, latest.snapshot_records) + 40
 
