@@ -433,6 +433,28 @@ def test_gateway_benchmark_table():
         assert shown_as(tput, ratios["throughput_ratio"]) and shown_as(p99, ratios["p99_ratio"])
 
 
+def test_recommender_scale_benchmark_table():
+    data = result("recommender_scale")
+    restore, routing, fresh = data["restore"], data["routing"], data["freshness"]
+    on, off = fresh["changelog_on"], fresh["changelog_off"]
+
+    def last(cell: str, n: int = 1) -> list[str]:  # the figures a cell ends with (after its label)
+        return re.findall(r"\d[\d,]*(?:\.\d+)?x?", cell.split(":")[-1])[-n:]
+
+    rows = bench_table("`recommender_scale` (")
+    shown = [last(r[1]) + last(r[2]) + last(r[3]) for r in (rows[0], rows[2], rows[3])]
+    shown.insert(1, last(rows[1][1], 2) + last(rows[1][2], 2) + re.findall(r"[\d.]+x", rows[1][3]))
+    want = [(restore["changelog_restore_s_per_10k_users"], restore["source_rebuild_s_per_10k_users"],
+             restore["source_over_changelog"]),
+            (routing["gateway_p50_ms"], routing["gateway_p99_ms"], routing["direct_p50_ms"], routing["direct_p99_ms"],
+             routing["gateway_over_direct_p50"], routing["gateway_over_direct_p99"]),
+            (on["freshness_p99_ms"], off["freshness_p99_ms"], fresh["p99_on_over_off"]),
+            (on["recommender_events_per_s"], off["recommender_events_per_s"],
+             on["recommender_events_per_s"] / off["recommender_events_per_s"])]
+    for tokens, values in zip(shown, want):
+        assert len(tokens) == len(values) and all(shown_as(t, v) for t, v in zip(tokens, values)), (tokens, values)
+
+
 def test_encoder_benchmark_table():
     data = {r["resolution"]: r for r in result("encoder_ingest")["rows"]}
     rows = bench_table("`encoder_ingest` (")
