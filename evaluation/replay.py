@@ -18,6 +18,7 @@ import json
 import math
 import tempfile
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ REPLAY_VISUAL_DIM = 128
 and tags after a zero visual part of this size, laid out as the encoder's two-part fusion lays a vector
 out. The zeros drop out of every cosine, so this size changes no score; it is not the service's video
 size (``shared/vector_space.py``), since the replay builds its own store, of its vectors' size. Items
-without metadata get a random direction of the same size."""
+without metadata get a random direction of the same size, seeded by the item id (the same in every run)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ class Interaction:
     weight: float
 
 
+class InteractionsError(ValueError):
+    """An interactions file that cannot be replayed; the message names the file, the line and the problem."""
+
+
+REQUIRED = ("user_id", "item_id", "timestamp")
+
+
 def _ts(value: str) -> float:
     try:
         return float(value)
@@ -56,22 +64,57 @@ def _ts(value: str) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def _row(path: Path, line: int, r: dict[str, str | None]) -> Interaction:
+    if any(r.get(c) in (None, "") for c in REQUIRED):
+        empty = [c for c in REQUIRED if r.get(c) in (None, "")]
+        raise InteractionsError(f"{path}:{line}: empty {', '.join(empty)}")
+    try:
+        ts = _ts(r["timestamp"])
+    except ValueError:
+        raise InteractionsError(f"{path}:{line}: timestamp {r['timestamp'][:40]!r} is neither a number (seconds) "
+                                "nor an ISO 8601 time") from None
+    raw = r.get("weight")
+    try:
+        weight = float(raw) if raw not in (None, "") else 1.0
+    except ValueError:
+        raise InteractionsError(f"{path}:{line}: weight {raw[:40]!r} is not a number") from None
+    if not (np.isfinite(ts) and np.isfinite(weight)):
+        raise InteractionsError(f"{path}:{line}: timestamp and weight must be finite")
+    return Interaction(r["user_id"], r["item_id"], ts, weight)
+
+
 def read_interactions(path: Path) -> list[Interaction]:
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"user_id", "item_id", "timestamp"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing columns {sorted(missing)} (need user_id,item_id,timestamp[,weight])")
-        rows = [Interaction(r["user_id"], r["item_id"], _ts(r["timestamp"]),
-                            float(r["weight"]) if r.get("weight") not in (None, "") else 1.0) for r in reader]
+    """The log, in time order (ties in file order); InteractionsError for a file that is not one."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise InteractionsError(f"{path}: empty file (needs a header {','.join(REQUIRED)}[,weight])")
+            missing = [c for c in REQUIRED if c not in reader.fieldnames]
+            if missing:
+                raise InteractionsError(f"{path}: missing column(s) {', '.join(missing)} "
+                                        f"(needs {','.join(REQUIRED)}[,weight]; found {','.join(reader.fieldnames)})")
+            rows = [_row(path, reader.line_num, r) for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InteractionsError(f"{path}: cannot be read: {exc}") from None
+    if not rows:
+        raise InteractionsError(f"{path}: no interactions after the header")
     order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))  # ties in file order
     return [rows[i] for i in order]
 
 
 def read_items(path: Path) -> dict[str, dict]:
-    with open(path, newline="") as f:
-        return {r["item_id"]: {"title": r.get("title", ""), "tags": [t for t in (r.get("tags") or "").split("|") if t],
-                               "topic": r.get("topic") or None} for r in csv.DictReader(f)}
+    """item_id -> title, tags (``|``-separated), topic; InteractionsError for a file without item_id."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if "item_id" not in (reader.fieldnames or []):
+                raise InteractionsError(f"{path}: no item_id column (needs item_id[,title,tags,topic])")
+            return {r["item_id"]: {"title": r.get("title") or "",
+                                   "tags": [t for t in (r.get("tags") or "").split("|") if t],
+                                   "topic": r.get("topic") or None} for r in reader}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InteractionsError(f"{path}: cannot be read: {exc}") from None
 
 
 def item_vectors(items: list[str], meta: dict[str, dict], settings: Settings | None = None) -> dict[str, np.ndarray]:
@@ -94,7 +137,7 @@ def item_vectors(items: list[str], meta: dict[str, dict], settings: Settings | N
         dim = REPLAY_VISUAL_DIM + _text_dim(settings)
     for i in items:
         if i not in out:
-            v = np.random.default_rng(abs(hash(i)) % 2**32).normal(size=dim).astype(np.float32)
+            v = np.random.default_rng(zlib.crc32(i.encode())).normal(size=dim).astype(np.float32)
             out[i] = v / np.linalg.norm(v)
     return out
 
@@ -268,8 +311,11 @@ def bootstrap_ratio(ndcg: dict[str, dict[str, list[float]]], seed: int, rounds: 
 
 def run_replay(interactions: str, items: str | None, as_json: bool, limit: int | None = None,
                baselines: tuple[str, ...] | None = None) -> int:
-    log = read_interactions(Path(interactions))[:limit]
-    meta = read_items(Path(items)) if items else {}
+    try:
+        log = read_interactions(Path(interactions))[:limit]
+        meta = read_items(Path(items)) if items else {}
+    except InteractionsError as exc:
+        raise SystemExit(f"eval replay: {exc}") from None
     result = replay(log, meta, progress=not as_json, baselines=baselines)
     if as_json:
         print(json.dumps(result, indent=2))
