@@ -1,5 +1,6 @@
 """Baselines for the replay, each as strong as its method allows: popularity, time-decayed
-popularity, item-kNN on co-visitation, and river's online biased matrix factorisation."""
+popularity, item-kNN on co-visitation, sequential rules and session-kNN (the strongest simple session
+recommenders in Ludewig and Jannach 2018), and river's online biased matrix factorisation."""
 
 from __future__ import annotations
 
@@ -108,6 +109,85 @@ class ItemKNNBaseline(ScoreBaseline):
         return s / np.maximum(pops, 1.0) ** self.alpha
 
 
+class SequentialRulesBaseline(ScoreBaseline):
+    """Sequential rules (Ludewig and Jannach 2018): when item b follows item a at distance d <= ``steps`` in a
+    user's positives, rule a->b gains 1/d; a user's scores are the rules from their last ``weights`` items,
+    the most recent first (1, 0.5, 0.25 by default)."""
+
+    name = "sequential_rules"
+
+    def __init__(self, steps: int = 10, weights: tuple[float, ...] = (1.0, 0.5, 0.25)) -> None:
+        super().__init__()
+        self.steps = steps
+        self.weights = weights
+        self.history: dict[str, list[int]] = defaultdict(list)
+        self.rules: dict[int, dict[int, float]] = defaultdict(dict)
+
+    def update(self, user, item, weight, ts):
+        i = self._idx(item)
+        if weight <= 0:
+            return
+        history = self.history[user]
+        for d, a in enumerate(reversed(history[-self.steps:]), start=1):
+            if a != i:
+                self.rules[a][i] = self.rules[a].get(i, 0.0) + 1.0 / d
+        history.append(i)
+
+    def scores(self, user, now):
+        s = np.zeros(len(self.items))
+        for w, a in zip(self.weights, reversed(self.history[user][-len(self.weights):])):
+            row = self.rules.get(a)
+            if row:
+                s[np.fromiter(row.keys(), int, len(row))] += w * np.fromiter(row.values(), float, len(row))
+        return s
+
+
+class SessionKNNBaseline(ScoreBaseline):
+    """Session-kNN (V-SKNN in Ludewig and Jannach 2018): the user's last ``session`` positives, weighted
+    linearly by recency, against the ``sample`` most recent other histories that share an item with them;
+    the ``k`` most similar (cosine on item sets, weighted) vote for their items."""
+
+    name = "session_knn"
+
+    def __init__(self, k: int = 100, sample: int = 500, session: int = 20) -> None:
+        super().__init__()
+        self.k, self.sample, self.session = k, sample, session
+        self.history: dict[str, list[int]] = defaultdict(list)
+        self.sets: dict[str, set[int]] = defaultdict(set)
+        self.by_item: dict[int, dict[str, float]] = defaultdict(dict)  # item -> user -> last time (recency order)
+
+    def update(self, user, item, weight, ts):
+        i = self._idx(item)
+        if weight <= 0:
+            return
+        self.history[user].append(i)
+        self.sets[user].add(i)
+        self.by_item[i][user] = ts
+
+    def scores(self, user, now):
+        s = np.zeros(len(self.items))
+        current = self.history[user][-self.session:]
+        if not current:
+            return s
+        weight = {i: (pos + 1) / len(current) for pos, i in enumerate(current)}  # later items weigh more
+        candidates: dict[str, float] = {}
+        for i in set(current):
+            for other, at in self.by_item.get(i, {}).items():
+                if other != user and at > candidates.get(other, -math.inf):
+                    candidates[other] = at
+        recent = sorted(candidates, key=candidates.get, reverse=True)[: self.sample]
+        norm = math.sqrt(len(set(current)))
+        sims = []
+        for other in recent:
+            items = self.sets[other]
+            overlap = sum(w for i, w in weight.items() if i in items)
+            if overlap > 0:
+                sims.append((overlap / (norm * math.sqrt(len(items))), other))
+        for sim, other in sorted(sims, reverse=True)[: self.k]:
+            s[list(self.sets[other])] += sim
+        return s
+
+
 class RiverMFBaseline(ScoreBaseline):
     """river.reco.BiasedMF, learned online one interaction at a time; scores every item with the
     model's own parameters (the same formula as predict_one, vectorised). On implicit logs (every
@@ -150,4 +230,5 @@ class RiverMFBaseline(ScoreBaseline):
         return m.global_mean.get() + m.u_biases.get(user, 0.0) + ib + lat @ u
 
 
-BASELINES = (PopularityBaseline, DecayedPopularityBaseline, ItemKNNBaseline, RiverMFBaseline)
+BASELINES = (PopularityBaseline, DecayedPopularityBaseline, ItemKNNBaseline, SequentialRulesBaseline,
+             SessionKNNBaseline, RiverMFBaseline)

@@ -10,7 +10,7 @@ import pytest
 from evaluation.replay import Interaction, bootstrap_ratio, read_interactions
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "movielens_style"
-SYSTEMS = {"clipstream", "popularity", "decayed_popularity", "item_knn", "river_mf"}
+SYSTEMS = {"clipstream", "popularity", "decayed_popularity", "item_knn", "sequential_rules", "session_knn", "river_mf"}
 
 
 def replay(interactions: Path, items: Path) -> dict:
@@ -81,3 +81,28 @@ def test_items_without_metadata_get_the_same_vector_in_every_run(tmp_path):
     runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(runs) == 1 and runs.pop().startswith("[")
+
+
+def test_sequential_rules_follow_what_came_next_by_distance():
+    from evaluation.baselines import SequentialRulesBaseline
+
+    rules = SequentialRulesBaseline()
+    for user, items in (("u1", "abc"), ("u2", "ab"), ("u3", "a")):
+        for t, item in enumerate(items):
+            rules.update(user, item, 1.0, float(t))
+    scores = dict(zip(rules.items, rules.scores("u3", 10.0)))
+    assert scores["b"] == 2.0 and scores["c"] == 0.5 and scores["a"] == 0.0  # b right after a twice, c at distance 2
+    scores = dict(zip(rules.items, rules.scores("u2", 10.0)))  # last b (weight 1), then a (0.5)
+    assert scores["c"] == 1.0 + 0.5 * 0.5 and scores["b"] == 0.5 * 2.0
+
+
+def test_session_knn_votes_with_the_sessions_that_share_items():
+    from evaluation.baselines import SessionKNNBaseline
+
+    knn = SessionKNNBaseline(k=2)
+    for user, items in (("u1", "abc"), ("u2", "abd"), ("u4", "xyz"), ("u3", "a")):
+        for t, item in enumerate(items):
+            knn.update(user, item, 1.0, float(t))
+    scores = dict(zip(knn.items, knn.scores("u3", 10.0)))
+    assert scores["b"] > scores["c"] == scores["d"] > 0 and scores["x"] == 0.0
+    assert knn.scores("nobody", 10.0).sum() == 0.0
