@@ -76,7 +76,7 @@ class Partitions:
         self.rec = rec
         self.group = group
         self.topic = topic
-        self.partitions = partitions  # of the source topic: a user's partition is computed over them
+        self.source_partitions = partitions  # of the source topic: a user's partition is computed over them
         self.flush_interval_s = flush_interval_s
         self.changelog = changelog
         self.claims = claims
@@ -105,7 +105,7 @@ class Partitions:
 
     def serves(self, user_id: str) -> tuple[bool, int]:
         """Whether this replica answers per-user reads of ``user_id`` now, and the user's partition."""
-        partition = partition_for(user_id, self.partitions)
+        partition = partition_for(user_id, self.source_partitions)
         return partition in self.serving, partition
 
     # ---------------------------------------------------------------- consumer hooks (shared.consumer)

@@ -256,7 +256,7 @@ def test_records_off_the_position_are_skipped_and_the_consumer_sent_back(tmp_pat
 def test_per_user_reads_are_served_only_for_restored_partitions(tmp_path, catalogue):
     async def run():
         a = Replica(tmp_path / "a", catalogue, MemoryChangelog(), "a")
-        a.parts.partitions = 6
+        a.parts.source_partitions = 6
         mine = TopicPartition(TOPIC, partition_for("alice", 6))
         assert not a.parts.ready() and a.parts.serves("alice") == (False, mine.partition)
         await a.parts.assigned([mine])
