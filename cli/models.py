@@ -94,7 +94,7 @@ def run_models(action: str, force: bool = False) -> int:
         space = model_space(settings)
     except ModelError:
         return 1 if bad else 0
-    prefix = EncoderSettings().collection
-    print(f"encoder model {space.version} (id {space.id}): video vectors {space.video_dim}-d in {prefix}-{space.id}, "
-          f"search vectors {space.search_dim}-d in {prefix}-{space.id}-search")
+    videos, search = space.collections(EncoderSettings().collection)
+    print(f"encoder model {space.version} (id {space.id}): video vectors {space.video_dim}-d in {videos}, "
+          f"search vectors {space.search_dim}-d in {search}")
     return 1 if bad else 0

@@ -26,6 +26,11 @@ TEXT_DIM_DEFAULT = 384
 """The text model's size when its manifest does not say (as ``shared/text.py`` reads it)."""
 
 
+def model_version(backbone: str, text: str) -> str:
+    """The version string of what the encoder writes: its backbone, its pooling and its text model."""
+    return f"{backbone}+{POOLING}+{text}"
+
+
 def model_id(version: str) -> str:
     """A short stable id of a model version (collection names carry it: a new model gets new collections)."""
     return hashlib.sha256(version.encode()).hexdigest()[:8]
@@ -42,6 +47,11 @@ class ModelSpace:
     @property
     def id(self) -> str:
         return model_id(self.version)
+
+    def collections(self, prefix: str) -> tuple[str, str]:
+        """The Qdrant collections of this model under ``prefix`` (video vectors, search vectors): a new model
+        gets new ones, so a server never holds vectors of two sizes in one collection."""
+        return f"{prefix}-{self.id}", f"{prefix}-{self.id}-search"
 
 
 def _manifest(folder: Path, what: str) -> dict:
@@ -61,7 +71,7 @@ def model_space(models: ModelSettings) -> ModelSpace:
     try:
         features = int(backbone["dims"]["features"])
         text_dim = int(text.get("dim", TEXT_DIM_DEFAULT))
-        version = f"{backbone['version']}+{POOLING}+{text['version']}"
+        version = model_version(backbone["version"], text["version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"a model manifest in {models.cache_dir} lacks {exc}: run `clipstream models prepare --force`"
                          ) from exc

@@ -22,7 +22,7 @@ from shared.concepts import (ConceptSpace, TopicSpace, blank_frames, search_vect
                              video_probs)
 from shared.settings import EncoderSettings, MediaSettings, ModelSettings
 from shared.text import TextEmbedder
-from shared.vector_space import POOLING, model_id
+from shared.vector_space import ModelSpace, model_version
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,16 @@ class Embedded:
 
 
 @dataclass(frozen=True)
-class VectorSpace:
-    """What a model version writes: its name, sizes and collections (a new model gets new collections)."""
+class VectorSpace(ModelSpace):
+    """What a model version writes: its name, sizes and the encoder's collections for it."""
 
-    version: str
-    video_dim: int
-    search_dim: int
-    collection: str
+    collection: str = ""
+    search_collection: str = ""
 
-    @property
-    def search_collection(self) -> str:
-        return f"{self.collection}-search"
+    @classmethod
+    def of(cls, space: ModelSpace, prefix: str) -> VectorSpace:
+        """``space`` with its collections under ``prefix`` (``ModelSpace.collections``)."""
+        return cls(space.version, space.video_dim, space.search_dim, *space.collections(prefix))
 
 
 class EncoderEngine:
@@ -57,10 +56,9 @@ class EncoderEngine:
         self.concepts = ConceptSpace.build(self.backbone.classes, self.text.embed, encoder.concepts_k)
         self.topics = TopicSpace.build(list(encoder.topics.items()), self.text.embed, self.concepts)
         self.media = media.model_copy(update={"frame_size": self.backbone.size, "frame_fit": self.backbone.fit})
-        self.version = f"{self.backbone.version}+{POOLING}+{self.text.version}"
+        self.version = model_version(self.backbone.version, self.text.version)
         self.dim = self.backbone.feature_dim + 2 * self.text.dim
-        self.space = VectorSpace(self.version, self.dim, self.text.dim,
-                                 f"{encoder.collection}-{model_id(self.version)}")
+        self.space = VectorSpace.of(ModelSpace(self.version, self.dim, self.text.dim), encoder.collection)
 
     def warmup(self) -> None:
         self.backbone.warmup()

@@ -56,9 +56,8 @@ def advertised_url(settings: RecommenderSettings) -> str:
 
 
 def collections(space: ModelSpace) -> tuple[str, str]:
-    """The recommender's collections (video vectors, search vectors) for a model: a new model gets new
-    ones, so a Qdrant server never holds vectors of two sizes in one collection."""
-    return f"{metrics.SERVICE}-{space.id}", f"{metrics.SERVICE}-{space.id}-search"
+    """The recommender's own collections (video vectors, search vectors) for a model, never the encoder's."""
+    return space.collections(metrics.SERVICE)
 
 
 def query_path(root: Settings, space: ModelSpace):

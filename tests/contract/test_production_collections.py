@@ -35,7 +35,7 @@ from shared import topics
 from shared.events import VideoEmbedded, VideoUploaded
 from shared.inference import ModelError
 from shared.settings import ModelSettings, Settings
-from shared.vector_space import ModelSpace, model_id, model_space
+from shared.vector_space import ModelSpace, model_space
 from shared.vectors import ID_FIELD, open_store, point_id
 from tests.media_files import good_clip
 
@@ -98,9 +98,8 @@ class SyntheticEngine:
         self.settings = root.encoder
         self.media = root.media
         self.version = space.version
-        # as EncoderEngine names them (tests/unit/shared/test_vector_space.py holds the engine to this)
-        self.space = VectorSpace(space.version, space.video_dim, space.search_dim,
-                                 f"{root.encoder.collection}-{model_id(space.version)}")
+        # as EncoderEngine names them (VectorSpace.of; tests/unit/shared/test_vector_space.py holds the engine to it)
+        self.space = VectorSpace.of(space, root.encoder.collection)
 
     def embed_batch(self, items) -> list[Embedded]:
         out = []

@@ -19,6 +19,7 @@ def test_sizes_and_version_are_the_encoder_engines():
     assert (space.video_dim, space.search_dim) == (engine.space.video_dim, engine.text.dim)
     assert space.id == model_id(engine.version) == model_id(space.version)
     assert engine.space.collection == f"{settings.encoder.collection}-{space.id}"
+    assert (engine.space.collection, engine.space.search_collection) == space.collections(settings.encoder.collection)
     assert QueryEncoder(settings.models, settings.encoder, engine.text).dim == space.search_dim
 
 
