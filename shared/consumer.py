@@ -34,7 +34,7 @@ from shared.codec import Rejection, decode, encode
 from shared.events import DeadLetter, DeadLetterReason, Event
 from shared.metrics import consumer_metrics
 from shared.settings import KafkaSettings
-from shared.topics import Topic
+from shared.topics import DLQ_SUFFIX, Topic
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,25 @@ def dead_letter_for(raw: bytes | None, key: bytes | None, topic: str, partition:
         detail=rejection.detail[:4000],
         service=service,
     )
+
+
+Send = Callable[[bytes, str, bytes | None], Awaitable[Any]]
+"""Publishes (value, topic, key): the service's broker or producer."""
+
+
+async def send_dead_letter(send: Send, record: Any, rejection: Rejection, service: str, max_payload: int,
+                           topic: str | None = None) -> None:
+    """``record`` (an aiokafka record of ``topic``, default its own) to ``<topic>.dlq`` with the reason, counted
+    in the service's consumer metrics and logged: one path for every consumer, grouped or not."""
+    topic = topic or record.topic
+    letter = dead_letter_for(record.value, record.key, topic, record.partition, record.offset, rejection, service,
+                             max_payload)
+    await send(encode(letter), topic + DLQ_SUFFIX, record.key)
+    metrics = consumer_metrics(service)
+    metrics.dead_letters.labels(topic, rejection.reason.value).inc()
+    metrics.messages.labels(topic, "dead_lettered").inc()
+    log.warning("dead-lettered %s[%d]@%d: %s: %s", topic, record.partition, record.offset,
+                rejection.reason.value, rejection.detail)
 
 
 async def _raw(msg: Any) -> bytes:
@@ -118,14 +137,11 @@ def consume(
     )
     options.update(subscriber_options)
 
-    async def dead_letter(body: bytes | None, record: Any, rejection: Rejection) -> None:
-        letter = dead_letter_for(body, record.key, topic.name, record.partition, record.offset,
-                                 rejection, service, settings.max_message_bytes)
-        await broker.publish(encode(letter), topic=topic.dlq, key=record.key)
-        metrics.dead_letters.labels(topic.name, rejection.reason.value).inc()
-        metrics.messages.labels(topic.name, "dead_lettered").inc()
-        log.warning("dead-lettered %s[%d]@%d: %s: %s", topic.name, record.partition, record.offset,
-                    rejection.reason.value, rejection.detail)
+    async def publish(value: bytes, dlq: str, key: bytes | None) -> None:
+        await broker.publish(value, topic=dlq, key=key)
+
+    async def dead_letter(record: Any, rejection: Rejection) -> None:
+        await send_dead_letter(publish, record, rejection, service, settings.max_message_bytes, topic.name)
 
     async def handle_one(body: bytes | None, record: Any) -> None:
         if admit is not None and not await admit(record):
@@ -133,7 +149,7 @@ def consume(
         started = time.perf_counter()
         rejection = await handle_or_reject(body, record)
         if rejection is not None:
-            await dead_letter(body, record, rejection)  # raises only when the letter cannot be written
+            await dead_letter(record, rejection)  # raises only when the letter cannot be written
         else:
             metrics.messages.labels(topic.name, "ok").inc()
             metrics.handle_seconds.labels(topic.name).observe(time.perf_counter() - started)

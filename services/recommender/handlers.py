@@ -14,8 +14,8 @@ from services.recommender import metrics
 from services.recommender.core.catalogue import VideoInfo
 from services.recommender.engine import Recommender
 from shared import topics
-from shared.codec import Rejection, decode, encode
-from shared.consumer import dead_letter_for
+from shared.codec import Rejection, decode
+from shared.consumer import send_dead_letter
 from shared.events import DeadLetterReason, VideoEmbedded, WatchEvent
 from shared.metrics import consumer_metrics
 from shared.replay import Tail
@@ -33,15 +33,11 @@ async def on_watch_event(rec: Recommender, event: WatchEvent, record: Any) -> No
 
 
 async def dead_letter(producer: AIOKafkaProducer, record: Any, rejection: Rejection, max_bytes: int) -> None:
-    """``record`` (of any topic) to ``<topic>.dlq`` with the reason, counted as every consumer counts."""
-    letter = dead_letter_for(record.value, record.key, record.topic, record.partition, record.offset, rejection,
-                             metrics.SERVICE, max_bytes)
-    await producer.send_and_wait(record.topic + topics.DLQ_SUFFIX, encode(letter), key=record.key)
-    counters = consumer_metrics(metrics.SERVICE)
-    counters.dead_letters.labels(record.topic, rejection.reason.value).inc()
-    counters.messages.labels(record.topic, "dead_lettered").inc()
-    log.warning("dead-lettered %s[%d]@%d: %s: %s", record.topic, record.partition, record.offset,
-                rejection.reason.value, rejection.detail)
+    """``record`` (of any topic: videos.embedded, the changelog) to ``<topic>.dlq`` (``shared.consumer``)."""
+    async def send(value: bytes, dlq: str, key: bytes | None) -> None:
+        await producer.send_and_wait(dlq, value, key=key)
+
+    await send_dead_letter(send, record, rejection, metrics.SERVICE, max_bytes)
 
 
 class CatalogueReader:
@@ -80,8 +76,7 @@ class CatalogueReader:
                                                                    f"{type(exc).__name__}: {exc}"), self.max_bytes)
                 continue
             counters.messages.labels(record.topic, "ok").inc()
-        for partition, behind in self.tail.lag().items():
-            metrics.lag.labels(self.tail.topic, self.group, str(partition)).set(behind)
+        metrics.report_lag(self.tail.topic, self.group, self.tail.lag())
 
 
 def add_video(rec: Recommender, event: VideoEmbedded, logged: set[str]) -> None:

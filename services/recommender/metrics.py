@@ -21,6 +21,14 @@ lag = gauge(SERVICE, "consumer_lag", "messages",
             "Messages behind the end of each partition of every topic the recommender reads, by consumer group "
             "(watch.events: the replica group; videos.embedded and the changelog: this replica's own reader).",
             ("topic", "group", "partition"))
+
+
+def report_lag(topic: str, group: str, behind: dict[int, int]) -> None:
+    """``behind``: messages behind each partition's end (``shared.replay.Tail.lag``)."""
+    for partition, messages in behind.items():
+        lag.labels(topic, group, str(partition)).set(messages)
+
+
 RESTORE_SOURCES = ("changelog", "local", "source")
 restores = counter(SERVICE, "restores",
                    "Partitions restored at assignment, by source: changelog (the group's changelog topic), local (this "

@@ -49,5 +49,4 @@ async def follow(tail: Tail, stats: GlobalStats, group: str) -> None:
     assemblers: dict[int, Assembler] = {}
     async for records in tail.batches():
         apply_batch(records, assemblers, stats)
-        for partition, behind in tail.lag().items():
-            metrics.lag.labels(tail.topic, group, str(partition)).set(behind)
+        metrics.report_lag(tail.topic, group, tail.lag())
