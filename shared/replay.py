@@ -16,6 +16,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 IDLE_MS = 300
 
 
+async def _ended(consumer: AIOKafkaConsumer, tp: TopicPartition, got: dict, end: int) -> bool:
+    """The end of ``tp`` (see :class:`Tail`): the fetch ``got`` brought nothing of it and its position has
+    reached the end offset reported before reading."""
+    return not got.get(tp) and await consumer.position(tp) >= end
+
+
 class Tail:
     """One consumer without a group, assigned ``partitions`` of ``topic`` (all by default), starting at
     ``start`` (partition -> offset; the beginning for the others).
@@ -79,7 +85,7 @@ class Tail:
                 yield rows
             if remaining:
                 for tp in list(remaining):
-                    if not got.get(tp) and await self.consumer.position(tp) >= ends[tp]:
+                    if await _ended(self.consumer, tp, got, ends[tp]):
                         remaining.discard(tp)
                 if not remaining:
                     self.caught_up.set()
@@ -105,9 +111,9 @@ async def read_partition(consumer: AIOKafkaConsumer, tp: TopicPartition, start: 
     end = (await consumer.end_offsets([tp]))[tp]
     out: list[Any] = []
     while True:
-        rows = (await consumer.getmany(tp, timeout_ms=idle_ms, max_records=batch)).get(tp, [])
-        out += rows
-        if not rows and await consumer.position(tp) >= end:
+        got = await consumer.getmany(tp, timeout_ms=idle_ms, max_records=batch)
+        out += got.get(tp, [])
+        if await _ended(consumer, tp, got, end):
             return out
 
 
