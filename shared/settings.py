@@ -286,7 +286,7 @@ class StylizationSettings(BaseSettings):
 
 SCORER_WEIGHTS: dict[str, float] = {
     "long": 1.0, "short": 1.0, "negative": 0.8, "trending": 1.0, "popularity": 0.3, "covisit": 1.0,
-    "covisit_last": 0.5, "fresh": 0.1, "young": 0.0, "covisit_recent": 0.0, "topic": 0.0,
+    "covisit_last": 0.5, "fresh": 0.1, "young": 0.0, "covisit_recent": 0.0, "topic": 0.0, "sequential": 1.0,
 }
 """The recommender's prior scorer weights, keyed by feature name (``services/recommender/core/features.py``
 FEATURES; a test keeps the two in step)."""
@@ -320,7 +320,8 @@ class RecommenderSettings(BaseSettings):
     refused. long, short: similarity to the long-term and session vectors; negative: to the negative vector
     (subtracted); trending, popularity: decayed and all-time popularity; covisit, covisit_last,
     covisit_recent: co-visitation votes from recent items, the last item, the last 3; fresh, young: new
-    uploads, youth on a log scale; topic: share of recent positives in the candidate's topic."""
+    uploads, youth on a log scale; topic: share of recent positives in the candidate's topic; sequential: what
+    users watched next after the last 3 positives (sequential rules)."""
 
     @field_validator("scorer_weights", mode="after")
     @classmethod

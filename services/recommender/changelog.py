@@ -3,8 +3,8 @@
 Kafka Streams' changelog design without transactions (Tansu 0.6 cannot give aiokafka a producer id, and
 hands aborted records to read_committed readers): partition ``p`` of ``watch.events`` has its state in
 partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``p/<video>``,
-``c/<video>``, ``r``), so compaction on Apache Kafka keeps the newest of each; each record carries its
-flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
+``c/<video>``, ``t/<video>`` (transitions), ``r``), so compaction on Apache Kafka keeps the newest of each;
+each record carries its flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
 has, the source offset its state reflects, the consumer-group generation it was written in, and where the
 partition's latest full snapshot starts. A reader applies a flush only when its marker arrives with every
 record of it, so a restore never mixes two flushes; a flush its writer did not finish (killed half way)
@@ -108,8 +108,9 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
         out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
     for video, score, at, total in rows.popularity:
         out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
-    for video, row in rows.covisit:
-        out.append((b"c/" + video.encode(), json.dumps(row, separators=(",", ":")).encode()))
+    for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions)):
+        for video, row in neighbour_rows:
+            out.append((kind + video.encode(), json.dumps(row, separators=(",", ":")).encode()))
     if rows.ranker is not None:
         out.append((RANKER, json.dumps({"w": _b64(rows.ranker[0]), "n": rows.ranker[1]}).encode()))
     return out
@@ -130,11 +131,12 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
         elif kind == b"p":
             score, at, total = (float(x) for x in json.loads(value))
             into.popularity.append((name.decode(), score, at, total))
-        elif kind == b"c":
+        elif kind in (b"c", b"t"):
             row = json.loads(value)
             if not isinstance(row, dict):
-                raise ChangelogError("a co-visitation row that is not an object")
-            into.covisit.append((name.decode(), {str(b): float(w) for b, w in row.items()}))
+                raise ChangelogError("a co-visitation or transitions row that is not an object")
+            table = into.covisit if kind == b"c" else into.transitions
+            table.append((name.decode(), {str(b): float(w) for b, w in row.items()}))
         elif key == RANKER:
             v = json.loads(value)
             into.ranker = (_unb64(v["w"]), int(v["n"]))

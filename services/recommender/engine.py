@@ -21,7 +21,7 @@ from services.recommender.core.feed import Candidate, FeedContext, Observer, run
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.signals import signal_weight
-from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import Applied, UserState, apply_event
 from services.recommender.rows import Rows
 from services.recommender.state_store import PartitionStore
@@ -65,6 +65,8 @@ class PartitionState:
     dirty_users: set[str] = field(default_factory=set)
     dirty_videos: set[str] = field(default_factory=set)
     dirty_rows: set[str] = field(default_factory=set)  # videos whose co-visitation row changed
+    transitions: Transitions = field(default_factory=Transitions)  # what users watched next
+    dirty_next: set[str] = field(default_factory=set)  # videos whose transitions row changed
 
 
 class Recommender:
@@ -86,6 +88,7 @@ class Recommender:
         self.shared = GlobalStats(settings.popularity_half_life_s, self.prior) if shared_stats else None
         self.own_popularity = Popularity(settings.popularity_half_life_s)
         self.own_covisit = CoVisitation()
+        self.own_transitions = Transitions()
         self._weights: np.ndarray | None = None
 
     @property
@@ -95,6 +98,10 @@ class Recommender:
     @property
     def covisit(self) -> CoVisitation:
         return self.shared.covisit if self.shared is not None else self.own_covisit
+
+    @property
+    def transitions(self) -> Transitions:
+        return self.shared.transitions if self.shared is not None else self.own_transitions
 
     # ---------------------------------------------------------------- partitions
 
@@ -113,14 +120,15 @@ class Recommender:
         wall = self.clock()
         for video, score, at, total in rows.popularity:  # a row stored by an unbounded build is brought back
             pop.load(video, score, min(at, wall), total)
-        cov = CoVisitation()
-        for video, row in rows.covisit:
-            cov.counts[video] = dict(row)
+        cov, nxt = CoVisitation(), Transitions()
+        for table, neighbour_rows in ((cov, rows.covisit), (nxt, rows.transitions)):
+            for video, row in neighbour_rows:
+                table.counts[video] = dict(row)
         ranker = Ranker.from_bytes(*rows.ranker) if rows.ranker else Ranker(self.prior.copy())
         if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
             ranker = Ranker(self.prior.copy())
         users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
-        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store)
+        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store, transitions=nxt)
         self._drop_foreign_vectors(state, rows.model_version, partition)
         old = self.partitions.pop(partition, None)
         if old is not None:
@@ -188,12 +196,14 @@ class Recommender:
             return
         self.own_popularity = Popularity(self.settings.popularity_half_life_s)
         self.own_covisit = CoVisitation()
+        self.own_transitions = Transitions()
         for p in sorted(self.partitions):
             st = self.partitions[p]
             self.own_popularity.merge(st.popularity)
-            for a, row in st.covisit.counts.items():
-                for b, w in row.items():
-                    self.own_covisit.counts[a][b] = self.own_covisit.counts[a].get(b, 0.0) + w
+            for merged, table in ((self.own_covisit, st.covisit), (self.own_transitions, st.transitions)):
+                for a, row in table.counts.items():
+                    for b, w in row.items():
+                        merged.counts[a][b] = merged.counts[a].get(b, 0.0) + w
 
     # ---------------------------------------------------------------- events
 
@@ -220,9 +230,12 @@ class Recommender:
             st.dirty_videos.add(event.video_id)
             for a, _, _ in st.covisit.add(event.video_id, applied.positive_before):
                 st.dirty_rows.add(a)
+            for a, _, _ in st.transitions.add(event.video_id, applied.positive_before):
+                st.dirty_next.add(a)
             if self.shared is None:  # one process: the merged view follows every event
                 self.own_popularity.add(event.video_id, applied.weight, ts)
                 self.own_covisit.add(event.video_id, applied.positive_before)
+                self.own_transitions.add(event.video_id, applied.positive_before)
         return applied
 
     # ---------------------------------------------------------------- learning to rank
@@ -239,7 +252,7 @@ class Recommender:
         if draw / 2**32 >= s.learn_fraction or signal_weight(event) <= 0:
             return
         ctx = FeedContext(user_id, user, 0, self.event_time(event), self.catalogue, st.popularity, st.covisit, self.prior,
-                          fresh_window_s=s.fresh_window_s)
+                          fresh_window_s=s.fresh_window_s, transitions=st.transitions)
         negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw))
         if not negatives:
             return
@@ -278,25 +291,29 @@ class Recommender:
         if next_offset is None:
             raise ValueError(f"partition {partition} has no position to store")
         st.next_offset = next_offset
-        dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_rows))
+        dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_rows), set(st.dirty_next))
         users_ = st.users if full else dirty[0]
         videos = st.popularity.scores if full else dirty[1]
         rows_ = st.covisit.counts if full else dirty[2]
+        next_ = st.transitions.counts if full else dirty[3]
         ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
         rows = Rows(users=[(u, *st.users[u].to_row()) for u in users_],
                     popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0)) for v in videos],
                     covisit=[(a, dict(st.covisit.counts.get(a, {}))) for a in rows_],
+                    transitions=[(a, dict(st.transitions.counts.get(a, {}))) for a in next_],
                     ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
         was_dirty = st.ranker_dirty
         st.ranker_dirty = False
         st.dirty_users.clear()
         st.dirty_videos.clear()
         st.dirty_rows.clear()
+        st.dirty_next.clear()
 
         def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
             st.dirty_users |= dirty[0]
             st.dirty_videos |= dirty[1]
             st.dirty_rows |= dirty[2]
+            st.dirty_next |= dirty[3]
             st.ranker_dirty = st.ranker_dirty or was_dirty
 
         return Snapshot(partition, rows, full, restore, st.store)
@@ -321,7 +338,7 @@ class Recommender:
         s = self.settings
         ctx = FeedContext(user_id, self.user(user_id), k, now or self.clock(), self.catalogue,
                           self.popularity, self.covisit, self.scorer_weights(), s.candidates_per_source, s.fresh_window_s,
-                          s.mmr_lambda, s.creator_cap)
+                          s.mmr_lambda, s.creator_cap, transitions=self.transitions)
         return run_feed(ctx, observe)
 
     def similar(self, video_id: str, k: int) -> list[tuple[str, float]] | None:

@@ -1,8 +1,8 @@
 """A partition's state as rows: what a flush stores (the local file, the changelog) and what a restore loads.
 
-One type for both stores, so that a partition restored from either is the same state. ``covisit`` holds
-whole neighbour rows (video -> {neighbour: weight}): a row trimmed to its strongest neighbours is stored
-as it is in memory, never as a union with pairs it dropped.
+One type for both stores, so that a partition restored from either is the same state. ``covisit`` and
+``transitions`` hold whole neighbour rows (video -> {neighbour: weight}): a row trimmed to its strongest
+neighbours is stored as it is in memory, never as a union with pairs it dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
 PopularityRow = tuple[str, float, float, float]
 """(video_id, decayed score, at, all-time total)."""
 CovisitRow = tuple[str, dict[str, float]]
-"""(video_id, {neighbour: weight})."""
+"""(video_id, {neighbour: weight}): a co-visitation row, or a transitions row (the videos watched after it)."""
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Rows:
     users: list[UserRow] = field(default_factory=list)
     popularity: list[PopularityRow] = field(default_factory=list)
     covisit: list[CovisitRow] = field(default_factory=list)
+    transitions: list[CovisitRow] = field(default_factory=list)
     ranker: tuple[bytes, int] | None = None
     """(weights as float64 bytes, updates), None: unchanged (a delta) or never learned."""
     next_offset: int | None = None
@@ -30,12 +31,13 @@ class Rows:
     """The model the user vectors were built with (None: unknown)."""
 
     def __len__(self) -> int:
-        return len(self.users) + len(self.popularity) + len(self.covisit) + (self.ranker is not None)
+        return len(self.users) + len(self.popularity) + len(self.covisit) + len(self.transitions) + \
+            (self.ranker is not None)
 
     def fold(self, later: Rows) -> None:
         """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key."""
         for mine, theirs in ((self.users, later.users), (self.popularity, later.popularity),
-                             (self.covisit, later.covisit)):
+                             (self.covisit, later.covisit), (self.transitions, later.transitions)):
             if theirs:
                 merged = {row[0]: row for row in mine}
                 merged.update((row[0], row) for row in theirs)

@@ -3,6 +3,9 @@
 After a crash the consumer seeks to ``next_offset``: everything before it is in the state,
 nothing after it is, so every event counts exactly once. The model version the user vectors were
 built with is stored with them (``meta.model_version``): a recommender of another model drops them.
+
+Schema 3 added the transitions table (what users watch next). A file of schema 2 is upgraded in place:
+its transitions start empty and fill from the events applied after the upgrade; older files are refused.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from pathlib import Path
 from services.recommender.core.user_state import UserState
 from services.recommender.rows import Rows
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+UPGRADABLE = {2}  # versions whose files this build upgrades in place (it only adds tables)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB,
@@ -21,6 +25,7 @@ CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
                                        total REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
 CREATE TABLE IF NOT EXISTS ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
 """
 
@@ -41,14 +46,14 @@ class PartitionStore:
             rows = dict(self.db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
             # no version and no offset: a file created by this build and killed before it wrote either
             found = int(rows.get("schema_version", 1 if "next_offset" in rows else SCHEMA_VERSION))
-            if found != SCHEMA_VERSION:
+            if found != SCHEMA_VERSION and found not in UPGRADABLE:
                 self.db.close()
                 raise StateSchemaError(
                     f"{self.path} holds recommender state of schema version {found}, this build reads version "
                     f"{SCHEMA_VERSION}. Move the file away (or delete it): the partition is then rebuilt from "
                     f"{topic} from the beginning, since its offsets are stored with the state.")
         self.db.executescript(SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
     def next_offset(self) -> int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'next_offset'").fetchone()
@@ -66,29 +71,33 @@ class PartitionStore:
     def load(self) -> Rows:
         """Everything stored, with the offset it reflects."""
         db = self.db
-        covisit: dict[str, dict[str, float]] = {}
-        for a, b, w in db.execute("SELECT a, b, w FROM covisit"):
-            covisit.setdefault(a, {})[b] = w
         return Rows(users=list(db.execute("SELECT user_id, meta, long, short, negative FROM users")),
                     popularity=list(db.execute("SELECT video_id, score, at, total FROM popularity")),
-                    covisit=list(covisit.items()),
+                    covisit=self._neighbour_rows("covisit"), transitions=self._neighbour_rows("transitions"),
                     ranker=db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone(),
                     next_offset=self.next_offset(), model_version=self.model_version())
 
+    def _neighbour_rows(self, table: str) -> list[tuple[str, dict[str, float]]]:
+        rows: dict[str, dict[str, float]] = {}
+        for a, b, w in self.db.execute(f"SELECT a, b, w FROM {table}"):  # the table names of this module
+            rows.setdefault(a, {})[b] = w
+        return list(rows.items())
+
     def commit(self, rows: Rows, full: bool = False) -> None:
         """Everything of one flush, or nothing; ``full``: ``rows`` are the whole state (what is not in them
-        is deleted). A covisit row replaces every stored pair of its video."""
+        is deleted). A covisit or transitions row replaces every stored pair of its video."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             if full:
-                for table in ("users", "popularity", "covisit", "ranker"):
+                for table in ("users", "popularity", "covisit", "transitions", "ranker"):
                     db.execute(f"DELETE FROM {table}")  # the table names of this module
             db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", rows.users)
             db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?)", rows.popularity)
-            db.executemany("DELETE FROM covisit WHERE a = ?", [(a,) for a, _ in rows.covisit])
-            db.executemany("INSERT INTO covisit VALUES (?, ?, ?)",
-                           [(a, b, w) for a, row in rows.covisit for b, w in row.items()])
+            for table, neighbour_rows in (("covisit", rows.covisit), ("transitions", rows.transitions)):
+                db.executemany(f"DELETE FROM {table} WHERE a = ?", [(a,) for a, _ in neighbour_rows])
+                db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)",
+                               [(a, b, w) for a, row in neighbour_rows for b, w in row.items()])
             if rows.ranker is not None:
                 db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", rows.ranker)
             if rows.next_offset is not None:

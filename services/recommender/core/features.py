@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from services.recommender.core.feed import FeedContext
 
 FEATURES = ("long", "short", "negative", "trending", "popularity", "covisit", "covisit_last", "fresh", "young",
-            "covisit_recent", "topic")
+            "covisit_recent", "topic", "sequential")
 RECENT = 20  # recent positive items that vote for co-visited candidates
 RECENCY = 0.9  # each older recent item's vote counts this much less
 POP_DAMPING = 0.3  # co-visit counts divided by popularity**this: popular items co-occur with everything
 LAST_FEW = 3  # recent positive items behind the short-window co-visit feature
+NEXT_WEIGHTS = (1.0, 0.5, 0.25)  # the last positives' say in what comes next, most recent first
 HOUR, YEAR_H = 3600.0, 365 * 24.0
 
 
@@ -66,6 +67,22 @@ def _votes_by_window(ctx: FeedContext) -> dict[int, dict[str, float]]:
     return windows
 
 
+def sequential_votes(ctx: FeedContext) -> dict[str, float]:
+    """What users watched after the user's last positives (``NEXT_WEIGHTS``, the most recent first):
+    the transitions rows summed with those weights, over the strongest vote (so in [0, 1]); once per
+    request. Empty without transitions statistics."""
+    if ctx.next_votes is None:
+        votes: dict[str, float] = {}
+        rows = ctx.transitions.counts if ctx.transitions is not None else {}
+        for w, item in zip(NEXT_WEIGHTS, reversed(ctx.state.recent_positive[-len(NEXT_WEIGHTS):])):
+            get = votes.get
+            for other, value in rows.get(item, {}).items():
+                votes[other] = get(other, 0.0) + w * value
+        top = max(votes.values(), default=0.0)
+        ctx.next_votes = {k: v / top for k, v in votes.items()} if top > 0 else votes
+    return ctx.next_votes
+
+
 def topic_share(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     """For each candidate, the share of the user's recent positive items in its topic."""
     info = ctx.catalogue.info
@@ -103,8 +120,10 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     young = np.clip(1.0 - np.log1p(np.maximum(age, 0.0) / HOUR) / np.log1p(YEAR_H), 0.0, 1.0)
     recent_votes = covisit_votes(ctx, LAST_FEW)
     covisit_recent = np.fromiter(map(recent_votes.get, ids, repeat(0.0)), float, n)
+    next_votes = sequential_votes(ctx)
+    sequential = np.fromiter(map(next_votes.get, ids, repeat(0.0)), float, n)
     columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh,
-               young, covisit_recent, topic_share(ctx, ids))
+               young, covisit_recent, topic_share(ctx, ids), sequential)
     return np.stack(columns, axis=1)
 
 

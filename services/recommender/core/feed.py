@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.recommender.core.catalogue import Catalogue
-from services.recommender.core.features import RECENT, candidate_features, covisit_votes
-from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.features import NEXT_WEIGHTS, RECENT, candidate_features, covisit_votes, sequential_votes
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState
 
 
@@ -43,6 +43,8 @@ class FeedContext:
     mmr_lambda: float = 0.8
     creator_cap: int = 3
     votes: dict[int, dict[str, float]] | None = None  # co-visit votes per window, computed once per request
+    transitions: Transitions | None = None  # what users watched next (None: no sequential signal)
+    next_votes: dict[str, float] | None = None  # sequential votes, computed once per request
 
 
 Observer = Callable[[str, float, int, int], None]  # stage, seconds, items in, items out
@@ -83,6 +85,23 @@ class CoVisitSource:
         for video, _ in top:
             because = next((r for r in reversed(recent) if video in ctx.covisit.counts.get(r, ())), recent[-1])
             out.append(Candidate(video, self.name, f"watched together with {because}"))
+        return out
+
+
+class SequentialSource:
+    """What users watched next after the user's last few positives (sequential rules)."""
+
+    name = "next"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        votes = sequential_votes(ctx)
+        top = heapq.nlargest(ctx.n, votes.items(), key=lambda kv: kv[1])
+        last = ctx.state.recent_positive[-len(NEXT_WEIGHTS):]
+        rows = ctx.transitions.counts if ctx.transitions is not None else {}
+        out = []
+        for video, _ in top:
+            after = next((r for r in reversed(last) if video in rows.get(r, ())), last[-1])
+            out.append(Candidate(video, self.name, f"watched next after {after}"))
         return out
 
 
@@ -198,7 +217,8 @@ class MmrSelector:
         return chosen
 
 
-SOURCES = (UserVectorSource("long_term", "long"), UserVectorSource("session", "short"), CoVisitSource(), TrendingSource(), FreshSource(), ColdStartSource())
+SOURCES = (UserVectorSource("long_term", "long"), UserVectorSource("session", "short"), CoVisitSource(),
+           SequentialSource(), TrendingSource(), FreshSource(), ColdStartSource())
 FILTERS = (KnownVideoFilter(), SeenFilter(), DislikedFilter(), DuplicateFilter())
 SCORER = LinearScorer()
 SELECTOR = MmrSelector()

@@ -2,8 +2,8 @@
 
 Each partition's statistics arrive as rows (its flushes, read from the changelog by every replica) and are
 merged here in partition order, so replicas that own different partitions (or one replica that owns all)
-hold the same view once they have read the same flushes. Popularity is re-merged per touched video;
-co-visitation weights are sums of whole counts, so their rows are updated by difference, exactly.
+hold the same view once they have read the same flushes. Popularity, co-visitation and transitions are
+re-merged per touched video, summed in partition order: the same floats whatever order flushes came in.
 """
 
 from __future__ import annotations
@@ -11,36 +11,63 @@ from __future__ import annotations
 import numpy as np
 
 from services.recommender.core.ranker import Ranker, blend
-from services.recommender.core.stats import CoVisitation, Popularity
-from services.recommender.rows import Rows
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions
+from services.recommender.rows import CovisitRow, Rows
+
+
+class MergedRows:
+    """Neighbour rows (co-visitation or transitions) of every partition, and their sum in ``into``."""
+
+    def __init__(self, into: CoVisitation) -> None:
+        self.into = into
+        self.rows: dict[int, dict[str, dict[str, float]]] = {}
+
+    def apply(self, partition: int, rows: list[CovisitRow], full: bool) -> None:
+        mine = self.rows.setdefault(partition, {})
+        touched = {video for video, _ in rows}
+        if full:
+            touched |= set(mine)
+            mine.clear()
+        for video, row in rows:
+            if row:
+                mine[video] = dict(row)
+            else:
+                mine.pop(video, None)
+        for video in touched:
+            merged: dict[str, float] = {}
+            for p in sorted(self.rows):
+                for other, w in self.rows[p].get(video, {}).items():
+                    merged[other] = merged.get(other, 0.0) + w
+            if merged:
+                self.into.counts[video] = merged
+            else:
+                self.into.counts.pop(video, None)
 
 
 class GlobalStats:
     def __init__(self, half_life_s: float, prior: np.ndarray) -> None:
         self.popularity = Popularity(half_life_s)
         self.covisit = CoVisitation()
+        self.transitions = Transitions()
         self.prior = prior
         self.pops: dict[int, dict[str, tuple[float, float, float]]] = {}
-        self.rows: dict[int, dict[str, dict[str, float]]] = {}
+        self._covisit = MergedRows(self.covisit)
+        self._transitions = MergedRows(self.transitions)
         self.rankers: dict[int, Ranker] = {}
         self._weights: np.ndarray | None = None
 
     def apply(self, partition: int, rows: Rows, full: bool = False) -> None:
         """One flush of ``partition``: a delta, or (``full``) its whole state, replacing what was known of it."""
         pops = self.pops.setdefault(partition, {})
-        covs = self.rows.setdefault(partition, {})
         touched = {v for v, *_ in rows.popularity}
         if full:
             touched |= set(pops)
             pops.clear()
-            listed = dict(rows.covisit)
-            for video in [v for v in covs if v not in listed]:
-                self._set_row(covs, video, {})
             if self.rankers.pop(partition, None) is not None and rows.ranker is None:
                 self._weights = None
         pops.update((v, (score, at, total)) for v, score, at, total in rows.popularity)
-        for video, row in rows.covisit:
-            self._set_row(covs, video, row)
+        self._covisit.apply(partition, rows.covisit, full)
+        self._transitions.apply(partition, rows.transitions, full)
         if rows.ranker is not None:
             ranker = Ranker.from_bytes(*rows.ranker)
             if len(ranker.weights) == len(self.prior):  # a build with other features: its weights do not apply
@@ -52,21 +79,6 @@ class GlobalStats:
     def _merge_video(self, video: str) -> None:
         entries = [self.pops[p][video] for p in sorted(self.pops) if video in self.pops[p]]
         self.popularity.replace(video, entries)
-
-    def _set_row(self, covs: dict[str, dict[str, float]], video: str, row: dict[str, float]) -> None:
-        merged = self.covisit.counts[video]
-        for other, w in covs.pop(video, {}).items():
-            left = merged.get(other, 0.0) - w
-            if left > 0:
-                merged[other] = left
-            else:
-                merged.pop(other, None)
-        for other, w in row.items():
-            merged[other] = merged.get(other, 0.0) + w
-        if row:
-            covs[video] = dict(row)
-        if not merged:
-            del self.covisit.counts[video]
 
     def weights(self) -> np.ndarray:
         if self._weights is None:

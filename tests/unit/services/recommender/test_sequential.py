@@ -1,0 +1,156 @@
+"""Sequential signals: transitions (what users watch next), their votes, source and feature, and their state."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from services.recommender.core.catalogue import Catalogue, VideoInfo
+from services.recommender.core.features import FEATURES, candidate_features, sequential_votes
+from services.recommender.core.feed import FeedContext, SequentialSource
+from services.recommender.core.global_stats import GlobalStats
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions
+from services.recommender.core.user_state import UserState
+from services.recommender.engine import Recommender
+from services.recommender.rows import Rows
+from services.recommender.state_store import SCHEMA_VERSION, PartitionStore
+from shared.events import WatchEvent
+from shared.settings import RecommenderSettings
+from shared.vectors import EdgeVectorStore
+
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+DIM = 8
+
+
+def test_a_transition_gains_one_over_its_distance_and_runs_one_way():
+    nxt = Transitions(steps=2)
+    nxt.add("d", ["a", "b", "c"])  # d follows c at distance 1, b at 2; a is past the window
+    assert nxt.counts["c"] == {"d": 1.0} and nxt.counts["b"] == {"d": 0.5}
+    assert "a" not in nxt.counts and "d" not in nxt.counts, "rules run from earlier to later only"
+    nxt.add("d", ["c"])
+    nxt.add("c", ["c"])  # an item never follows itself
+    assert nxt.counts["c"] == {"d": 2.0}
+
+
+def test_a_transitions_row_keeps_its_strongest_followers():
+    nxt = Transitions(max_neighbours=2)
+    for i, times in enumerate((5, 4, 3, 2, 1)):
+        for _ in range(times):
+            nxt.add(f"b{i}", ["a"])
+    assert set(nxt.counts["a"]) <= {"b0", "b1", "b2", "b3", "b4"} and len(nxt.counts["a"]) <= 4
+    assert {"b0", "b1"} <= set(nxt.counts["a"])
+
+
+def ctx_for(recent: list[str], nxt: Transitions) -> FeedContext:
+    state = UserState(recent_positive=recent)
+    return FeedContext("u", state, 10, 0.0, None, Popularity(3600), CoVisitation(), np.zeros(len(FEATURES)),
+                       transitions=nxt)
+
+
+def test_votes_weigh_the_last_positives_1_half_quarter_over_the_strongest():
+    nxt = Transitions()
+    nxt.counts.update({"x": {"p": 2.0}, "y": {"p": 1.0, "q": 4.0}, "z": {"q": 1.0, "r": 2.0}, "w": {"s": 9.0}})
+    votes = sequential_votes(ctx_for(["w", "x", "y", "z"], nxt))  # z last (weight 1), y 0.5, x 0.25, w none
+    raw = {"p": 0.25 * 2 + 0.5 * 1, "q": 0.5 * 4 + 1 * 1, "r": 1 * 2}
+    assert votes == pytest.approx({k: v / 3.0 for k, v in raw.items()})
+    assert sequential_votes(ctx_for([], nxt)) == {}
+
+
+def test_the_source_names_the_item_a_candidate_follows():
+    nxt = Transitions()
+    nxt.counts.update({"a": {"b": 3.0}, "c": {"d": 1.0}})
+    found = SequentialSource().fetch(ctx_for(["a", "c"], nxt))
+    assert [(c.video_id, c.reason) for c in found] == [("b", "watched next after a"), ("d", "watched next after c")]
+
+
+def ev(user, video, n, minutes=0):
+    return WatchEvent(event_id=f"e{n}", user_id=user, video_id=video, action="like", watch_ms=9000, duration_ms=10000,
+                      ts=T0 + timedelta(minutes=minutes))
+
+
+@pytest.fixture
+def rec(tmp_path):
+    store = EdgeVectorStore(tmp_path / "videos", DIM)
+    cat = Catalogue(store)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        v = rng.normal(size=DIM).astype(np.float32)
+        cat.add(VideoInfo(f"v{i}", None, f"creator{i}", T0.timestamp() - 86400 * 30, None, f"v{i}"), v / np.linalg.norm(v))
+    settings = RecommenderSettings(state_dir=tmp_path / "state", learn_fraction=0.0, candidates_per_source=20)
+    r = Recommender(settings, cat, "watch.events")
+    yield r
+    r.close()
+    store.close()
+
+
+def test_what_others_watched_next_leads_the_feed(rec):
+    n = 0
+    for user in ("a", "b", "c"):  # everyone watches v1 after v0, and v2 before v0
+        for video in ("v2", "v0", "v1"):
+            n += 1
+            rec.apply(ev(user, video, n, n), 0)
+    rec.apply(ev("new", "v0", 100, 100), 0)
+    feed = rec.feed("new", 3, now=T0.timestamp() + 7200)
+    assert feed[0].video_id == "v1", "v1 and v2 are co-visited with v0 alike; only the order tells them apart"
+    features = candidate_features(FeedContext("new", rec.user("new"), 3, T0.timestamp(), rec.catalogue,
+                                              rec.popularity, rec.covisit, rec.scorer_weights(),
+                                              transitions=rec.transitions), ["v1", "v2"])
+    seq = features[:, FEATURES.index("sequential")]
+    assert seq[0] == 1.0 and seq[1] == 0.0, "v2 came before v0, never after it"
+
+
+def test_transitions_are_stored_with_the_offsets_and_restored(rec, tmp_path):
+    rec.assign(0)
+    for n, video in enumerate(("v3", "v4", "v5")):
+        rec.apply(ev("u", video, n), 0)
+    rec.commit(0, 3)
+    want = {a: dict(row) for a, row in rec.partitions[0].transitions.counts.items()}
+    assert want == {"v3": {"v4": 1.0, "v5": 0.5}, "v4": {"v5": 1.0}}
+    store = PartitionStore(tmp_path / "state", "watch.events", 1)
+    try:
+        store.commit(rec.snapshot(0, full=True).rows, full=True)
+        back = Recommender(rec.settings, rec.catalogue, "other")
+        back.install(0, store.load())
+        assert {a: dict(r) for a, r in back.partitions[0].transitions.counts.items()} == want
+        assert back.partitions[0].next_offset == 3
+    finally:
+        store.close()
+
+
+def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions(tmp_path):
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=5))
+    store.close()
+    db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")
+    db.execute("DROP TABLE transitions")
+    db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    try:
+        rows = store.load()
+        assert rows.next_offset == 5 and rows.covisit == [("a", {"b": 1.0})] and rows.transitions == []
+        version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert version == SCHEMA_VERSION == 3
+    finally:
+        store.close()
+
+
+def test_replicas_merge_transitions_to_the_same_floats_whatever_order_flushes_arrive():
+    flushes = [(0, Rows(transitions=[("a", {"b": 0.1, "c": 1 / 3})])),
+               (1, Rows(transitions=[("a", {"b": 0.2})])),
+               (2, Rows(transitions=[("a", {"b": 0.7, "c": 1 / 7})])),
+               (1, Rows(transitions=[("a", {"b": 0.3})])),  # partition 1's row replaced
+               (0, Rows(transitions=[("a", {})]))]  # partition 0's row emptied
+    prior = np.zeros(len(FEATURES))
+    one, other = GlobalStats(3600, prior), GlobalStats(3600, prior)
+    for p, rows in flushes:
+        one.apply(p, rows)
+    for index in (2, 1, 3, 0, 4):  # another interleaving that keeps each partition's own order
+        other.apply(*flushes[index])
+    assert one.transitions.counts["a"] == other.transitions.counts["a"] == {"b": 0.3 + 0.7, "c": 1 / 7}
+    one.apply(2, Rows(), full=True)  # partition 2 starts over from an empty snapshot
+    assert one.transitions.counts["a"] == {"b": 0.3}
