@@ -8,7 +8,10 @@ is filled from one fixed random order of items, shared by all, which also breaks
 NDCG@10 with the event's item as the one relevant item and Recall@20. Then every event is fed to
 every system with its weight. ClipStream runs its service code: the same engine, state updates
 and feed pipeline, on an embedded Qdrant shard; items without videos get their vector from their
-title and tags through the encoder's text model.
+title and tags through the encoder's text model. A log whose items are not all described (no items
+file, or one that misses some) has no content to compare: ClipStream then runs with its vector sources,
+vector features and diversity term off (``content_vectors``), on co-visitation, transitions, popularity
+and freshness alone, and the catalogue holds placeholder directions that no score reads.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ REPLAY_VISUAL_DIM = 128
 and tags after a zero visual part of this size, laid out as the encoder's two-part fusion lays a vector
 out. The zeros drop out of every cosine, so this size changes no score; it is not the service's video
 size (``shared/vector_space.py``), since the replay builds its own store, of its vectors' size. Items
-without metadata get a random direction of the same size, seeded by the item id (the same in every run)."""
+without metadata get a placeholder direction of the same size, seeded by the item id (the same in every run),
+which no score reads: the catalogue needs a vector per video, and such a replay runs with content vectors off."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,8 @@ class ClipStreamSystem:
         self.store = EdgeVectorStore(folder / "videos", dim)
         self.vectors = vectors
         self.meta = meta
-        settings = settings or RecommenderSettings(state_dir=folder / "state")
+        self.content = bool(vectors) and all(i in meta for i in vectors)
+        settings = settings or RecommenderSettings(state_dir=folder / "state", content_vectors=self.content)
         self.rec = Recommender(settings, Catalogue(self.store), "replay")
         self.rec.assign(0)
         self.n = 0
@@ -227,9 +232,9 @@ def replay(interactions: list[Interaction], items_meta: dict[str, dict], seed: i
     """ClipStream's service code against the baselines named (default: all of them)."""
     tiebreak = shared_tiebreak(interactions, items_meta, seed)
     with tempfile.TemporaryDirectory(prefix="clipstream-replay-") as tmp:
-        systems = [ClipStreamSystem(item_vectors(sorted(tiebreak), items_meta), items_meta, Path(tmp)),
-                   *(BaselineSystem(cls()) for cls in BASELINES if baselines is None or cls.name in baselines)]
-        return evaluate(interactions, systems, tiebreak, seed, progress)
+        ours = ClipStreamSystem(item_vectors(sorted(tiebreak), items_meta), items_meta, Path(tmp))
+        systems = [ours, *(BaselineSystem(cls()) for cls in BASELINES if baselines is None or cls.name in baselines)]
+        return {**evaluate(interactions, systems, tiebreak, seed, progress), "content_vectors": ours.content}
 
 
 def evaluate(interactions: list[Interaction], systems: list, tiebreak: dict[str, int], seed: int = 0,

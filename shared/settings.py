@@ -287,6 +287,7 @@ class StylizationSettings(BaseSettings):
 SCORER_WEIGHTS: dict[str, float] = {
     "long": 1.0, "short": 1.0, "negative": 0.8, "trending": 1.0, "popularity": 0.3, "covisit": 1.0,
     "covisit_last": 0.5, "fresh": 0.1, "young": 0.0, "covisit_recent": 0.0, "topic": 0.0, "sequential": 1.0,
+    "session_knn": 1.0,
 }
 """The recommender's prior scorer weights, keyed by feature name (``services/recommender/core/features.py``
 FEATURES; a test keeps the two in step)."""
@@ -321,7 +322,8 @@ class RecommenderSettings(BaseSettings):
     (subtracted); trending, popularity: decayed and all-time popularity; covisit, covisit_last,
     covisit_recent: co-visitation votes from recent items, the last item, the last 3; fresh, young: new
     uploads, youth on a log scale; topic: share of recent positives in the candidate's topic; sequential: what
-    users watched next after the last 3 positives (sequential rules)."""
+    users watched next after the last 3 positives (sequential rules); session_knn: votes of users whose recent
+    positives overlap the user's (session-kNN)."""
 
     @field_validator("scorer_weights", mode="after")
     @classmethod
@@ -342,6 +344,9 @@ class RecommenderSettings(BaseSettings):
     """MMR trade-off: 1 ranks by score only, lower values favour diversity."""
     creator_cap: int = Field(3, ge=1)
     """Most items from one creator in one feed."""
+    content_vectors: bool = True
+    """False: the catalogue's vectors say nothing about the videos (a replay of a log without item metadata):
+    the long_term and session sources, the three vector features and MMR's diversity term are off."""
     candidates_per_source: int = Field(100, ge=1)
     """How many candidates each source contributes before filtering."""
     max_k: int = Field(100, ge=1)

@@ -19,6 +19,7 @@ from services.recommender.core.features import (
 )
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
 from services.recommender.core.global_stats import GlobalStats
+from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.signals import signal_weight
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
@@ -67,6 +68,11 @@ class PartitionState:
     dirty_rows: set[str] = field(default_factory=set)  # videos whose co-visitation row changed
     transitions: Transitions = field(default_factory=Transitions)  # what users watched next
     dirty_next: set[str] = field(default_factory=set)  # videos whose transitions row changed
+    sessions: SessionIndex | None = None  # derived from ``users`` (never stored)
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = SessionIndex(self.users)
 
 
 class Recommender:
@@ -219,6 +225,7 @@ class Recommender:
         s = self.settings
         if vector is not None and event.event_id not in user.event_ids:
             self._learn(st, event.user_id, user, event)
+        recent_before = list(user.recent_positive)
         applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
                               session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
         if applied.duplicate:
@@ -232,6 +239,7 @@ class Recommender:
                 st.dirty_rows.add(a)
             for a, _, _ in st.transitions.add(event.video_id, applied.positive_before):
                 st.dirty_next.add(a)
+            st.sessions.update(event.user_id, recent_before, user.recent_positive)
             if self.shared is None:  # one process: the merged view follows every event
                 self.own_popularity.add(event.video_id, applied.weight, ts)
                 self.own_covisit.add(event.video_id, applied.positive_before)
@@ -252,7 +260,8 @@ class Recommender:
         if draw / 2**32 >= s.learn_fraction or signal_weight(event) <= 0:
             return
         ctx = FeedContext(user_id, user, 0, self.event_time(event), self.catalogue, st.popularity, st.covisit, self.prior,
-                          fresh_window_s=s.fresh_window_s, transitions=st.transitions)
+                          fresh_window_s=s.fresh_window_s, transitions=st.transitions, content=s.content_vectors,
+                          sessions=st.sessions)
         negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw))
         if not negatives:
             return
@@ -336,9 +345,12 @@ class Recommender:
 
     def feed(self, user_id: str, k: int, observe: Observer | None = None, now: float | None = None) -> list[Candidate]:
         s = self.settings
+        partition = self.user_partition.get(user_id)
+        sessions = self.partitions[partition].sessions if partition is not None else None
         ctx = FeedContext(user_id, self.user(user_id), k, now or self.clock(), self.catalogue,
                           self.popularity, self.covisit, self.scorer_weights(), s.candidates_per_source, s.fresh_window_s,
-                          s.mmr_lambda, s.creator_cap, transitions=self.transitions)
+                          s.mmr_lambda, s.creator_cap, transitions=self.transitions, content=s.content_vectors,
+                          sessions=sessions)
         return run_feed(ctx, observe)
 
     def similar(self, video_id: str, k: int) -> list[tuple[str, float]] | None:

@@ -80,11 +80,14 @@ def clean_pass(folder, vids, records: dict[int, list]) -> None:
 
 
 def dump(folder, partition: int) -> tuple[dict, dict, dict, int]:
+    """Users, popularity, the co-visitation and transitions pairs, and the ranker's steps, as stored."""
     store = PartitionStore(folder, topics.WATCH_EVENTS.name, partition)
     try:
         rows = store.load()
-        return (store.users(), {v: (s, a, t) for v, s, a, t in rows.popularity},
-                {(a, b): w for a, row in rows.covisit for b, w in row.items()}, rows.ranker[1] if rows.ranker else 0)
+        pairs = {(kind, a, b): w for kind, table in (("c", rows.covisit), ("t", rows.transitions))
+                 for a, row in table for b, w in row.items()}
+        return (store.users(), {v: (s, a, t) for v, s, a, t in rows.popularity}, pairs,
+                rows.ranker[1] if rows.ranker else 0)
     finally:
         store.close()
 
@@ -139,7 +142,7 @@ def test_sigkill_at_random_points_ends_in_the_state_of_one_clean_pass(tmp_path):
                 assert (a is None) == (b is None) and (a is None or np.array_equal(a, b)), (uid, name)
         assert pops.keys() == c_pops.keys()
         assert all(pops[v] == pytest.approx(c_pops[v]) for v in pops)
-        assert pairs == c_pairs
+        assert pairs == c_pairs and any(kind == "t" for kind, _, _ in pairs), "transitions stored, exactly once"
         ranker_steps[partition] = (steps, c_steps)
     assert sum(len(rows) for rows in records.values()) == EVENTS
     # the ranker learned, and took exactly the steps of the clean pass

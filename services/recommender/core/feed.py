@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.recommender.core.catalogue import Catalogue
-from services.recommender.core.features import NEXT_WEIGHTS, RECENT, candidate_features, covisit_votes, sequential_votes
+from services.recommender.core.features import (
+    NEXT_WEIGHTS,
+    RECENT,
+    candidate_features,
+    covisit_votes,
+    sequential_votes,
+    session_votes,
+)
+from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState
 
@@ -45,6 +53,9 @@ class FeedContext:
     votes: dict[int, dict[str, float]] | None = None  # co-visit votes per window, computed once per request
     transitions: Transitions | None = None  # what users watched next (None: no sequential signal)
     next_votes: dict[str, float] | None = None  # sequential votes, computed once per request
+    content: bool = True  # False: the vectors carry no content (vector sources, features and diversity off)
+    sessions: SessionIndex | None = None  # the user's partition's session index (None: no session-kNN)
+    session_votes: dict[str, float] | None = None  # session-kNN votes, computed once per request
 
 
 Observer = Callable[[str, float, int, int], None]  # stage, seconds, items in, items out
@@ -67,7 +78,7 @@ class UserVectorSource:
 
     def fetch(self, ctx: FeedContext) -> list[Candidate]:
         query = getattr(ctx.state, self.vector)
-        if query is None or not len(ctx.catalogue):
+        if query is None or not ctx.content or not len(ctx.catalogue):
             return []
         return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(query, ctx.n, ctx.state.seen)]
 
@@ -103,6 +114,16 @@ class SequentialSource:
             after = next((r for r in reversed(last) if video in rows.get(r, ())), last[-1])
             out.append(Candidate(video, self.name, f"watched next after {after}"))
         return out
+
+
+class SessionKNNSource:
+    """What users with overlapping recent positives liked (session-kNN)."""
+
+    name = "sessions"
+
+    def fetch(self, ctx: FeedContext) -> list[Candidate]:
+        top = heapq.nlargest(ctx.n, session_votes(ctx).items(), key=lambda kv: kv[1])
+        return [Candidate(video, self.name, "liked in sessions like yours") for video, _ in top]
 
 
 class TrendingSource:
@@ -198,7 +219,7 @@ class MmrSelector:
         available = np.ones(len(pool), bool)
         chosen: list[Candidate] = []
         per_creator: dict[str, int] = {}
-        lam = ctx.mmr_lambda
+        lam = ctx.mmr_lambda if ctx.content else 1.0
         while available.any() and len(chosen) < ctx.k:
             values = lam * scores - (1 - lam) * np.where(np.isfinite(redundancy), redundancy, 0.0)
             values[~available] = -np.inf
@@ -218,7 +239,7 @@ class MmrSelector:
 
 
 SOURCES = (UserVectorSource("long_term", "long"), UserVectorSource("session", "short"), CoVisitSource(),
-           SequentialSource(), TrendingSource(), FreshSource(), ColdStartSource())
+           SequentialSource(), SessionKNNSource(), TrendingSource(), FreshSource(), ColdStartSource())
 FILTERS = (KnownVideoFilter(), SeenFilter(), DislikedFilter(), DuplicateFilter())
 SCORER = LinearScorer()
 SELECTOR = MmrSelector()

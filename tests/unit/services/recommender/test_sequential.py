@@ -10,8 +10,9 @@ import pytest
 
 from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.core.features import FEATURES, candidate_features, sequential_votes
-from services.recommender.core.feed import FeedContext, SequentialSource
+from services.recommender.core.feed import FeedContext, SequentialSource, UserVectorSource
 from services.recommender.core.global_stats import GlobalStats
+from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState
 from services.recommender.engine import Recommender
@@ -154,3 +155,37 @@ def test_replicas_merge_transitions_to_the_same_floats_whatever_order_flushes_ar
     assert one.transitions.counts["a"] == other.transitions.counts["a"] == {"b": 0.3 + 0.7, "c": 1 / 7}
     one.apply(2, Rows(), full=True)  # partition 2 starts over from an empty snapshot
     assert one.transitions.counts["a"] == {"b": 0.3}
+
+
+def states(**recent: list[str]) -> dict[str, UserState]:
+    return {u: UserState(recent_positive=list(items), last_ts=float(i)) for i, (u, items) in enumerate(recent.items())}
+
+
+def test_session_knn_votes_by_weighted_overlap_over_set_sizes():
+    users = states(me=["a", "b"], x=["a", "c"], y=["b", "a", "d", "e"], z=["f"])
+    votes = SessionIndex(users).votes("me", users["me"].recent_positive)
+    # me: a weighs 1/2, b 2/2; x shares a: 0.5 / (sqrt 2 * sqrt 2); y shares a and b: 1.5 / (sqrt 2 * sqrt 4)
+    sx, sy = 0.5 / 2, 1.5 / (2 ** 0.5 * 2)
+    raw = {"a": sx + sy, "b": sy, "c": sx, "d": sy, "e": sy}
+    assert votes == pytest.approx({k: v / raw["a"] for k, v in raw.items()})
+    assert "f" not in votes, "z shares nothing"
+    assert SessionIndex(users).votes("nobody", []) == {}
+
+
+def test_the_session_index_follows_the_events_and_equals_one_built_from_the_states(rec):
+    rng = np.random.default_rng(1)
+    for n in range(300):
+        rec.apply(ev(f"u{rng.integers(0, 15)}", f"v{rng.integers(0, 12)}", n, n), 0)
+    st = rec.partitions[0]
+    assert {k: v for k, v in st.sessions.by_item.items() if v} == dict(SessionIndex(st.users).by_item)
+    user = next(iter(st.users))
+    assert st.sessions.votes(user, st.users[user].recent_positive), "overlapping users vote"
+
+
+def test_without_content_vectors_no_score_reads_the_vectors(rec):
+    rec.apply(ev("u", "v0", 1), 0)
+    ctx = FeedContext("u", rec.user("u"), 5, T0.timestamp(), rec.catalogue, rec.popularity, rec.covisit,
+                      rec.scorer_weights(), content=False)
+    x = candidate_features(ctx, ["v1", "v2"])
+    assert not x[:, [FEATURES.index(f) for f in ("long", "short", "negative")]].any()
+    assert UserVectorSource("long_term", "long").fetch(ctx) == []

@@ -1,0 +1,71 @@
+"""Session-kNN: users whose recent positives overlap the user's own vote for what else they liked.
+
+V-SKNN (Ludewig and Jannach 2018): the user's last ``SESSION`` positives, the later ones weighing more,
+against the ``SAMPLE`` most recently active users that share an item with them; the ``K`` most similar
+(weighted overlap over the geometric mean of the set sizes) vote for their recent positives, each with its
+similarity. Neighbours come from the user's own partition: the index is derived from that partition's user
+states (rebuilt when a partition is installed, updated as events are applied), so it needs no storage of its
+own, a restored partition has exactly the index of one clean pass, and every replica ranks a user the same.
+Users spread over partitions by a hash of their id, so each partition sees a uniform sample of them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from services.recommender.core.user_state import UserState
+
+SESSION = 20  # the user's last positives that define the current session
+SAMPLE = 500  # most recently active users sharing an item, scored for similarity
+K = 100  # most similar of those that vote
+
+
+class SessionIndex:
+    """item -> the users of one partition with that item among their recent positives."""
+
+    def __init__(self, users: dict[str, UserState]) -> None:
+        self.users = users
+        self.by_item: dict[str, set[str]] = defaultdict(set)
+        for user_id, state in users.items():
+            for item in state.recent_positive:
+                self.by_item[item].add(user_id)
+
+    def update(self, user_id: str, before: Iterable[str], after: Iterable[str]) -> None:
+        """``user_id``'s recent positives went from ``before`` to ``after``."""
+        old, new = set(before), set(after)
+        for item in old - new:
+            holders = self.by_item.get(item)
+            if holders is not None:
+                holders.discard(user_id)
+                if not holders:
+                    del self.by_item[item]
+        for item in new - old:
+            self.by_item[item].add(user_id)
+
+    def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
+        """Session-kNN scores of the items the neighbours liked, over the strongest (so in [0, 1])."""
+        current = recent[-SESSION:]
+        if not current:
+            return {}
+        weight = {item: (pos + 1) / len(current) for pos, item in enumerate(current)}  # later ones weigh more
+        sharing: set[str] = set()
+        for item in weight:
+            sharing |= self.by_item.get(item, set())
+        sharing.discard(user_id)
+        users = self.users
+        recent_users = heapq.nlargest(SAMPLE, sharing, key=lambda u: (users[u].last_ts, u))
+        norm = math.sqrt(len(weight))
+        scored = []
+        for other in recent_users:
+            items = set(users[other].recent_positive)
+            overlap = sum(w for item, w in weight.items() if item in items)
+            scored.append((overlap / (norm * math.sqrt(len(items))), other, items))
+        votes: dict[str, float] = {}
+        for sim, _, items in heapq.nlargest(K, scored, key=lambda s: (s[0], s[1])):
+            for item in items:
+                votes[item] = votes.get(item, 0.0) + sim
+        top = max(votes.values(), default=0.0)
+        return {item: v / top for item, v in votes.items()} if top > 0 else votes
