@@ -2,8 +2,9 @@
 
 Each partition's statistics arrive as rows (its flushes, read from the changelog by every replica) and are
 merged here in partition order, so replicas that own different partitions (or one replica that owns all)
-hold the same view once they have read the same flushes. Popularity, co-visitation and transitions are
-re-merged per touched video, summed in partition order: the same floats whatever order flushes came in.
+hold the same view once they have read the same flushes. Popularity is re-merged per touched video;
+co-visitation and transitions weights are sums of whole numbers (``stats.py``), so their rows are updated
+by difference, exactly, whatever order the flushes of different partitions came in.
 """
 
 from __future__ import annotations
@@ -24,24 +25,27 @@ class MergedRows:
 
     def apply(self, partition: int, rows: list[CovisitRow], full: bool) -> None:
         mine = self.rows.setdefault(partition, {})
-        touched = {video for video, _ in rows}
         if full:
-            touched |= set(mine)
-            mine.clear()
+            listed = dict(rows)
+            for video in [v for v in mine if v not in listed]:
+                self._set_row(mine, video, {})
         for video, row in rows:
-            if row:
-                mine[video] = dict(row)
+            self._set_row(mine, video, row)
+
+    def _set_row(self, mine: dict[str, dict[str, float]], video: str, row: dict[str, float]) -> None:
+        merged = self.into.counts[video]
+        for other, w in mine.pop(video, {}).items():
+            left = merged.get(other, 0.0) - w
+            if left > 0:
+                merged[other] = left
             else:
-                mine.pop(video, None)
-        for video in touched:
-            merged: dict[str, float] = {}
-            for p in sorted(self.rows):
-                for other, w in self.rows[p].get(video, {}).items():
-                    merged[other] = merged.get(other, 0.0) + w
-            if merged:
-                self.into.counts[video] = merged
-            else:
-                self.into.counts.pop(video, None)
+                merged.pop(other, None)
+        for other, w in row.items():
+            merged[other] = merged.get(other, 0.0) + w
+        if row:
+            mine[video] = dict(row)
+        if not merged:
+            del self.into.counts[video]
 
 
 class GlobalStats:

@@ -29,9 +29,9 @@ class SessionIndex:
     def __init__(self, users: dict[str, UserState]) -> None:
         self.users = users
         self.by_item: dict[str, set[str]] = defaultdict(set)
+        self.size: dict[str, int] = {}  # distinct recent positives per user
         for user_id, state in users.items():
-            for item in state.recent_positive:
-                self.by_item[item].add(user_id)
+            self.update(user_id, (), state.recent_positive)
 
     def update(self, user_id: str, before: Iterable[str], after: Iterable[str]) -> None:
         """``user_id``'s recent positives went from ``before`` to ``after``."""
@@ -44,6 +44,10 @@ class SessionIndex:
                     del self.by_item[item]
         for item in new - old:
             self.by_item[item].add(user_id)
+        if new:
+            self.size[user_id] = len(new)
+        else:
+            self.size.pop(user_id, None)
 
     def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
         """Session-kNN scores of the items the neighbours liked, over the strongest (so in [0, 1])."""
@@ -51,21 +55,20 @@ class SessionIndex:
         if not current:
             return {}
         weight = {item: (pos + 1) / len(current) for pos, item in enumerate(current)}  # later ones weigh more
-        sharing: set[str] = set()
-        for item in weight:
-            sharing |= self.by_item.get(item, set())
-        sharing.discard(user_id)
-        users = self.users
-        recent_users = heapq.nlargest(SAMPLE, sharing, key=lambda u: (users[u].last_ts, u))
+        overlap: dict[str, float] = {}  # every user sharing an item, with the summed weight of what they share
+        for item, w in weight.items():
+            get = overlap.get
+            for other in self.by_item.get(item, ()):
+                overlap[other] = get(other, 0.0) + w
+        overlap.pop(user_id, None)
+        users, size = self.users, self.size
+        sampled = heapq.nlargest(SAMPLE, overlap, key=lambda u: (users[u].last_ts, u))
         norm = math.sqrt(len(weight))
-        scored = []
-        for other in recent_users:
-            items = set(users[other].recent_positive)
-            overlap = sum(w for item, w in weight.items() if item in items)
-            scored.append((overlap / (norm * math.sqrt(len(items))), other, items))
+        scored = [(overlap[u] / (norm * math.sqrt(size[u])), u) for u in sampled]
         votes: dict[str, float] = {}
-        for sim, _, items in heapq.nlargest(K, scored, key=lambda s: (s[0], s[1])):
-            for item in items:
-                votes[item] = votes.get(item, 0.0) + sim
+        for sim, other in heapq.nlargest(K, scored):
+            get = votes.get
+            for item in dict.fromkeys(users[other].recent_positive):
+                votes[item] = get(item, 0.0) + sim
         top = max(votes.values(), default=0.0)
         return {item: v / top for item, v in votes.items()} if top > 0 else votes

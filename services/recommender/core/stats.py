@@ -133,16 +133,19 @@ class Transitions(CoVisitation):
     """What users watch next: directed rules ``counts[a][b]``, which gain ``weight / d`` each time ``b`` is
     liked ``d`` positives after ``a`` (d <= ``steps``) in one user's history; sequential rules (Ludewig and
     Jannach 2018, the strongest simple session recommender in their comparison). Rows are capped like
-    co-visitation's and stored, merged and restored the same way."""
+    co-visitation's and stored, merged and restored the same way. Weights are kept in units of
+    1 / lcm(1..steps) (2520 for 10 steps), so every weight is a whole number and sums are exact in any
+    order, as co-visitation counts are; only ratios of weights are ever read."""
 
     def __init__(self, max_neighbours: int = 100, steps: int = 10) -> None:
         super().__init__(max_neighbours)
         self.steps = steps
+        self.unit = math.lcm(*range(1, steps + 1))
 
     def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0) -> list[tuple[str, str, float]]:
         """``previous``: the user's positives before ``item``, oldest first."""
         changed = []
         for distance, other in enumerate(reversed(previous[-self.steps:]), start=1):
             if other != item:
-                changed.append(self._bump(other, item, weight / distance))
+                changed.append(self._bump(other, item, weight * self.unit // distance))
         return changed

@@ -28,12 +28,14 @@ DIM = 8
 
 def test_a_transition_gains_one_over_its_distance_and_runs_one_way():
     nxt = Transitions(steps=2)
+    unit = nxt.unit  # weights are whole numbers: 1 / d in units of 1 / lcm(1..steps)
+    assert unit == 2 and Transitions().unit == 2520
     nxt.add("d", ["a", "b", "c"])  # d follows c at distance 1, b at 2; a is past the window
-    assert nxt.counts["c"] == {"d": 1.0} and nxt.counts["b"] == {"d": 0.5}
+    assert nxt.counts["c"] == {"d": 1.0 * unit} and nxt.counts["b"] == {"d": 0.5 * unit}
     assert "a" not in nxt.counts and "d" not in nxt.counts, "rules run from earlier to later only"
     nxt.add("d", ["c"])
     nxt.add("c", ["c"])  # an item never follows itself
-    assert nxt.counts["c"] == {"d": 2.0}
+    assert nxt.counts["c"] == {"d": 2.0 * unit}
 
 
 def test_a_transitions_row_keeps_its_strongest_followers():
@@ -109,7 +111,7 @@ def test_transitions_are_stored_with_the_offsets_and_restored(rec, tmp_path):
         rec.apply(ev("u", video, n), 0)
     rec.commit(0, 3)
     want = {a: dict(row) for a, row in rec.partitions[0].transitions.counts.items()}
-    assert want == {"v3": {"v4": 1.0, "v5": 0.5}, "v4": {"v5": 1.0}}
+    assert want == {"v3": {"v4": 2520.0, "v5": 1260.0}, "v4": {"v5": 2520.0}}
     store = PartitionStore(tmp_path / "state", "watch.events", 1)
     try:
         store.commit(rec.snapshot(0, full=True).rows, full=True)
@@ -140,11 +142,11 @@ def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions(tmp_path):
         store.close()
 
 
-def test_replicas_merge_transitions_to_the_same_floats_whatever_order_flushes_arrive():
-    flushes = [(0, Rows(transitions=[("a", {"b": 0.1, "c": 1 / 3})])),
-               (1, Rows(transitions=[("a", {"b": 0.2})])),
-               (2, Rows(transitions=[("a", {"b": 0.7, "c": 1 / 7})])),
-               (1, Rows(transitions=[("a", {"b": 0.3})])),  # partition 1's row replaced
+def test_replicas_merge_transitions_to_the_same_weights_whatever_order_flushes_arrive():
+    flushes = [(0, Rows(transitions=[("a", {"b": 252.0, "c": 840.0})])),
+               (1, Rows(transitions=[("a", {"b": 504.0})])),
+               (2, Rows(transitions=[("a", {"b": 1764.0, "c": 360.0})])),
+               (1, Rows(transitions=[("a", {"b": 756.0})])),  # partition 1's row replaced
                (0, Rows(transitions=[("a", {})]))]  # partition 0's row emptied
     prior = np.zeros(len(FEATURES))
     one, other = GlobalStats(3600, prior), GlobalStats(3600, prior)
@@ -152,9 +154,9 @@ def test_replicas_merge_transitions_to_the_same_floats_whatever_order_flushes_ar
         one.apply(p, rows)
     for index in (2, 1, 3, 0, 4):  # another interleaving that keeps each partition's own order
         other.apply(*flushes[index])
-    assert one.transitions.counts["a"] == other.transitions.counts["a"] == {"b": 0.3 + 0.7, "c": 1 / 7}
+    assert one.transitions.counts["a"] == other.transitions.counts["a"] == {"b": 756.0 + 1764.0, "c": 360.0}
     one.apply(2, Rows(), full=True)  # partition 2 starts over from an empty snapshot
-    assert one.transitions.counts["a"] == {"b": 0.3}
+    assert one.transitions.counts["a"] == {"b": 756.0}
 
 
 def states(**recent: list[str]) -> dict[str, UserState]:
