@@ -196,9 +196,14 @@ class Recommender:
         self._rebuild_global()
 
     def _rebuild_global(self) -> None:
-        """The statistics of the partitions held here, merged (only without ``shared`` statistics)."""
+        """The statistics of the partitions held here, merged (only without ``shared`` statistics); with one
+        partition they are that partition's own (the same values, updated once per event instead of twice)."""
         self._weights = None
         if self.shared is not None:
+            return
+        if len(self.partitions) == 1:
+            [st] = self.partitions.values()
+            self.own_popularity, self.own_covisit, self.own_transitions = st.popularity, st.covisit, st.transitions
             return
         self.own_popularity = Popularity(self.settings.popularity_half_life_s)
         self.own_covisit = CoVisitation()
@@ -240,7 +245,7 @@ class Recommender:
             for a, _, _ in st.transitions.add(event.video_id, applied.positive_before):
                 st.dirty_next.add(a)
             st.sessions.update(event.user_id, recent_before, user.recent_positive)
-            if self.shared is None:  # one process: the merged view follows every event
+            if self.shared is None and self.own_covisit is not st.covisit:  # one process: the merged view follows
                 self.own_popularity.add(event.video_id, applied.weight, ts)
                 self.own_covisit.add(event.video_id, applied.positive_before)
                 self.own_transitions.add(event.video_id, applied.positive_before)
