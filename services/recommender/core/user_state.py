@@ -21,8 +21,13 @@ def _decay(half_life: float) -> float:
 
 
 def _mix(current: np.ndarray | None, vector: np.ndarray, weight: float, keep: float) -> np.ndarray:
-    update = (weight * vector).astype(np.float32)
-    return update if current is None else (keep * current + update).astype(np.float32)
+    """keep * current + weight * vector in float32, in place (the same bits as the expression, no temporaries)."""
+    update = (weight * vector).astype(np.float32, copy=False)
+    if current is None:
+        return update
+    current *= keep
+    current += update
+    return current
 
 
 @dataclass
