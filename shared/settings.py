@@ -340,6 +340,9 @@ class RecommenderSettings(BaseSettings):
     """Pull of the learned weights towards the configured ones."""
     learn_negatives: int = Field(10, ge=1, le=100)
     """Videos the user did not pick, sampled per learning event."""
+    learn_candidate_share: float = Field(1.0, ge=0, le=1)
+    """Share of them drawn from the co-visitation, transitions and session-kNN candidates (the rest from the
+    whole catalogue); above 0, the ranker learns only from positives those sources retrieved."""
     mmr_lambda: float = Field(0.8, ge=0, le=1)
     """MMR trade-off: 1 ranks by score only, lower values favour diversity."""
     creator_cap: int = Field(3, ge=1)

@@ -267,7 +267,8 @@ class Recommender:
         ctx = FeedContext(user_id, user, 0, self.event_time(event), self.catalogue, st.popularity, st.covisit, self.prior,
                           fresh_window_s=s.fresh_window_s, transitions=st.transitions, content=s.content_vectors,
                           sessions=st.sessions)
-        negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw))
+        negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw),
+                                     s.learn_candidate_share)
         if not negatives:
             return
         x = candidate_features(ctx, [event.video_id, *negatives])

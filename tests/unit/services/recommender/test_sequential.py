@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from services.recommender.core.catalogue import Catalogue, VideoInfo
-from services.recommender.core.features import FEATURES, candidate_features, sequential_votes
+from services.recommender.core.features import FEATURES, candidate_features, retrieved, sample_negatives, sequential_votes
 from services.recommender.core.feed import FeedContext, SequentialSource, UserVectorSource
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.sessions import SessionIndex
@@ -191,3 +191,26 @@ def test_without_content_vectors_no_score_reads_the_vectors(rec):
     x = candidate_features(ctx, ["v1", "v2"])
     assert not x[:, [FEATURES.index(f) for f in ("long", "short", "negative")]].any()
     assert UserVectorSource("long_term", "long").fetch(ctx) == []
+
+
+def test_the_ranker_learns_only_from_positives_the_sources_retrieved_against_their_other_candidates(rec):
+    for n, (user, video) in enumerate([("a", "v0"), ("a", "v1"), ("a", "v2"), ("b", "v0"), ("b", "v3")]):
+        rec.apply(ev(user, video, n, n), 0)
+    rec.apply(ev("me", "v0", 10, 10), 0)
+    st = rec.partitions[0]
+
+    def ctx() -> FeedContext:
+        return FeedContext("me", rec.user("me"), 0, T0.timestamp(), rec.catalogue, st.popularity, st.covisit,
+                           rec.scorer_weights(), transitions=st.transitions, sessions=st.sessions)
+
+    def negatives(positive: str, share: float) -> list[str]:
+        return sample_negatives(ctx(), positive, 4, np.random.default_rng(7), share)
+
+    assert retrieved(ctx()) == {"v0", "v1", "v2", "v3"}  # v0 too (the neighbours liked it), but it is seen
+    assert negatives("v9", 1.0) == [], "v9 was not retrieved: no learning step"
+    drawn = negatives("v1", 1.0)
+    assert set(drawn[:2]) == {"v2", "v3"}, "the other retrieved candidates, never the positive or a seen video"
+    assert len(drawn) == 4 and not {"v0", "v1"} & set(drawn[2:]), "too few of them: the rest from the catalogue"
+    assert negatives("v1", 1.0) == drawn, "the same draw every time (a replay after a crash learns the same step)"
+    mixed = negatives("v9", 0.0)
+    assert len(mixed) == 4 and "v0" not in mixed and "v9" not in mixed, "catalogue negatives for any positive"
