@@ -285,9 +285,9 @@ class StylizationSettings(BaseSettings):
 
 
 SCORER_WEIGHTS: dict[str, float] = {
-    "long": 1.0, "short": 1.0, "negative": 0.8, "trending": 1.0, "popularity": 0.3, "covisit": 1.0,
+    "long": 1.0, "short": 1.0, "negative": 0.8, "trending": 0.3, "popularity": 0.3, "covisit": 1.0,
     "covisit_last": 0.5, "fresh": 0.1, "young": 0.0, "covisit_recent": 0.0, "topic": 0.0, "sequential": 1.0,
-    "session_knn": 1.0,
+    "session_knn": 2.0,
 }
 """The recommender's prior scorer weights, keyed by feature name (``services/recommender/core/features.py``
 FEATURES; a test keeps the two in step)."""

@@ -1,0 +1,166 @@
+"""ClipStream's replay on real interaction logs, each against every baseline in the same run.
+
+    python -m benchmarks.replay_logs --logs DIR [--only yoochoose,diginetica,amazon_grocery,movielens100k]
+    python -m benchmarks.replay_logs --tuning [--only ...]
+
+The logs are not in this repository. ``--logs DIR`` names a folder holding them in the replay's CSV
+format (``clipstream eval replay`` reads the same files): ``yoochoose-clicks-even.csv`` (YOOCHOOSE
+clicks), ``diginetica-sample.csv`` (Diginetica views), ``amazon-grocery.csv`` with
+``amazon-grocery-items.csv`` (Amazon Grocery purchases and their categories). MovieLens 100K is made
+with ``clipstream interactions --source movielens-100k`` into ``var/datasets/ml-100k`` when missing.
+Each log's result goes to ``benchmarks/results/replay_<name>.json``, with the command that reproduces
+it through the CLI; the README's table of these logs is checked against those files.
+
+``--tuning`` runs the settings' sensitivity instead, on the logs the settings may be tuned on (the
+synthetic log, MovieLens 100K's first 20,000 events and the first 3 days of YOOCHOOSE), one setting
+changed at a time: ``benchmarks/results/replay_sensitivity.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import write_result
+from evaluation.replay import (
+    BaselineSystem,
+    ClipStreamSystem,
+    evaluate,
+    item_vectors,
+    read_interactions,
+    read_items,
+    replay,
+    shared_tiebreak,
+)
+from evaluation.baselines import BASELINES
+from shared.settings import RecommenderSettings
+
+MOVIELENS = Path("var/datasets/ml-100k")
+SYNTHETIC = Path("var/datasets/synthetic")
+
+
+@dataclass(frozen=True)
+class Log:
+    name: str
+    file: str
+    items: str | None
+    what: str
+
+
+LOGS = (
+    Log("yoochoose", "yoochoose-clicks-even.csv", None, "YOOCHOOSE clicks (sessions with an even id, 1 week)"),
+    Log("diginetica", "diginetica-sample.csv", None, "Diginetica item views (SR-GNN's sample)"),
+    Log("amazon_grocery", "amazon-grocery.csv", "amazon-grocery-items.csv",
+        "Amazon Grocery purchases, items with their category"),
+    Log("movielens100k", "interactions.csv", "items.csv", "MovieLens 100K ratings as implicit feedback"),
+)
+
+
+def ensure_generated(folder: Path, source: str) -> Path:
+    if not (folder / "interactions.csv").exists():
+        cmd = [sys.executable, "-m", "cli.main", "interactions", "--out", str(folder)]
+        subprocess.run(cmd + (["--source", source] if source != "synthetic" else []), check=True)
+    return folder
+
+
+def where(log: Log, logs: Path | None) -> tuple[Path, Path | None]:
+    folder = ensure_generated(MOVIELENS, "movielens-100k") if log.name == "movielens100k" else logs
+    if folder is None:
+        raise SystemExit(f"{log.name}: needs --logs DIR (the folder that holds {log.file})")
+    return folder / log.file, (folder / log.items if log.items else None)
+
+
+def run_log(log: Log, logs: Path | None) -> dict:
+    path, items = where(log, logs)
+    interactions = read_interactions(path)
+    meta = read_items(items) if items else {}
+    t = time.perf_counter()
+    result = replay(interactions, meta)
+    command = f"clipstream eval replay --interactions {path}" + (f" --items {items}" if items else "")
+    out = {"log": log.name, "what": log.what, "command": command, "seconds": round(time.perf_counter() - t), **result}
+    write_result(f"replay_{log.name}", out)
+    return out
+
+
+# ---------------------------------------------------------------- sensitivity
+
+VARIANTS: dict[str, dict] = {
+    "defaults": {},
+    "no online learning": {"learn_fraction": 0.0},
+    "learning on 20% of positives": {"learn_fraction": 0.2},
+    "session_knn weight 1 (not 2)": {"scorer_weights": {"session_knn": 1.0}},
+    "sequential weight 0.5 (not 1)": {"scorer_weights": {"sequential": 0.5}},
+    "trending weight 1 (not 0.3)": {"scorer_weights": {"trending": 1.0}},
+    "co-visit window 5 (not 10)": {"covisit_window": 5},
+}
+
+
+def tuning_logs() -> list[tuple[str, list, dict]]:
+    ml = ensure_generated(MOVIELENS, "movielens-100k")
+    syn = ensure_generated(SYNTHETIC, "synthetic")
+    return [("synthetic", read_interactions(syn / "interactions.csv"), read_items(syn / "items.csv")),
+            ("movielens100k_first_20k", read_interactions(ml / "interactions.csv")[:20000], read_items(ml / "items.csv"))]
+
+
+def clipstream_ndcg(interactions: list, meta: dict, overrides: dict) -> float:
+    tiebreak = shared_tiebreak(interactions, meta)
+    with tempfile.TemporaryDirectory(prefix="clipstream-sensitivity-") as tmp:
+        vectors = item_vectors(sorted(tiebreak), meta)
+        content = all(i in meta for i in vectors)
+        settings = RecommenderSettings(state_dir=Path(tmp) / "state", content_vectors=content, **overrides)
+        ours = ClipStreamSystem(vectors, meta, Path(tmp), settings)
+        result = evaluate(interactions, [ours], tiebreak, progress=False)
+    return result["systems"]["clipstream"]["ndcg@10"]
+
+
+def best_baseline(interactions: list, meta: dict) -> tuple[str, float]:
+    tiebreak = shared_tiebreak(interactions, meta)
+    systems = [BaselineSystem(cls()) for cls in BASELINES]
+    result = evaluate(interactions, systems, tiebreak, progress=False, ours=systems[0].name)
+    name, scores = max(result["systems"].items(), key=lambda kv: kv[1]["ndcg@10"])
+    return name, scores["ndcg@10"]
+
+
+def sensitivity(logs: Path | None) -> dict:
+    sets = tuning_logs()
+    if logs is not None:
+        yoochoose = read_interactions(logs / "yoochoose-clicks-even.csv")
+        sets.append(("yoochoose_first_3_days", [e for e in yoochoose if e.ts < yoochoose[0].ts + 3 * 86400], {}))
+    rows = []
+    for name, interactions, meta in sets:
+        base, base_ndcg = best_baseline(interactions, meta)
+        for variant, overrides in VARIANTS.items():
+            ndcg = clipstream_ndcg(interactions, meta, overrides)
+            rows.append({"log": name, "variant": variant, "overrides": overrides, "ndcg@10": ndcg,
+                         "best_baseline": base, "baseline_ndcg@10": base_ndcg,
+                         "ratio": round(ndcg / base_ndcg, 3) if base_ndcg else None})
+            print(rows[-1], flush=True)
+    out = {"rows": rows}
+    write_result("replay_sensitivity", out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--logs", type=Path, help="the folder that holds the shared real logs")
+    p.add_argument("--only", help="comma-separated log names")
+    p.add_argument("--tuning", action="store_true", help="the settings' sensitivity on the tuning logs")
+    args = p.parse_args(argv)
+    if args.tuning:
+        return sensitivity(args.logs)
+    chosen = [log for log in LOGS if not args.only or log.name in args.only.split(",")]
+    results = {}
+    for log in chosen:
+        r = run_log(log, args.logs)
+        results[log.name] = r
+        print(f"{log.name}: {r['ratio']}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
