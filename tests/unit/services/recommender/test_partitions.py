@@ -13,7 +13,6 @@ from aiokafka import TopicPartition
 
 from services.recommender import metrics
 from services.recommender.changelog import FLUSH_HEADER, MARKER, Marker, encode_user
-from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.engine import Recommender
 from services.recommender.partitions import Partitions
@@ -21,7 +20,6 @@ from services.recommender.stats_reader import apply_batch
 from shared.events import WatchEvent
 from shared.ownership import partition_for
 from shared.settings import RecommenderSettings
-from shared.vectors import EdgeVectorStore
 from tests.unit.services.recommender.changelog_fakes import (
     FakeConsumer,
     MemoryChangelog,
@@ -29,21 +27,9 @@ from tests.unit.services.recommender.changelog_fakes import (
     Record,
 )
 
-DIM = 8
 TOPIC = "watch.events"
 P = 0
 TP = TopicPartition(TOPIC, P)
-
-
-@pytest.fixture
-def catalogue(tmp_path):
-    store = EdgeVectorStore(tmp_path / "videos", DIM)
-    cat = Catalogue(store)
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        cat.add(VideoInfo(f"v{i}", f"t{i % 3}", f"c{i % 4}", 1e9, None, f"video {i}"), rng.normal(size=DIM))
-    yield cat
-    store.close()
 
 
 def events(n: int, users: int = 5, start: int = 0) -> list[WatchEvent]:

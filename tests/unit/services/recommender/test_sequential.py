@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.core.features import FEATURES, candidate_features, retrieved, sample_negatives, sequential_votes
 from services.recommender.core.feed import FeedContext, SequentialSource, UserVectorSource
 from services.recommender.core.global_stats import GlobalStats
@@ -20,10 +19,8 @@ from services.recommender.rows import Rows
 from services.recommender.state_store import SCHEMA_VERSION, PartitionStore
 from shared.events import WatchEvent
 from shared.settings import RecommenderSettings
-from shared.vectors import EdgeVectorStore
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
-DIM = 8
 
 
 def test_a_transition_gains_one_over_its_distance_and_runs_one_way():
@@ -75,18 +72,11 @@ def ev(user, video, n, minutes=0):
 
 
 @pytest.fixture
-def rec(tmp_path):
-    store = EdgeVectorStore(tmp_path / "videos", DIM)
-    cat = Catalogue(store)
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        v = rng.normal(size=DIM).astype(np.float32)
-        cat.add(VideoInfo(f"v{i}", None, f"creator{i}", T0.timestamp() - 86400 * 30, None, f"v{i}"), v / np.linalg.norm(v))
+def rec(tmp_path, catalogue):
     settings = RecommenderSettings(state_dir=tmp_path / "state", learn_fraction=0.0, candidates_per_source=20)
-    r = Recommender(settings, cat, "watch.events")
+    r = Recommender(settings, catalogue, "watch.events")
     yield r
     r.close()
-    store.close()
 
 
 def test_what_others_watched_next_leads_the_feed(rec):
