@@ -12,7 +12,7 @@ Each log's result goes to ``benchmarks/results/replay_<name>.json``, with the co
 it through the CLI; the README's table of these logs is checked against those files.
 
 ``--tuning`` runs the settings' sensitivity instead, on the logs the settings may be tuned on (the
-synthetic log, MovieLens 100K's first 20,000 events and the first 3 days of YOOCHOOSE), one setting
+synthetic log, MovieLens 100K's first 10,000 events and the first 3 days of YOOCHOOSE), one setting
 changed at a time: ``benchmarks/results/replay_sensitivity.json``.
 """
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import write_result
+from evaluation.baselines import BASELINES
 from evaluation.replay import (
     BaselineSystem,
     ClipStreamSystem,
@@ -37,7 +38,6 @@ from evaluation.replay import (
     replay,
     shared_tiebreak,
 )
-from evaluation.baselines import BASELINES
 from shared.settings import RecommenderSettings
 
 MOVIELENS = Path("var/datasets/ml-100k")
@@ -92,11 +92,9 @@ def run_log(log: Log, logs: Path | None) -> dict:
 VARIANTS: dict[str, dict] = {
     "defaults": {},
     "no online learning": {"learn_fraction": 0.0},
-    "learning on 20% of positives": {"learn_fraction": 0.2},
-    "session_knn weight 1 (not 2)": {"scorer_weights": {"session_knn": 1.0}},
-    "sequential weight 0.5 (not 1)": {"scorer_weights": {"sequential": 0.5}},
-    "trending weight 1 (not 0.3)": {"scorer_weights": {"trending": 1.0}},
-    "co-visit window 5 (not 10)": {"covisit_window": 5},
+    "negatives from the whole catalogue, every positive": {"learn_candidate_share": 0.0},
+    "session_knn prior 1 (not 2)": {"scorer_weights": {"session_knn": 1.0}},
+    "trending prior 1 (not 0.3)": {"scorer_weights": {"trending": 1.0}},
 }
 
 
@@ -104,7 +102,7 @@ def tuning_logs() -> list[tuple[str, list, dict]]:
     ml = ensure_generated(MOVIELENS, "movielens-100k")
     syn = ensure_generated(SYNTHETIC, "synthetic")
     return [("synthetic", read_interactions(syn / "interactions.csv"), read_items(syn / "items.csv")),
-            ("movielens100k_first_20k", read_interactions(ml / "interactions.csv")[:20000], read_items(ml / "items.csv"))]
+            ("movielens100k_first_10k", read_interactions(ml / "interactions.csv")[:10000], read_items(ml / "items.csv"))]
 
 
 def clipstream_ndcg(interactions: list, meta: dict, overrides: dict) -> float:

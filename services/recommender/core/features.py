@@ -156,7 +156,7 @@ def sample_negatives(ctx: FeedContext, positive: str, n: int, rng: np.random.Gen
     seen = set(ctx.state.seen)
     seen.add(positive)
     out: list[str] = []
-    n_pool = int(round(n * candidate_share))
+    n_pool = round(n * candidate_share)
     if n_pool:
         found = retrieved(ctx)
         if positive not in found:

@@ -12,6 +12,7 @@ import heapq
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
 import numpy as np
 
 from services.recommender.core.catalogue import Catalogue

@@ -8,8 +8,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from services.recommender.core.features import FEATURES, candidate_features, retrieved, sample_negatives, sequential_votes
-from services.recommender.core.feed import FeedContext, SequentialSource, UserVectorSource
+from services.recommender.core.features import (
+    FEATURES,
+    candidate_features,
+    retrieved,
+    sample_negatives,
+    sequential_votes,
+)
+from services.recommender.core.feed import (
+    FeedContext,
+    SequentialSource,
+    UserVectorSource,
+)
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
