@@ -1,7 +1,8 @@
 """ClipStream's replay on real interaction logs, each against every baseline in the same run.
 
     python -m benchmarks.replay_logs --logs DIR [--only yoochoose,diginetica,amazon_grocery,movielens100k]
-    python -m benchmarks.replay_logs --tuning [--only ...]
+    python -m benchmarks.replay_logs --tuning [--logs DIR]
+    python -m benchmarks.replay_logs --references --logs DIR
 
 The logs are not in this repository. ``--logs DIR`` names a folder holding them in the replay's CSV
 format (``clipstream eval replay`` reads the same files): ``yoochoose-clicks-even.csv`` (YOOCHOOSE
@@ -13,7 +14,8 @@ it through the CLI; the README's table of these logs is checked against those fi
 
 ``--tuning`` runs the settings' sensitivity instead, on the logs the settings may be tuned on (the
 synthetic log, MovieLens 100K's first 10,000 events and the first 3 days of YOOCHOOSE), one setting
-changed at a time: ``benchmarks/results/replay_sensitivity.json``.
+changed at a time: ``benchmarks/results/replay_sensitivity.json``. ``--references`` sets the baselines as
+the reference figures beside the shared logs describe them and compares (``replay_references.json``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import write_result
-from evaluation.baselines import BASELINES
+from evaluation.baselines import (
+    BASELINES,
+    DecayedPopularityBaseline,
+    ItemKNNBaseline,
+    PopularityBaseline,
+    SequentialRulesBaseline,
+)
 from evaluation.replay import (
     BaselineSystem,
     ClipStreamSystem,
@@ -143,14 +151,52 @@ def sensitivity(logs: Path | None) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- the data set's reference figures
+
+REFERENCES = (  # yoochoose-clicks-even.csv, from the README beside the shared logs: (name, baseline, NDCG@10, Recall@20)
+    ("popularity", PopularityBaseline, {}, 0.032, 0.109),
+    ("popularity decayed, half-life 1 day", DecayedPopularityBaseline, {"half_life_s": 86400.0}, 0.038, 0.132),
+    ("item-kNN co-visitation, last 50 positives", ItemKNNBaseline, {"history": 50, "decay": 1.0}, 0.236, 0.439),
+    ("item-kNN, the k-th most recent positive weighted 0.7^k", ItemKNNBaseline, {"history": 50, "decay": 0.7},
+     0.248, 0.449),
+    ("sequential rules", SequentialRulesBaseline, {}, 0.247, 0.432),
+)
+
+
+def references(logs: Path | None) -> dict:
+    """The baselines, set as the reference figures describe them, on ``yoochoose-clicks-even.csv``."""
+    if logs is None:
+        raise SystemExit("--references needs --logs DIR (the folder that holds yoochoose-clicks-even.csv)")
+    interactions = read_interactions(logs / "yoochoose-clicks-even.csv")
+    systems = []
+    for label, cls, kwargs, *_ in REFERENCES:
+        model = cls(**kwargs)
+        model.name = label
+        systems.append(BaselineSystem(model))
+    result = evaluate(interactions, systems, shared_tiebreak(interactions, {}), progress=True, ours=systems[0].name)
+    rows = [{"system": label, "settings": kwargs, "ndcg@10": result["systems"][label]["ndcg@10"],
+             "recall@20": result["systems"][label]["recall@20"], "reference_ndcg@10": ref_ndcg,
+             "reference_recall@20": ref_recall,
+             "within_0.005": abs(result["systems"][label]["ndcg@10"] - ref_ndcg) <= 0.005}
+            for label, _, kwargs, ref_ndcg, ref_recall in REFERENCES]
+    for row in rows:
+        print(row, flush=True)
+    out = {"log": "yoochoose-clicks-even.csv", "rows": rows}
+    write_result("replay_references", out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--logs", type=Path, help="the folder that holds the shared real logs")
     p.add_argument("--only", help="comma-separated log names")
     p.add_argument("--tuning", action="store_true", help="the settings' sensitivity on the tuning logs")
+    p.add_argument("--references", action="store_true", help="the baselines against the data set's reference figures")
     args = p.parse_args(argv)
     if args.tuning:
         return sensitivity(args.logs)
+    if args.references:
+        return references(args.logs)
     chosen = [log for log in LOGS if not args.only or log.name in args.only.split(",")]
     results = {}
     for log in chosen:

@@ -79,13 +79,14 @@ class ItemKNNBaseline(ScoreBaseline):
 
     name = "item_knn"
 
-    def __init__(self, history: int = 20, alpha: float = 0.5) -> None:
+    def __init__(self, history: int = 20, alpha: float = 0.5, decay: float = 0.9) -> None:
         super().__init__()
         self.history: dict[str, list[int]] = defaultdict(list)
         self.co: dict[int, dict[int, float]] = defaultdict(dict)
         self.pop: dict[int, float] = defaultdict(float)
         self.window = history
         self.alpha = alpha
+        self.decay = decay
 
     def update(self, user, item, weight, ts):
         i = self._idx(item)
@@ -102,7 +103,7 @@ class ItemKNNBaseline(ScoreBaseline):
         s = np.zeros(len(self.items))
         recent = self.history[user][-self.window:]
         for rank, h in enumerate(reversed(recent)):
-            decay = 0.9 ** rank  # recent history counts more
+            decay = self.decay ** rank  # recent history counts more
             for j, c in self.co[h].items():
                 s[j] += decay * c
         pops = np.array([self.pop.get(i, 0.0) for i in range(len(self.items))])

@@ -485,6 +485,25 @@ def test_recommender_benchmark_table():
     assert int(probes) == broker["probes"]
 
 
+def test_replay_logs_table():
+    """Each real log's row against its ``benchmarks/results/replay_<log>.json`` (``python -m benchmarks.replay_logs``)."""
+    rows = bench_table("`replay_logs` (")
+    assert len(rows) == 4
+    for label, counts, ours, best, ratio in rows:
+        data = result(re.search(r"`(replay_\w+)\.json`", label).group(1))
+        systems, r = data["systems"], data["ratio"]
+        events, scored = counts.split(" / ")
+        assert shown_as(events, data["events"]) and shown_as(scored, data["scored"])
+        ndcg, recall = ours.split(" / ")
+        assert shown_as(ndcg, systems["clipstream"]["ndcg@10"]) and shown_as(recall, systems["clipstream"]["recall@20"])
+        name, figures = best.split(" ", 1)
+        ndcg, recall = figures.split(" / ")
+        assert name == r["best_baseline"] and shown_as(ndcg, systems[name]["ndcg@10"])
+        assert shown_as(recall, systems[name]["recall@20"])
+        value, lo, hi = re.fullmatch(r"(\S+) \((\S+)-(\S+)\)", ratio).groups()
+        assert shown_as(value, r["ratio"]) and shown_as(lo, r["ci95"][0]) and shown_as(hi, r["ci95"][1])
+
+
 STYLIZATION_ROWS = {
     "decode + encode alone": ["decode + encode (baseline)"],
     "fast style network": ["style mosaic (fast)", "style waves (fast)", "style ink (fast)"],
