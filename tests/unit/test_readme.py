@@ -504,6 +504,18 @@ def test_replay_logs_table():
         assert shown_as(value, r["ratio"]) and shown_as(lo, r["ci95"][0]) and shown_as(hi, r["ci95"][1])
 
 
+def test_replay_references_table():
+    data = result("replay_references")["rows"]
+    rows = bench_table("`replay_references` (")
+    assert [r[0] for r in rows] == [d["system"] for d in data]
+    for (_, here, reference), d in zip(rows, data):
+        ndcg, recall = here.split(" / ")
+        assert shown_as(ndcg, d["ndcg@10"]) and shown_as(recall, d["recall@20"])
+        ndcg, recall = reference.split(" / ")
+        assert shown_as(ndcg, d["reference_ndcg@10"]) and shown_as(recall, d["reference_recall@20"])
+        assert abs(d["ndcg@10"] - d["reference_ndcg@10"]) <= 0.005
+
+
 STYLIZATION_ROWS = {
     "decode + encode alone": ["decode + encode (baseline)"],
     "fast style network": ["style mosaic (fast)", "style waves (fast)", "style ink (fast)"],
