@@ -14,9 +14,10 @@ key), from the client library.
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 from aiokafka.partitioner import DefaultPartitioner
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events import Identifier
 
@@ -49,6 +50,24 @@ class Claim(BaseModel):
     url: str | None = Field(None, max_length=512)
     replica: Identifier
     at: float = Field(default_factory=time.time)
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, url: str | None) -> str | None:
+        """The gateway sends feed requests there: an http(s) base URL, nothing else (no credentials, query or
+        fragment)."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (a port that is not a number raises here)
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a replica's URL must be http:// or https:// with a host")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("a replica's URL carries no credentials, query or fragment")
+        return url
 
 
 class Owners:

@@ -6,6 +6,8 @@ down is a free local port nobody listens on, and a hanging one a local TCP serve
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import random
 import string
@@ -94,7 +96,10 @@ def test_claims_are_read_into_the_table_and_bad_records_skipped_and_counted():
     invalid_before = sample("clipstream_gateway_invalid_claims_total")
     good = [claim(p, 1, f"http://r{p % 2}", f"r{p % 2}").model_dump_json().encode() for p in range(PARTITIONS - 1)]
     bad = [None, b"", b"not json", b'{"partition": 1}', claim(9, 1, "http://x").model_dump_json().encode()[:-1],
-           b'{"partition": 0, "generation": 5, "url": "http://evil", "replica": "r9", "extra": 1}']
+           b'{"partition": 0, "generation": 5, "url": "http://evil", "replica": "r9", "extra": 1}',
+           *(json.dumps({"partition": 0, "generation": 6, "url": url, "replica": "r9"}).encode()
+             for url in ("file:///etc/passwd", "ftp://r0", "http://", "http://user:pw@r0", "http://r0?x=1",
+                         "http://r0:port", "javascript:alert(1)"))]
     assert apply_claims(owners, [*good[:2], *bad, *good[2:]], PARTITIONS) == len(bad)
     assert sample("clipstream_gateway_invalid_claims_total") - invalid_before == len(bad)
     assert owners.owner(0) == "http://r0" and owners.owner(1) == "http://r1"  # the extra-field record was refused
