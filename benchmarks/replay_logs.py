@@ -1,7 +1,7 @@
 """ClipStream's replay on real interaction logs, each against every baseline in the same run.
 
     python -m benchmarks.replay_logs --logs DIR [--only yoochoose,diginetica,amazon_grocery,movielens100k]
-    python -m benchmarks.replay_logs --tuning [--logs DIR]
+    python -m benchmarks.replay_logs --tuning [--logs DIR] [--only synthetic,movielens,yoochoose]
     python -m benchmarks.replay_logs --references --logs DIR
 
 The logs are not in this repository. ``--logs DIR`` names a folder holding them in the replay's CSV
@@ -106,11 +106,20 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def tuning_logs() -> list[tuple[str, list, dict]]:
-    ml = ensure_generated(MOVIELENS, "movielens-100k")
-    syn = ensure_generated(SYNTHETIC, "synthetic")
-    return [("synthetic", read_interactions(syn / "interactions.csv"), read_items(syn / "items.csv")),
-            ("movielens100k_first_10k", read_interactions(ml / "interactions.csv")[:10000], read_items(ml / "items.csv"))]
+def tuning_logs(logs: Path | None, only: list[str] | None) -> list[tuple[str, list, dict]]:
+    """The logs settings may be tuned on (``only``: some of synthetic, movielens, yoochoose)."""
+    out = []
+    if not only or "synthetic" in only:
+        syn = ensure_generated(SYNTHETIC, "synthetic")
+        out.append(("synthetic", read_interactions(syn / "interactions.csv"), read_items(syn / "items.csv")))
+    if not only or "movielens" in only:
+        ml = ensure_generated(MOVIELENS, "movielens-100k")
+        out.append(("movielens100k_first_10k", read_interactions(ml / "interactions.csv")[:10000],
+                    read_items(ml / "items.csv")))
+    if logs is not None and (not only or "yoochoose" in only):
+        yoochoose = read_interactions(logs / "yoochoose-clicks-even.csv")
+        out.append(("yoochoose_first_3_days", [e for e in yoochoose if e.ts < yoochoose[0].ts + 3 * 86400], {}))
+    return out
 
 
 def clipstream_ndcg(interactions: list, meta: dict, overrides: dict) -> float:
@@ -132,11 +141,8 @@ def best_baseline(interactions: list, meta: dict) -> tuple[str, float]:
     return name, scores["ndcg@10"]
 
 
-def sensitivity(logs: Path | None) -> dict:
-    sets = tuning_logs()
-    if logs is not None:
-        yoochoose = read_interactions(logs / "yoochoose-clicks-even.csv")
-        sets.append(("yoochoose_first_3_days", [e for e in yoochoose if e.ts < yoochoose[0].ts + 3 * 86400], {}))
+def sensitivity(logs: Path | None, only: list[str] | None = None) -> dict:
+    sets = tuning_logs(logs, only)
     rows = []
     for name, interactions, meta in sets:
         base, base_ndcg = best_baseline(interactions, meta)
@@ -147,7 +153,7 @@ def sensitivity(logs: Path | None) -> dict:
                          "ratio": round(ndcg / base_ndcg, 3) if base_ndcg else None})
             print(rows[-1], flush=True)
     out = {"rows": rows}
-    write_result("replay_sensitivity", out)
+    write_result("replay_sensitivity" + ("_" + "_".join(only) if only else ""), out)
     return out
 
 
@@ -189,12 +195,12 @@ def references(logs: Path | None) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--logs", type=Path, help="the folder that holds the shared real logs")
-    p.add_argument("--only", help="comma-separated log names")
+    p.add_argument("--only", help="comma-separated log names (with --tuning: synthetic, movielens, yoochoose)")
     p.add_argument("--tuning", action="store_true", help="the settings' sensitivity on the tuning logs")
     p.add_argument("--references", action="store_true", help="the baselines against the data set's reference figures")
     args = p.parse_args(argv)
     if args.tuning:
-        return sensitivity(args.logs)
+        return sensitivity(args.logs, args.only.split(",") if args.only else None)
     if args.references:
         return references(args.logs)
     chosen = [log for log in LOGS if not args.only or log.name in args.only.split(",")]
