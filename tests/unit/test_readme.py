@@ -518,6 +518,14 @@ def test_replay_references_table():
         assert abs(d["ndcg@10"] - d["reference_ndcg@10"]) <= 0.005
 
 
+def test_replay_sensitivity_table():
+    data = result("replay_sensitivity_yoochoose")["rows"]
+    rows = bench_table("`replay_sensitivity` (")
+    assert [r[0] for r in rows] == [d["variant"] for d in data]
+    for (_, ndcg, ratio), d in zip(rows, data):
+        assert shown_as(ndcg, d["ndcg@10"]) and shown_as(ratio, d["ratio"])
+
+
 STYLIZATION_ROWS = {
     "decode + encode alone": ["decode + encode (baseline)"],
     "fast style network": ["style mosaic (fast)", "style waves (fast)", "style ink (fast)"],
