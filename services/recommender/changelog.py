@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.recommender.rows import Rows
+from services.recommender.rows import Rows, decode_neighbours, encode_neighbours
 
 MARKER = b"m"
 RANKER = b"r"
@@ -110,7 +110,7 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
         out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
     for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions)):
         for video, row in neighbour_rows:
-            out.append((kind + video.encode(), json.dumps(row, separators=(",", ":")).encode()))
+            out.append((kind + video.encode(), encode_neighbours(row).encode()))
     if rows.ranker is not None:
         out.append((RANKER, json.dumps({"w": _b64(rows.ranker[0]), "n": rows.ranker[1]}).encode()))
     return out
@@ -132,11 +132,8 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
             score, at, total = (float(x) for x in json.loads(value))
             into.popularity.append((name.decode(), score, at, total))
         elif kind in (b"c", b"t"):
-            row = json.loads(value)
-            if not isinstance(row, dict):
-                raise ChangelogError("a co-visitation or transitions row that is not an object")
             table = into.covisit if kind == b"c" else into.transitions
-            table.append((name.decode(), {str(b): float(w) for b, w in row.items()}))
+            table.append((name.decode(), decode_neighbours(value)))
         elif key == RANKER:
             v = json.loads(value)
             into.ranker = (_unb64(v["w"]), int(v["n"]))

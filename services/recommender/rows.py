@@ -7,6 +7,7 @@ neighbours is stored as it is in memory, never as a union with pairs it dropped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
@@ -48,3 +49,16 @@ class Rows:
             self.next_offset = later.next_offset
         if later.model_version is not None:
             self.model_version = later.model_version
+
+
+def encode_neighbours(row: dict[str, float]) -> str:
+    """A neighbour row as compact JSON ({neighbour: weight}): its value in the local file and the changelog."""
+    return json.dumps(row, separators=(",", ":"))
+
+
+def decode_neighbours(text: str | bytes) -> dict[str, float]:
+    """:func:`encode_neighbours` back; raises ValueError for anything but an object of numbers."""
+    row = json.loads(text)
+    if not isinstance(row, dict):
+        raise ValueError("a neighbour row that is not an object")
+    return {str(b): float(w) for b, w in row.items()}

@@ -123,21 +123,41 @@ def test_transitions_are_stored_with_the_offsets_and_restored(rec, tmp_path):
         store.close()
 
 
-def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions(tmp_path):
-    store = PartitionStore(tmp_path, "watch.events", 0)
-    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=5))
-    store.close()
-    db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")
-    db.execute("DROP TABLE transitions")
-    db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+def _old_file(folder, version: int) -> None:
+    """A state file as schema ``version`` (2 or 3) wrote it: co-visitation (and, from 3, transitions) as pairs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(folder / "watch.events-0.sqlite")
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB, negative BLOB);
+        CREATE TABLE popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL, total REAL NOT NULL);
+        CREATE TABLE covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
+        CREATE TABLE ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
+    """)
+    db.executemany("INSERT INTO covisit VALUES (?, ?, ?)", [("a", "b", 1.0), ("a", "c", 3.0), ("b", "a", 1.0)])
+    if version >= 3:
+        db.execute("CREATE TABLE transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b))")
+        db.executemany("INSERT INTO transitions VALUES (?, ?, ?)", [("a", "b", 2520.0), ("a", "c", 1260.0)])
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", version), ("next_offset", 5)])
     db.commit()
     db.close()
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_file_is_upgraded_in_place_its_pairs_regrouped_into_rows(tmp_path, version):
+    _old_file(tmp_path, version)
     store = PartitionStore(tmp_path, "watch.events", 0)
     try:
         rows = store.load()
-        assert rows.next_offset == 5 and rows.covisit == [("a", {"b": 1.0})] and rows.transitions == []
-        version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert version == SCHEMA_VERSION == 3
+        assert rows.next_offset == 5
+        assert sorted(rows.covisit) == [("a", {"b": 1.0, "c": 3.0}), ("b", {"a": 1.0})]
+        assert rows.transitions == ([("a", {"b": 2520.0, "c": 1260.0})] if version == 3 else [])
+        version_now = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert version_now == SCHEMA_VERSION == 4
+        tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "covisit" not in tables and "transitions" not in tables  # the pairs live only in the rows now
+        store.commit(Rows(covisit=[("a", {})], next_offset=6))  # an emptied row is deleted
+        assert store.load().covisit == [("b", {"a": 1.0})]
     finally:
         store.close()
 
