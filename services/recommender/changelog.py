@@ -110,7 +110,7 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
         out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
     for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions)):
         for video, row in neighbour_rows:
-            out.append((kind + video.encode(), encode_neighbours(row).encode()))
+            out.append((kind + video.encode(), encode_neighbours(row)))
     if rows.ranker is not None:
         out.append((RANKER, json.dumps({"w": _b64(rows.ranker[0]), "n": rows.ranker[1]}).encode()))
     return out

@@ -7,7 +7,7 @@ neighbours is stored as it is in memory, never as a union with pairs it dropped.
 
 from __future__ import annotations
 
-import json
+import orjson
 from dataclasses import dataclass, field
 
 UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
@@ -51,14 +51,15 @@ class Rows:
             self.model_version = later.model_version
 
 
-def encode_neighbours(row: dict[str, float]) -> str:
-    """A neighbour row as compact JSON ({neighbour: weight}): its value in the local file and the changelog."""
-    return json.dumps(row, separators=(",", ":"))
+def encode_neighbours(row: dict[str, float]) -> bytes:
+    """A neighbour row as compact JSON ({neighbour: weight}): its value in the local file and the changelog
+    (orjson: a flush encodes every row that changed, and a restore or a replica decodes them all)."""
+    return orjson.dumps(row)
 
 
 def decode_neighbours(text: str | bytes) -> dict[str, float]:
     """:func:`encode_neighbours` back; raises ValueError for anything but an object of numbers."""
-    row = json.loads(text)
+    row = orjson.loads(text)
     if not isinstance(row, dict):
         raise ValueError("a neighbour row that is not an object")
     return {str(b): float(w) for b, w in row.items()}

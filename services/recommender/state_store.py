@@ -29,8 +29,8 @@ CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, 
                                   negative BLOB);
 CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
                                        total REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS covisit_rows (a TEXT PRIMARY KEY, row TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS transitions_rows (a TEXT PRIMARY KEY, row TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS covisit_rows (a TEXT PRIMARY KEY, row BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS transitions_rows (a TEXT PRIMARY KEY, row BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
 """
 

@@ -33,15 +33,21 @@ class MergedRows:
             self._set_row(mine, video, row)
 
     def _set_row(self, mine: dict[str, dict[str, float]], video: str, row: dict[str, float]) -> None:
+        """``video``'s row of one partition becomes ``row``: the sum moves by the pairs that changed (most of a
+        row is as it was at the partition's previous flush)."""
+        before = mine.pop(video, {})
         merged = self.into.counts[video]
-        for other, w in mine.pop(video, {}).items():
-            left = merged.get(other, 0.0) - w
-            if left > 0:
-                merged[other] = left
-            else:
-                merged.pop(other, None)
         for other, w in row.items():
-            merged[other] = merged.get(other, 0.0) + w
+            old = before.get(other, 0.0)
+            if w != old:
+                merged[other] = merged.get(other, 0.0) + (w - old)
+        for other, w in before.items():
+            if other not in row:
+                left = merged.get(other, 0.0) - w
+                if left > 0:
+                    merged[other] = left
+                else:
+                    merged.pop(other, None)
         if row:
             mine[video] = dict(row)
         if not merged:
