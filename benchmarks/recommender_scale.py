@@ -228,7 +228,7 @@ async def _restore(bootstrap: str, settings: RecommenderSettings, catalogue: Cat
             for event in base:
                 source.apply(event, partition)
             build_s = time.perf_counter() - t
-        log = KafkaChangelog(producer, bootstrap, changelog_topic(GROUP), "bench-writer", settings.snapshot_min_records)
+        log = KafkaChangelog(producer, bootstrap, changelog_topic(GROUP), "bench-writer", settings.snapshot_min_entries)
         writes: list[dict] = []
 
         async def flush(next_offset: int, full: bool) -> None:
@@ -261,7 +261,7 @@ async def _restore(bootstrap: str, settings: RecommenderSettings, catalogue: Cat
         with console.status("restoring from the changelog"):
             restored_rec = Recommender(settings, catalogue, topic, shared_stats=True)
             reader = KafkaChangelog(producer, bootstrap, changelog_topic(GROUP), "bench-reader",
-                                    settings.snapshot_min_records)
+                                    settings.snapshot_min_entries)
             t0 = time.perf_counter()
             marker, end = await reader.last(partition)
             t1 = time.perf_counter()

@@ -362,9 +362,10 @@ class RecommenderSettings(BaseSettings):
     """The URL the gateway reaches this replica at (default http://host:port); set it when host is 0.0.0.0."""
     changelog: bool = True
     """Write each flush to the changelog topic too, so another replica (on another machine) can restore a partition."""
-    snapshot_min_records: int = Field(2000, ge=1)
-    """A full snapshot of a partition goes to the changelog once the records written since the last one exceed
-    both this and the snapshot's own size: a restore reads at most about twice a partition's state."""
+    snapshot_min_entries: int = Field(2000, ge=1)
+    """A full snapshot of a partition goes to the changelog once the entries (a user, a video's popularity, a
+    neighbour pair) written since the last one exceed both this and the snapshot's own: a restore reads at most
+    about twice a partition's state."""
 
 
 class Settings(BaseModel):

@@ -136,7 +136,7 @@ def create_app(root: Settings) -> FastAPI:
             loaded = await readers["catalogue"].load()
             log.info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
             if stats is not None:
-                log_io = KafkaChangelog(producer, bootstrap, changelog, replica, settings.snapshot_min_records)
+                log_io = KafkaChangelog(producer, bootstrap, changelog, replica, settings.snapshot_min_entries)
                 parts.changelog = log_io
                 stack.push_async_callback(log_io.close)
                 start = await stats_reader.starts(log_io, topics.WATCH_EVENTS.partitions)

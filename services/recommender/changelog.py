@@ -10,9 +10,16 @@ partition's latest full snapshot starts. A reader applies a flush only when its 
 record of it, so a restore never mixes two flushes; a flush its writer did not finish (killed half way)
 is never applied; a marker of an older generation than one already seen (a fenced-off zombie) neither.
 
-The embedded broker never compacts, so restore time is bounded here: once the records written since the
-last full snapshot outnumber both the snapshot and ``snapshot_min_records``, the next flush is a full
-snapshot. A restore finds the latest marker near the end, reads from that snapshot's first record to the
+A delta's co-visitation and transitions records are patches of their rows (the pairs that changed, ``rows.py``),
+so a flush costs what changed. Patches of one row share its key, so a restore needs every record since the
+latest snapshot: ``min.compaction.lag.ms`` (an hour, ``shared/runtime/admin.py``) keeps the cleaner off them,
+and a snapshot comes long before that under any load that writes much; a flush that lost a record to the
+cleaner anyway no longer matches its marker's count, and the partition is rebuilt from ``watch.events``
+(never restored with a record missing).
+
+The embedded broker never compacts, so restore time is bounded here: once the entries (a user, a video's
+popularity, a neighbour pair) written since the last full snapshot outnumber both the snapshot's and
+``snapshot_min_entries``, the next flush is a full snapshot. A restore finds the latest marker near the end, reads from that snapshot's first record to the
 end, and so reads at most about twice the partition's state.
 """
 
@@ -51,6 +58,10 @@ class Marker(BaseModel):
     """Changelog offset of the first record of the latest full snapshot (-1: none yet)."""
     snapshot_records: int = Field(0, ge=0)
     """Records of that snapshot (what a restore reads at least)."""
+    snapshot_entries: int = Field(0, ge=0)
+    """Entries of that snapshot (``Rows.entries``)."""
+    entries: int = Field(0, ge=0)
+    """Entries written since that snapshot began, this flush's included (what decides the next snapshot)."""
     generation: int = Field(ge=-1)
     model_version: str | None = None
 
@@ -217,8 +228,11 @@ def restore(records: Iterable[Any]) -> Restored:
         if done is None:
             continue
         marker, rows = done
-        if marker.snapshot or out.rows is None:
+        if marker.snapshot:
             out.rows, out.since_snapshot, out.snapshot_size = rows, 0, marker.records
+        elif out.rows is None:  # no snapshot yet: deltas from the log's start, patches applied to nothing
+            out.rows, out.since_snapshot = Rows(), 0
+            out.rows.fold(rows)
         else:
             out.rows.fold(rows)
         out.since_snapshot += marker.records + 1

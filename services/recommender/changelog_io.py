@@ -32,7 +32,8 @@ class Position:
 
     base: int = -1  # offset of the latest full snapshot's first record
     snapshot_records: int = 0
-    since_snapshot: int = 0  # records written since that snapshot began (itself and its marker included)
+    snapshot_entries: int = 0
+    since_snapshot: int = 0  # entries written since that snapshot began (its own included)
     force: bool = True  # the next flush must be a full snapshot (nothing known, or the log is behind the state)
 
 
@@ -41,9 +42,9 @@ class ChangelogLog:
     between a delta and a full snapshot, and writing a flush, over four primitives a subclass gives
     (Kafka here, lists in the unit tests)."""
 
-    def __init__(self, replica: str, snapshot_min_records: int) -> None:
+    def __init__(self, replica: str, snapshot_min_entries: int) -> None:
         self.replica = replica
-        self.snapshot_min_records = snapshot_min_records
+        self.snapshot_min_entries = snapshot_min_entries
         self.positions: dict[int, Position] = {}
         self.flushes = 0
 
@@ -86,8 +87,8 @@ class ChangelogLog:
         if marker is None:
             self.positions[partition] = Position()
             return
-        since = max(0, end - marker.base) if marker.base >= 0 else end
-        self.positions[partition] = Position(marker.base, marker.snapshot_records, since, force or marker.base < 0)
+        self.positions[partition] = Position(marker.base, marker.snapshot_records, marker.snapshot_entries,
+                                             marker.entries, force or marker.base < 0)
 
     def forget(self, partition: int) -> None:
         self.positions.pop(partition, None)
@@ -101,8 +102,8 @@ class ChangelogLog:
     def wants_full(self, partition: int) -> bool:
         """Whether the next flush of ``partition`` must be a full snapshot (see ``changelog.py``)."""
         pos = self.positions.setdefault(partition, Position())
-        after = pos.since_snapshot - pos.snapshot_records - 1  # written since the snapshot and its marker
-        return pos.force or after > max(self.snapshot_min_records, pos.snapshot_records)
+        after = pos.since_snapshot - pos.snapshot_entries  # written since the snapshot
+        return pos.force or after > max(self.snapshot_min_entries, pos.snapshot_entries)
 
     async def write(self, partition: int, rows: Rows, full: bool, generation: int) -> None:
         """The flush's records, then its marker, each acknowledged; raises if any write fails (the flush then
@@ -112,23 +113,27 @@ class ChangelogLog:
         self.flushes += 1
         flush = f"{self.replica}:{self.flushes}"
         first = await self._append(partition, encoded, [(FLUSH_HEADER, flush.encode())])
-        base, snapshot_records = (first, len(encoded)) if full else (pos.base, pos.snapshot_records)
-        marker = Marker(flush=flush, records=len(encoded), next_offset=rows.next_offset, snapshot=full, base=base,
-                        snapshot_records=snapshot_records, generation=generation, model_version=rows.model_version)
-        at = await self._append_marker(partition, marker.model_dump_json().encode())
+        entries = rows.entries
         if full:
-            pos.base, pos.snapshot_records, pos.force = base, snapshot_records, False
-            pos.since_snapshot = at + 1 - base if base >= 0 else 0
+            base, snapshot_records, snapshot_entries, since = first, len(encoded), entries, entries
         else:
-            pos.since_snapshot += len(encoded) + 1
+            base, snapshot_records, snapshot_entries = pos.base, pos.snapshot_records, pos.snapshot_entries
+            since = pos.since_snapshot + entries
+        marker = Marker(flush=flush, records=len(encoded), next_offset=rows.next_offset, snapshot=full, base=base,
+                        snapshot_records=snapshot_records, snapshot_entries=snapshot_entries, entries=since,
+                        generation=generation, model_version=rows.model_version)
+        await self._append_marker(partition, marker.model_dump_json().encode())
+        pos.since_snapshot = since
+        if full:
+            pos.base, pos.snapshot_records, pos.snapshot_entries, pos.force = base, snapshot_records, entries, False
 
 
 class KafkaChangelog(ChangelogLog):
     """The changelog on ``topic`` (``<group>.changelog``): one producer for writes, one reader for restores."""
 
     def __init__(self, producer: AIOKafkaProducer, bootstrap: str, topic: str, replica: str,
-                 snapshot_min_records: int, idle_ms: int = 50) -> None:
-        super().__init__(replica, snapshot_min_records)
+                 snapshot_min_entries: int, idle_ms: int = 50) -> None:
+        super().__init__(replica, snapshot_min_entries)
         self.producer = producer
         self.reader: AIOKafkaConsumer | None = None
         self.lock = asyncio.Lock()

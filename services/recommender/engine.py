@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,14 +66,23 @@ class PartitionState:
     ranker_dirty: bool = False
     dirty_users: set[str] = field(default_factory=set)
     dirty_videos: set[str] = field(default_factory=set)
-    dirty_rows: set[str] = field(default_factory=set)  # videos whose co-visitation row changed
+    dirty_rows: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # co-visit pairs changed
     transitions: Transitions = field(default_factory=Transitions)  # what users watched next
-    dirty_next: set[str] = field(default_factory=set)  # videos whose transitions row changed
+    dirty_next: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # transitions pairs
     sessions: SessionIndex | None = None  # derived from ``users`` (never stored)
 
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = SessionIndex(self.users)
+
+
+def _patches(table: CoVisitation, changed: dict[str, set[str]]) -> list[tuple[str, dict[str, float]]]:
+    """The changed pairs of each row, with their weights now (0: no longer in the row)."""
+    out = []
+    for a, bs in changed.items():
+        row = table.counts.get(a, {})
+        out.append((a, {b: row.get(b, 0.0) for b in bs}))
+    return out
 
 
 class Recommender:
@@ -240,10 +250,9 @@ class Recommender:
             ts = self.event_time(event)
             st.popularity.add(event.video_id, applied.weight, ts)
             st.dirty_videos.add(event.video_id)
-            for a, _, _ in st.covisit.add(event.video_id, applied.positive_before):
-                st.dirty_rows.add(a)
-            for a, _, _ in st.transitions.add(event.video_id, applied.positive_before):
-                st.dirty_next.add(a)
+            for dirty, table in ((st.dirty_rows, st.covisit), (st.dirty_next, st.transitions)):
+                for a, b, _ in table.add(event.video_id, applied.positive_before):
+                    dirty[a].add(b)
             st.sessions.update(event.user_id, recent_before, user.recent_positive)
             if self.shared is None and self.own_covisit is not st.covisit:  # one process: the merged view follows
                 self.own_popularity.add(event.video_id, applied.weight, ts)
@@ -299,36 +308,39 @@ class Recommender:
     def snapshot(self, partition: int, next_offset: int | None = None, full: bool = False) -> Snapshot:
         """What changed in a partition (``full``: all of it), now, with the offset it reflects (default: its
         position), as rows; the writes may then run in a thread. The changes are no longer pending: a write
-        that fails calls ``restore``, so a later flush stores them."""
+        that fails calls ``restore``, so a later flush stores them. A delta's co-visitation and transitions
+        rows are patches: only the pairs that changed, a dropped pair with weight 0 (``rows.py``)."""
         st = self.partitions[partition]
         if next_offset is None:
             next_offset = st.next_offset
         if next_offset is None:
             raise ValueError(f"partition {partition} has no position to store")
         st.next_offset = next_offset
-        dirty = (set(st.dirty_users), set(st.dirty_videos), set(st.dirty_rows), set(st.dirty_next))
-        users_ = st.users if full else dirty[0]
-        videos = st.popularity.scores if full else dirty[1]
-        rows_ = st.covisit.counts if full else dirty[2]
-        next_ = st.transitions.counts if full else dirty[3]
+        users_, videos = set(st.dirty_users), set(st.dirty_videos)
+        pairs, next_pairs = st.dirty_rows, st.dirty_next
+        st.dirty_rows, st.dirty_next = defaultdict(set), defaultdict(set)
+        if full:
+            covisit = [(a, dict(row)) for a, row in st.covisit.counts.items() if row]
+            transitions = [(a, dict(row)) for a, row in st.transitions.counts.items() if row]
+        else:
+            covisit, transitions = _patches(st.covisit, pairs), _patches(st.transitions, next_pairs)
         ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
-        rows = Rows(users=[(u, *st.users[u].to_row()) for u in users_],
-                    popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0)) for v in videos],
-                    covisit=[(a, dict(st.covisit.counts.get(a, {}))) for a in rows_],
-                    transitions=[(a, dict(st.transitions.counts.get(a, {}))) for a in next_],
+        rows = Rows(users=[(u, *st.users[u].to_row()) for u in (st.users if full else users_)],
+                    popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0))
+                                for v in (st.popularity.scores if full else videos)],
+                    covisit=covisit, transitions=transitions,
                     ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
         was_dirty = st.ranker_dirty
         st.ranker_dirty = False
         st.dirty_users.clear()
         st.dirty_videos.clear()
-        st.dirty_rows.clear()
-        st.dirty_next.clear()
 
         def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
-            st.dirty_users |= dirty[0]
-            st.dirty_videos |= dirty[1]
-            st.dirty_rows |= dirty[2]
-            st.dirty_next |= dirty[3]
+            st.dirty_users |= users_
+            st.dirty_videos |= videos
+            for dirty, failed in ((st.dirty_rows, pairs), (st.dirty_next, next_pairs)):
+                for a, bs in failed.items():
+                    dirty[a] |= bs
             st.ranker_dirty = st.ranker_dirty or was_dirty
 
         return Snapshot(partition, rows, full, restore, st.store)

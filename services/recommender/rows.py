@@ -1,21 +1,27 @@
 """A partition's state as rows: what a flush stores (the local file, the changelog) and what a restore loads.
 
 One type for both stores, so that a partition restored from either is the same state. ``covisit`` and
-``transitions`` hold whole neighbour rows (video -> {neighbour: weight}): a row trimmed to its strongest
-neighbours is stored as it is in memory, never as a union with pairs it dropped.
+``transitions`` hold neighbour rows (video -> {neighbour: weight}): whole rows in a full snapshot (and in a
+restored state), patches in a delta: only the pairs that changed since the last flush, a pair that a row
+trimmed to its strongest neighbours dropped with weight 0. A flush then costs what changed (a few pairs per
+event), not the rows it touched (up to 200 pairs each, most of them as they were), and a trimmed row is
+stored exactly as it is in memory.
 """
 
 from __future__ import annotations
 
-import orjson
+import math
 from dataclasses import dataclass, field
+
+import orjson
 
 UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
 """(user_id, small fields as JSON, long, short, negative vectors as float32 bytes): ``UserState.to_row``."""
 PopularityRow = tuple[str, float, float, float]
 """(video_id, decayed score, at, all-time total)."""
 CovisitRow = tuple[str, dict[str, float]]
-"""(video_id, {neighbour: weight}): a co-visitation row, or a transitions row (the videos watched after it)."""
+"""(video_id, {neighbour: weight}): a co-visitation row, or a transitions row (the videos watched after it);
+in a delta, a patch of it (weight 0: the pair is gone)."""
 
 
 @dataclass
@@ -35,20 +41,41 @@ class Rows:
         return len(self.users) + len(self.popularity) + len(self.covisit) + len(self.transitions) + \
             (self.ranker is not None)
 
+    @property
+    def entries(self) -> int:
+        """What the rows hold, counted in users, videos' popularity, neighbour pairs and the ranker."""
+        return len(self.users) + len(self.popularity) + (self.ranker is not None) + \
+            sum(len(row) for _, row in self.covisit) + sum(len(row) for _, row in self.transitions)
+
     def fold(self, later: Rows) -> None:
-        """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key."""
-        for mine, theirs in ((self.users, later.users), (self.popularity, later.popularity),
-                             (self.covisit, later.covisit), (self.transitions, later.transitions)):
+        """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key,
+        and neighbour patches are applied pair by pair."""
+        for mine, theirs in ((self.users, later.users), (self.popularity, later.popularity)):
             if theirs:
                 merged = {row[0]: row for row in mine}
                 merged.update((row[0], row) for row in theirs)
                 mine[:] = merged.values()
+        for mine_rows, patches in ((self.covisit, later.covisit), (self.transitions, later.transitions)):
+            if patches:
+                rows = {video: dict(row) for video, row in mine_rows}
+                for video, patch in patches:
+                    patch_row(rows.setdefault(video, {}), patch)
+                mine_rows[:] = [(video, row) for video, row in rows.items() if row]
         if later.ranker is not None:
             self.ranker = later.ranker
         if later.next_offset is not None:
             self.next_offset = later.next_offset
         if later.model_version is not None:
             self.model_version = later.model_version
+
+
+def patch_row(row: dict[str, float], patch: dict[str, float]) -> None:
+    """``row`` with ``patch``'s pairs set, in place (weight 0: the pair is removed)."""
+    for b, w in patch.items():
+        if w:
+            row[b] = w
+        else:
+            row.pop(b, None)
 
 
 def encode_neighbours(row: dict[str, float]) -> bytes:
@@ -58,8 +85,11 @@ def encode_neighbours(row: dict[str, float]) -> bytes:
 
 
 def decode_neighbours(text: str | bytes) -> dict[str, float]:
-    """:func:`encode_neighbours` back; raises ValueError for anything but an object of numbers."""
+    """:func:`encode_neighbours` back; raises ValueError for anything but an object of finite numbers >= 0."""
     row = orjson.loads(text)
     if not isinstance(row, dict):
         raise ValueError("a neighbour row that is not an object")
-    return {str(b): float(w) for b, w in row.items()}
+    out = {str(b): float(w) for b, w in row.items()}
+    if not all(0.0 <= w < math.inf for w in out.values()):
+        raise ValueError("a neighbour weight that is negative or not finite")
+    return out

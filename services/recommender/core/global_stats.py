@@ -13,7 +13,7 @@ import numpy as np
 
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
-from services.recommender.rows import CovisitRow, Rows
+from services.recommender.rows import CovisitRow, Rows, patch_row
 
 
 class MergedRows:
@@ -24,32 +24,34 @@ class MergedRows:
         self.rows: dict[int, dict[str, dict[str, float]]] = {}
 
     def apply(self, partition: int, rows: list[CovisitRow], full: bool) -> None:
+        """One flush of ``partition``: whole rows (``full``: what is not in them is gone) or patches."""
         mine = self.rows.setdefault(partition, {})
         if full:
             listed = dict(rows)
             for video in [v for v in mine if v not in listed]:
-                self._set_row(mine, video, {})
-        for video, row in rows:
-            self._set_row(mine, video, row)
+                self._patch(mine, video, dict.fromkeys(mine[video], 0.0))
+            for video, row in rows:  # the pairs of the old row that are not in the new one are gone
+                self._patch(mine, video, {**dict.fromkeys(mine.get(video, ()), 0.0), **row})
+        else:
+            for video, patch in rows:
+                self._patch(mine, video, patch)
 
-    def _set_row(self, mine: dict[str, dict[str, float]], video: str, row: dict[str, float]) -> None:
-        """``video``'s row of one partition becomes ``row``: the sum moves by the pairs that changed (most of a
-        row is as it was at the partition's previous flush)."""
-        before = mine.pop(video, {})
+    def _patch(self, mine: dict[str, dict[str, float]], video: str, patch: dict[str, float]) -> None:
+        """Pairs of ``video``'s row of one partition set (weight 0: removed); the sum moves by the difference."""
+        row = mine.setdefault(video, {})
         merged = self.into.counts[video]
-        for other, w in row.items():
-            old = before.get(other, 0.0)
-            if w != old:
-                merged[other] = merged.get(other, 0.0) + (w - old)
-        for other, w in before.items():
-            if other not in row:
-                left = merged.get(other, 0.0) - w
-                if left > 0:
-                    merged[other] = left
-                else:
-                    merged.pop(other, None)
-        if row:
-            mine[video] = dict(row)
+        for other, w in patch.items():
+            old = row.get(other, 0.0)
+            if w == old:
+                continue
+            left = merged.get(other, 0.0) + (w - old)
+            if left > 0:
+                merged[other] = left
+            else:
+                merged.pop(other, None)
+        patch_row(row, patch)
+        if not row:
+            del mine[video]
         if not merged:
             del self.into.counts[video]
 

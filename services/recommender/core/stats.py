@@ -109,21 +109,25 @@ class CoVisitation:
         self.counts: dict[str, dict[str, float]] = defaultdict(dict)
 
     def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0) -> list[tuple[str, str, float]]:
-        changed = []
+        """Returns every pair (a, b, weight now) that changed, a pair a trimmed row dropped with weight 0."""
+        changed: list[tuple[str, str, float]] = []
         for other in previous:
             if other == item:
                 continue
-            changed.append(self._bump(item, other, weight))
-            changed.append(self._bump(other, item, weight))
+            self._bump(item, other, weight, changed)
+            self._bump(other, item, weight, changed)
         return changed
 
-    def _bump(self, a: str, b: str, weight: float) -> tuple[str, str, float]:
-        """Row ``a`` gains ``weight`` for ``b``; a row past twice the cap keeps its strongest ``max_neighbours``."""
+    def _bump(self, a: str, b: str, weight: float, changed: list[tuple[str, str, float]]) -> None:
+        """Row ``a`` gains ``weight`` for ``b``; a row past twice the cap keeps its strongest ``max_neighbours``
+        (the pairs it drops go to ``changed`` with weight 0, so that a flush can store only what changed)."""
         row = self.counts[a]
         value = row[b] = row.get(b, 0.0) + weight
+        changed.append((a, b, value))
         if len(row) > self.max_neighbours * 2:
-            self.counts[a] = dict(sorted(row.items(), key=lambda kv: -kv[1])[: self.max_neighbours])
-        return a, b, value
+            ranked = sorted(row.items(), key=lambda kv: -kv[1])
+            self.counts[a] = dict(ranked[: self.max_neighbours])
+            changed.extend((a, dropped, 0.0) for dropped, _ in ranked[self.max_neighbours:])
 
     def neighbours(self, item: str, n: int) -> list[tuple[str, float]]:
         return sorted(self.counts.get(item, {}).items(), key=lambda kv: -kv[1])[:n]
@@ -144,8 +148,8 @@ class Transitions(CoVisitation):
 
     def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0) -> list[tuple[str, str, float]]:
         """``previous``: the user's positives before ``item``, oldest first."""
-        changed = []
+        changed: list[tuple[str, str, float]] = []
         for distance, other in enumerate(reversed(previous[-self.steps:]), start=1):
             if other != item:
-                changed.append(self._bump(other, item, weight * self.unit // distance))
+                self._bump(other, item, weight * self.unit // distance, changed)
         return changed

@@ -26,9 +26,9 @@ class MemoryChangelog(ChangelogLog):
     """The changelog's logic (``ChangelogLog``) over lists of records (one per partition), shared by the
     replicas of a test like the topic is shared by the replicas of a group."""
 
-    def __init__(self, snapshot_min_records: int = 4, writer: str = "replica",
+    def __init__(self, snapshot_min_entries: int = 4, writer: str = "replica",
                  logs: dict[int, list[Record]] | None = None) -> None:
-        super().__init__(writer, snapshot_min_records)
+        super().__init__(writer, snapshot_min_entries)
         self.logs: dict[int, list[Record]] = {} if logs is None else logs
         self.fail_next_write = False
 
@@ -40,7 +40,7 @@ class MemoryChangelog(ChangelogLog):
 
     def view(self, writer: str) -> MemoryChangelog:
         """The same log, as another replica writes it (its own positions and flush ids)."""
-        return MemoryChangelog(self.snapshot_min_records, writer, self.logs)
+        return MemoryChangelog(self.snapshot_min_entries, writer, self.logs)
 
     async def _end(self, partition: int) -> int:
         return len(self.logs.get(partition, []))

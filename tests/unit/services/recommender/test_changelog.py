@@ -34,6 +34,8 @@ def test_rows_round_trip_exactly():
     (b"p/v1", b"not json"),
     (b"c/v1", b"[1]"),
     (b"t/v1", b"[0.5]"),
+    (b"c/v1", b'{"v2": -1.0}'),  # a weight below 0 (0 itself: the pair is gone)
+    (b"t/v1", b'{"v2": "x"}'),
     (b"r", b'{"w": 3, "n": 1}'),
     (b"x/what", b"{}"),
     (None, b"{}"),

@@ -190,7 +190,7 @@ def test_a_corrupt_changelog_record_is_dead_lettered_and_the_partition_rebuilt_f
 
 
 def test_full_snapshots_bound_what_a_restore_reads(tmp_path, catalogue):
-    log = MemoryChangelog(snapshot_min_records=60)  # a delta of 10 events is about 40 records
+    log = MemoryChangelog(snapshot_min_entries=250)  # a delta of 10 events is about 100 entries
 
     async def run():
         a = Replica(tmp_path / "a", catalogue, log, "a")
@@ -203,7 +203,9 @@ def test_full_snapshots_bound_what_a_restore_reads(tmp_path, catalogue):
         kinds = "".join("S" if m.snapshot else "d" for m in markers)
         assert "SdS" not in kinds and "SS" not in kinds[1:], f"a snapshot after too few deltas: {kinds}"
         latest = markers[-1]
-        assert len(log.logs[P]) - latest.base <= 2 * max(60, latest.snapshot_records) + 60
+        biggest_delta = max(m.entries - prev.entries for prev, m in zip(markers, markers[1:]) if not m.snapshot)
+        assert latest.entries <= 2 * max(250, latest.snapshot_entries) + biggest_delta
+        assert len(log.logs[P]) - latest.base <= latest.entries + len(markers)  # a record holds an entry at least
 
     asyncio.run(run())
 

@@ -123,41 +123,21 @@ def test_transitions_are_stored_with_the_offsets_and_restored(rec, tmp_path):
         store.close()
 
 
-def _old_file(folder, version: int) -> None:
-    """A state file as schema ``version`` (2 or 3) wrote it: co-visitation (and, from 3, transitions) as pairs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(folder / "watch.events-0.sqlite")
-    db.executescript("""
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        CREATE TABLE users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB, negative BLOB);
-        CREATE TABLE popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL, total REAL NOT NULL);
-        CREATE TABLE covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
-        CREATE TABLE ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
-    """)
-    db.executemany("INSERT INTO covisit VALUES (?, ?, ?)", [("a", "b", 1.0), ("a", "c", 3.0), ("b", "a", 1.0)])
-    if version >= 3:
-        db.execute("CREATE TABLE transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b))")
-        db.executemany("INSERT INTO transitions VALUES (?, ?, ?)", [("a", "b", 2520.0), ("a", "c", 1260.0)])
-    db.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", version), ("next_offset", 5)])
+def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions(tmp_path):
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=5))
+    store.close()
+    db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")
+    db.execute("DROP TABLE transitions")
+    db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
     db.commit()
     db.close()
-
-
-@pytest.mark.parametrize("version", [2, 3])
-def test_an_older_file_is_upgraded_in_place_its_pairs_regrouped_into_rows(tmp_path, version):
-    _old_file(tmp_path, version)
     store = PartitionStore(tmp_path, "watch.events", 0)
     try:
         rows = store.load()
-        assert rows.next_offset == 5
-        assert sorted(rows.covisit) == [("a", {"b": 1.0, "c": 3.0}), ("b", {"a": 1.0})]
-        assert rows.transitions == ([("a", {"b": 2520.0, "c": 1260.0})] if version == 3 else [])
-        version_now = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert version_now == SCHEMA_VERSION == 4
-        tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "covisit" not in tables and "transitions" not in tables  # the pairs live only in the rows now
-        store.commit(Rows(covisit=[("a", {})], next_offset=6))  # an emptied row is deleted
-        assert store.load().covisit == [("b", {"a": 1.0})]
+        assert rows.next_offset == 5 and rows.covisit == [("a", {"b": 1.0})] and rows.transitions == []
+        version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert version == SCHEMA_VERSION == 3
     finally:
         store.close()
 
@@ -166,8 +146,8 @@ def test_replicas_merge_transitions_to_the_same_weights_whatever_order_flushes_a
     flushes = [(0, Rows(transitions=[("a", {"b": 252.0, "c": 840.0})])),
                (1, Rows(transitions=[("a", {"b": 504.0})])),
                (2, Rows(transitions=[("a", {"b": 1764.0, "c": 360.0})])),
-               (1, Rows(transitions=[("a", {"b": 756.0})])),  # partition 1's row replaced
-               (0, Rows(transitions=[("a", {})]))]  # partition 0's row emptied
+               (1, Rows(transitions=[("a", {"b": 756.0})])),  # a pair of partition 1's row grew
+               (0, Rows(transitions=[("a", {"b": 0.0, "c": 0.0})]))]  # partition 0's row trimmed to nothing
     prior = np.zeros(len(FEATURES))
     one, other = GlobalStats(3600, prior), GlobalStats(3600, prior)
     for p, rows in flushes:
@@ -234,3 +214,33 @@ def test_the_ranker_learns_only_from_positives_the_sources_retrieved_against_the
     assert negatives("v1", 1.0) == drawn, "the same draw every time (a replay after a crash learns the same step)"
     mixed = negatives("v9", 0.0)
     assert len(mixed) == 4 and "v0" not in mixed and "v9" not in mixed, "catalogue negatives for any positive"
+
+
+def test_deltas_store_only_the_changed_pairs_and_every_store_folds_them_to_the_state_in_memory(rec, tmp_path):
+    """Rows capped at 3 neighbours (trimmed past 6), flushed every few events: each delta holds the pairs that
+    changed (a trimmed one with weight 0), and the local file, a changelog fold and another replica's merged
+    view all end up with exactly the rows in memory."""
+    rec.assign(0)
+    st = rec.partitions[0]
+    st.covisit.max_neighbours = st.transitions.max_neighbours = 3
+    store, folded, merged = st.store, Rows(), GlobalStats(3600, rec.prior)
+    rng = np.random.default_rng(3)
+    trimmed = sizes = 0
+    for n in range(240):
+        rec.apply(ev(f"u{n % 5}", f"v{int(rng.integers(12))}", n, minutes=n), 0)
+        if n % 7 == 6 or n == 239:
+            snap = rec.snapshot(0, n + 1)
+            for video, patch in snap.rows.covisit:
+                assert set(patch) <= set(st.covisit.counts.get(video, {})) | {b for b, w in patch.items() if w == 0}
+                trimmed += sum(w == 0 for w in patch.values())
+                sizes += len(patch) < len(st.covisit.counts.get(video, {}))
+            snap.write()
+            folded.fold(snap.rows)
+            merged.apply(0, snap.rows)
+    assert trimmed > 0, "rows were trimmed, and the dropped pairs travelled as weight 0"
+    assert sizes > 0, "a delta holds less than the whole row"
+    back = store.load()
+    for table, rows_back, rows_folded, view in ((st.covisit, back.covisit, folded.covisit, merged.covisit),
+                                               (st.transitions, back.transitions, folded.transitions, merged.transitions)):
+        want = {a: row for a, row in table.counts.items() if row}
+        assert dict(rows_back) == dict(rows_folded) == {a: dict(r) for a, r in view.counts.items()} == want
