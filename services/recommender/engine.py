@@ -20,8 +20,8 @@ from services.recommender.core.features import (
 )
 from services.recommender.core.feed import Candidate, FeedContext, Observer, run_feed
 from services.recommender.core.global_stats import GlobalStats
-from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.ranker import Ranker, blend
+from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.signals import signal_weight
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import Applied, UserState, apply_event
@@ -221,10 +221,8 @@ class Recommender:
         for p in sorted(self.partitions):
             st = self.partitions[p]
             self.own_popularity.merge(st.popularity)
-            for merged, table in ((self.own_covisit, st.covisit), (self.own_transitions, st.transitions)):
-                for a, row in table.counts.items():
-                    for b, w in row.items():
-                        merged.counts[a][b] = merged.counts[a].get(b, 0.0) + w
+            self.own_covisit.merge(st.covisit)
+            self.own_transitions.merge(st.transitions)
 
     # ---------------------------------------------------------------- events
 
@@ -240,7 +238,7 @@ class Recommender:
         s = self.settings
         if vector is not None and event.event_id not in user.event_ids:
             self._learn(st, event.user_id, user, event)
-        recent_before = list(user.recent_positive)
+        recent_before = list(user.recent_positive) if signal_weight(event) > 0 else None  # for the session index
         applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
                               session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
         if applied.duplicate:

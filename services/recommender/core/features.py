@@ -33,6 +33,12 @@ def _over(x: np.ndarray, top: float) -> np.ndarray:
     return x / top if top > 0 else x
 
 
+def over_strongest(votes: dict[str, float]) -> dict[str, float]:
+    """Votes over the strongest one (so in [0, 1]); all of them as they are when none is above 0."""
+    top = max(votes.values(), default=0.0)
+    return {k: v / top for k, v in votes.items()} if top > 0 else votes
+
+
 def covisit_votes(ctx: FeedContext, recent: int = RECENT) -> dict[str, float]:
     """Candidates co-visited with the user's last ``recent`` (RECENT or LAST_FEW) positive items, each
     vote decayed by the item's age in the user's history and damped by the candidate's all-time
@@ -78,15 +84,16 @@ def sequential_votes(ctx: FeedContext) -> dict[str, float]:
             get = votes.get
             for other, value in rows.get(item, {}).items():
                 votes[other] = get(other, 0.0) + w * value
-        top = max(votes.values(), default=0.0)
-        ctx.next_votes = {k: v / top for k, v in votes.items()} if top > 0 else votes
+        ctx.next_votes = over_strongest(votes)
     return ctx.next_votes
 
 
 def session_votes(ctx: FeedContext) -> dict[str, float]:
-    """Session-kNN votes (``sessions.py``) for the user, in [0, 1]; once per request. Empty without an index."""
+    """Session-kNN votes (``sessions.py``) for the user, over the strongest (so in [0, 1]); once per request.
+    Empty without an index."""
     if ctx.session_votes is None:
-        ctx.session_votes = ctx.sessions.votes(ctx.user_id, ctx.state.recent_positive) if ctx.sessions else {}
+        raw = ctx.sessions.votes(ctx.user_id, ctx.state.recent_positive) if ctx.sessions else {}
+        ctx.session_votes = over_strongest(raw)
     return ctx.session_votes
 
 

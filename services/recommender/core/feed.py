@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,20 +84,26 @@ class UserVectorSource:
         return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(query, ctx.n, ctx.state.seen)]
 
 
+def _explained(ctx: FeedContext, source: str, votes: dict[str, float], rows: Mapping[str, Mapping[str, float]],
+               last: int, reason: str) -> list[Candidate]:
+    """The ``ctx.n`` strongest ``votes``, each with the most recent of the user's last ``last`` positives whose
+    neighbour row holds it as the reason ("<reason> <video>")."""
+    top = heapq.nlargest(ctx.n, votes.items(), key=lambda kv: kv[1])
+    recent = ctx.state.recent_positive[-last:]
+    out = []
+    for video, _ in top:
+        because = next((r for r in reversed(recent) if video in rows.get(r, ())), recent[-1])
+        out.append(Candidate(video, source, f"{reason} {because}"))
+    return out
+
+
 class CoVisitSource:
     """Videos watched together with the user's recent ones, by decayed, popularity-damped votes."""
 
     name = "covisit"
 
     def fetch(self, ctx: FeedContext) -> list[Candidate]:
-        votes = covisit_votes(ctx)
-        top = heapq.nlargest(ctx.n, votes.items(), key=lambda kv: kv[1])
-        recent = ctx.state.recent_positive[-RECENT:]
-        out = []
-        for video, _ in top:
-            because = next((r for r in reversed(recent) if video in ctx.covisit.counts.get(r, ())), recent[-1])
-            out.append(Candidate(video, self.name, f"watched together with {because}"))
-        return out
+        return _explained(ctx, self.name, covisit_votes(ctx), ctx.covisit.counts, RECENT, "watched together with")
 
 
 class SequentialSource:
@@ -106,15 +112,8 @@ class SequentialSource:
     name = "next"
 
     def fetch(self, ctx: FeedContext) -> list[Candidate]:
-        votes = sequential_votes(ctx)
-        top = heapq.nlargest(ctx.n, votes.items(), key=lambda kv: kv[1])
-        last = ctx.state.recent_positive[-len(NEXT_WEIGHTS):]
         rows = ctx.transitions.counts if ctx.transitions is not None else {}
-        out = []
-        for video, _ in top:
-            after = next((r for r in reversed(last) if video in rows.get(r, ())), last[-1])
-            out.append(Candidate(video, self.name, f"watched next after {after}"))
-        return out
+        return _explained(ctx, self.name, sequential_votes(ctx), rows, len(NEXT_WEIGHTS), "watched next after")
 
 
 class SessionKNNSource:

@@ -50,7 +50,7 @@ class SessionIndex:
             self.size.pop(user_id, None)
 
     def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
-        """Session-kNN scores of the items the neighbours liked, over the strongest (so in [0, 1])."""
+        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each."""
         current = recent[-SESSION:]
         if not current:
             return {}
@@ -70,5 +70,4 @@ class SessionIndex:
             get = votes.get
             for item in dict.fromkeys(users[other].recent_positive):
                 votes[item] = get(item, 0.0) + sim
-        top = max(votes.values(), default=0.0)
-        return {item: v / top for item, v in votes.items()} if top > 0 else votes
+        return votes

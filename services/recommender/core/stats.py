@@ -129,6 +129,13 @@ class CoVisitation:
             self.counts[a] = dict(ranked[: self.max_neighbours])
             changed.extend((a, dropped, 0.0) for dropped, _ in ranked[self.max_neighbours:])
 
+    def merge(self, other: CoVisitation) -> None:
+        """Add ``other``'s weights (another partition's) to these, pair by pair; rows are not trimmed here."""
+        for a, row in other.counts.items():
+            mine = self.counts[a]
+            for b, w in row.items():
+                mine[b] = mine.get(b, 0.0) + w
+
     def neighbours(self, item: str, n: int) -> list[tuple[str, float]]:
         return sorted(self.counts.get(item, {}).items(), key=lambda kv: -kv[1])[:n]
 

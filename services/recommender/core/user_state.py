@@ -51,12 +51,12 @@ class UserState:
         """(small fields as JSON, long, short, negative as raw float32 bytes): exact and cheap to store."""
         meta = {"session_id": self.session_id, "last_ts": self.last_ts, "events": self.events, "seen": self.seen,
                 "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids}
-        raw = lambda v: None if v is None else np.asarray(v, np.float32).tobytes()  # noqa: E731
+        raw = lambda v: None if v is None else np.asarray(v, np.float32).tobytes()
         return json.dumps(meta, separators=(",", ":")), raw(self.long), raw(self.short), raw(self.negative)
 
     @classmethod
     def from_row(cls, meta: str, long: bytes | None, short: bytes | None, negative: bytes | None) -> UserState:
-        arr = lambda b: None if b is None else np.frombuffer(b, np.float32).copy()  # noqa: E731
+        arr = lambda b: None if b is None else np.frombuffer(b, np.float32).copy()
         m = json.loads(meta)
         return cls(arr(long), arr(short), arr(negative), m["session_id"], m["last_ts"], m["events"], m["seen"],
                    m["disliked"], m["recent_positive"], m["event_ids"])

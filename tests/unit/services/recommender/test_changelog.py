@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.recommender.changelog import ChangelogError, decode_row, encode_rows, encode_user
+from services.recommender.changelog import (
+    ChangelogError,
+    decode_row,
+    encode_rows,
+    encode_user,
+)
 from services.recommender.rows import Rows
 
 

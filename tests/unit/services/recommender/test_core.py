@@ -179,8 +179,8 @@ def test_a_failed_write_keeps_the_changes_for_the_next_one(recommender, tmp_path
 def test_a_candidate_has_the_same_features_among_few_or_many(recommender):
     """Learning sees a positive among ~10 sampled videos, the feed ranks it among hundreds: the
     features must not depend on which other candidates are in the list."""
-    from services.recommender.core.feed import FeedContext
     from services.recommender.core.features import FEATURES, candidate_features
+    from services.recommender.core.feed import FeedContext
 
     rec = recommender
     for n, (user, video) in enumerate([("a", "v1-0"), ("a", "v1-1"), ("b", "v1-0"), ("b", "v2-0"), ("b", "v1-2"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -203,7 +204,7 @@ def test_full_snapshots_bound_what_a_restore_reads(tmp_path, catalogue):
         kinds = "".join("S" if m.snapshot else "d" for m in markers)
         assert "SdS" not in kinds and "SS" not in kinds[1:], f"a snapshot after too few deltas: {kinds}"
         latest = markers[-1]
-        biggest_delta = max(m.entries - prev.entries for prev, m in zip(markers, markers[1:]) if not m.snapshot)
+        biggest_delta = max(m.entries - prev.entries for prev, m in pairwise(markers) if not m.snapshot)
         assert latest.entries <= 2 * max(250, latest.snapshot_entries) + biggest_delta
         assert len(log.logs[P]) - latest.base <= latest.entries + len(markers)  # a record holds an entry at least
 

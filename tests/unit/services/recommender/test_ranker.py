@@ -7,7 +7,11 @@ import pytest
 
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import Popularity
-from services.recommender.state_store import SCHEMA_VERSION, PartitionStore, StateSchemaError
+from services.recommender.state_store import (
+    SCHEMA_VERSION,
+    PartitionStore,
+    StateSchemaError,
+)
 
 
 def test_pairwise_steps_raise_the_feature_that_separates_positives():

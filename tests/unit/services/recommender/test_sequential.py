@@ -11,6 +11,7 @@ import pytest
 from services.recommender.core.features import (
     FEATURES,
     candidate_features,
+    over_strongest,
     retrieved,
     sample_negatives,
     sequential_votes,
@@ -169,7 +170,8 @@ def test_session_knn_votes_by_weighted_overlap_over_set_sizes():
     # me: a weighs 1/2, b 2/2; x shares a: 0.5 / (sqrt 2 * sqrt 2); y shares a and b: 1.5 / (sqrt 2 * sqrt 4)
     sx, sy = 0.5 / 2, 1.5 / (2 ** 0.5 * 2)
     raw = {"a": sx + sy, "b": sy, "c": sx, "d": sy, "e": sy}
-    assert votes == pytest.approx({k: v / raw["a"] for k, v in raw.items()})
+    assert votes == pytest.approx(raw)
+    assert over_strongest(votes) == pytest.approx({k: v / raw["a"] for k, v in raw.items()})
     assert "f" not in votes, "z shares nothing"
     assert SessionIndex(users).votes("nobody", []) == {}
 
