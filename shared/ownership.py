@@ -24,6 +24,21 @@ from shared.events import Identifier
 _partitioner = DefaultPartitioner()
 
 
+def base_url(url: str) -> str:
+    """``url`` if it is an http(s) base URL with a host, and nothing else (no credentials, query or fragment);
+    else ValueError saying which: where the gateway sends a replica's feed requests."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("a replica's URL must be http:// or https:// with a host")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("a replica's URL carries no credentials, query or fragment")
+    return url
+
+
 def partition_for(key: str, partitions: int) -> int:
     """The partition a record keyed ``key`` goes to, among ``partitions`` (the producers' partitioner)."""
     every = list(range(partitions))
@@ -56,18 +71,7 @@ class Claim(BaseModel):
     def _base_url(cls, url: str | None) -> str | None:
         """The gateway sends feed requests there: an http(s) base URL, nothing else (no credentials, query or
         fragment)."""
-        if url is None:
-            return url
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 (a port that is not a number raises here)
-        except ValueError as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("a replica's URL must be http:// or https:// with a host")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError("a replica's URL carries no credentials, query or fragment")
-        return url
+        return None if url is None else base_url(url)
 
 
 class Owners:

@@ -1,6 +1,9 @@
 from pathlib import Path
 
-from shared.settings import FetchSettings, GatewaySettings, KafkaSettings, QdrantSettings
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import FetchSettings, GatewaySettings, KafkaSettings, QdrantSettings, RecommenderSettings
 
 
 def test_conventional_names_switch_to_production(monkeypatch):
@@ -45,3 +48,16 @@ def test_embedded_is_the_default(monkeypatch):
     monkeypatch.delenv("QDRANT_URL", raising=False)
     monkeypatch.delenv("CLIPSTREAM_QDRANT_URL", raising=False)
     assert QdrantSettings().url is None
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("ftp://replica:8003", "must be http:// or https:// with a host"),
+    ("http://user:secret@replica:8003", "no credentials, query or fragment"),
+    ("http://replica:port", "not a URL"),
+])
+def test_a_replica_url_the_gateway_could_not_use_is_refused_at_start_up(monkeypatch, url, why):
+    monkeypatch.setenv("CLIPSTREAM_RECOMMENDER_ADVERTISED_URL", url)
+    with pytest.raises(ValidationError, match=why):
+        RecommenderSettings()
+    monkeypatch.setenv("CLIPSTREAM_RECOMMENDER_ADVERTISED_URL", "http://recommender-0.recommender:8003")
+    assert RecommenderSettings().advertised_url == "http://recommender-0.recommender:8003"
