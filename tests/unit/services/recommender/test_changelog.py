@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -10,8 +12,10 @@ from services.recommender.changelog import (
     decode_row,
     encode_rows,
     encode_user,
+    restore,
 )
 from services.recommender.rows import Rows
+from tests.unit.services.recommender.changelog_fakes import MemoryChangelog
 
 
 def test_rows_round_trip_exactly():
@@ -49,3 +53,18 @@ def test_rows_round_trip_exactly():
 def test_anything_else_is_a_changelog_error(key, value):
     with pytest.raises(ChangelogError, match="undecodable changelog record"):
         decode_row(key, value, Rows())
+
+
+def test_a_log_of_deltas_alone_restores_its_patches_onto_nothing():
+    """Before a partition's first snapshot its log holds deltas only; their neighbour rows are patches, so the
+    restore applies them pair by pair from empty rows (a weight 0 removes a pair, an emptied row is gone)."""
+    log = MemoryChangelog()
+    flushes = [Rows(covisit=[("a", {"b": 2.0, "c": 1.0})], transitions=[("a", {"b": 2520.0})], next_offset=3),
+               Rows(covisit=[("a", {"c": 0.0, "d": 4.0}), ("e", {"a": 1.0})], next_offset=5),
+               Rows(covisit=[("e", {"a": 0.0})], transitions=[("a", {"b": 5040.0})], next_offset=8)]
+    for rows in flushes:
+        asyncio.run(log.write(0, rows, full=False, generation=1))
+    restored = restore(log.logs[0])
+    assert restored.rows.covisit == [("a", {"b": 2.0, "d": 4.0})]
+    assert restored.rows.transitions == [("a", {"b": 5040.0})]
+    assert restored.rows.next_offset == 8 and restored.marker.entries == 3 + 3 + 2
