@@ -21,12 +21,13 @@ from shared.metrics import consumer_metrics
 from shared.replay import Tail
 
 log = logging.getLogger(__name__)
+EVENTS_APPLIED, EVENTS_DUPLICATE = metrics.events.labels("applied"), metrics.events.labels("duplicate")
 
 
 async def on_watch_event(rec: Recommender, event: WatchEvent, record: Any) -> None:
     """Called only for a record at the state's position (``Partitions.admit``); ``settled`` then moves it."""
     applied = rec.apply(event, record.partition)
-    metrics.events.labels("duplicate" if applied.duplicate else "applied").inc()
+    (EVENTS_DUPLICATE if applied.duplicate else EVENTS_APPLIED).inc()
     if not applied.video_known:
         metrics.unknown_videos.inc()
     metrics.freshness.observe(max(0.0, time.time() - event.ts.timestamp()))
