@@ -362,18 +362,18 @@ class RecommenderSettings(BaseSettings):
     """Consumer group of the replicas; names their changelog (<group>.changelog) and memberships (<group>.members)."""
     advertised_url: str | None = None
     """The URL the gateway reaches this replica at (default http://host:port); set it when host is 0.0.0.0."""
-
-    @field_validator("advertised_url", mode="after")
-    @classmethod
-    def _advertised_url(cls, url: str | None) -> str | None:
-        """Refused at start-up, not at the replica's first claim: an http(s) base URL (``shared.ownership``)."""
-        return url and base_url(url)
     changelog: bool = True
     """Write each flush to the changelog topic too, so another replica (on another machine) can restore a partition."""
     snapshot_min_entries: int = Field(2000, ge=1)
     """A full snapshot of a partition goes to the changelog once the entries (a user, a video's popularity, a
     neighbour pair) written since the last one exceed both this and the snapshot's own: a restore reads at most
     about twice a partition's state."""
+
+    @field_validator("advertised_url", mode="after")
+    @classmethod
+    def _advertised_url(cls, url: str | None) -> str | None:
+        """Refused at start-up, not at the replica's first claim: an http(s) base URL (``shared.ownership``)."""
+        return url and base_url(url)
 
 
 class Settings(BaseModel):

@@ -19,8 +19,9 @@ cleaner anyway no longer matches its marker's count, and the partition is rebuil
 
 The embedded broker never compacts, so restore time is bounded here: once the entries (a user, a video's
 popularity, a neighbour pair) written since the last full snapshot outnumber both the snapshot's and
-``snapshot_min_entries``, the next flush is a full snapshot. A restore finds the latest marker near the end, reads from that snapshot's first record to the
-end, and so reads at most about twice the partition's state.
+``snapshot_min_entries``, the next flush is a full snapshot. A restore finds the latest marker near the
+end, reads from that snapshot's first record to the end, and so reads at most about twice the partition's
+state.
 """
 
 from __future__ import annotations
@@ -207,12 +208,10 @@ class Assembler:
 
 @dataclass
 class Restored:
-    """A partition's state from its changelog: the rows, the last marker, and how much was read."""
+    """A partition's state from its changelog: the rows and the last marker."""
 
     rows: Rows | None = None
     marker: Marker | None = None
-    since_snapshot: int = 0  # records written since the latest full snapshot began (itself included)
-    snapshot_size: int = 0
 
 
 def restore(records: Iterable[Any]) -> Restored:
@@ -229,13 +228,11 @@ def restore(records: Iterable[Any]) -> Restored:
             continue
         marker, rows = done
         if marker.snapshot:
-            out.rows, out.since_snapshot, out.snapshot_size = rows, 0, marker.records
-        elif out.rows is None:  # no snapshot yet: deltas from the log's start, patches applied to nothing
-            out.rows, out.since_snapshot = Rows(), 0
+            out.rows = rows
+        else:  # a delta; before any snapshot (deltas from the log's start) its patches apply to empty rows
+            if out.rows is None:
+                out.rows = Rows()
             out.rows.fold(rows)
-        else:
-            out.rows.fold(rows)
-        out.since_snapshot += marker.records + 1
         out.marker = marker
     return out
 
