@@ -6,10 +6,10 @@ streaming layer can dead-letter the message and go on (a fuzz test holds it to t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TypeVar
 
+import orjson
 from pydantic import ValidationError
 
 from shared.events import FUTURE_TIMESTAMP, DeadLetterReason, Event
@@ -51,12 +51,8 @@ def decode(raw: bytes | None, model: type[E], max_bytes: int) -> E | Rejection:
     if len(raw) > max_bytes:
         return Rejection(DeadLetterReason.OVERSIZED, f"{len(raw)} bytes > limit {max_bytes}")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejection(DeadLetterReason.MALFORMED_JSON, f"not JSON: {exc}")
-    except RecursionError:  # [[[[...]]]] nested past the parser's stack
-        return Rejection(DeadLetterReason.MALFORMED_JSON, "not JSON: nested too deeply")
-    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+        data = orjson.loads(raw)  # several times the standard parser's speed on vectors; stricter (no NaN)
+    except orjson.JSONDecodeError as exc:  # also bad UTF-8, and nesting past 1024 levels ("depth limit exceeded")
         return Rejection(DeadLetterReason.MALFORMED_JSON, f"not JSON: {exc}")
     if not isinstance(data, dict):
         return Rejection(DeadLetterReason.MALFORMED_JSON, f"expected a JSON object, got {type(data).__name__}")
