@@ -20,6 +20,8 @@ from pydantic_core import PydanticCustomError
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
 TopicName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+CoverPath = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^covers/[A-Za-z0-9][A-Za-z0-9_.:@-]*\.jpg$")]
+"""A cover image under the artefacts folder: ``covers/<video id>-<rank>.jpg`` (no absolute path, no ``..``)."""
 
 
 def utcnow() -> datetime:
@@ -105,6 +107,8 @@ class VideoEmbedded(Event):
     duration_s: Annotated[float, Field(ge=0)]
     keyframes: Annotated[int, Field(ge=0)] = 0
     thumbnail: str | None = None
+    covers: Annotated[list[CoverPath], Field(max_length=10)] = []
+    """Cover candidates, best first: paths relative to the encoder's artefacts folder (never absolute)."""
     duplicate_of: Identifier | None = None
     created_at: EventTime = Field(default_factory=utcnow)
 

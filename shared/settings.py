@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated, Literal
 
 from shared.ownership import base_url
 
@@ -118,6 +118,11 @@ class GatewaySettings(BaseSettings):
     """Requests per second each API key may make on average (token bucket; 0: no limit); 429 beyond."""
     rate_limit_burst: int = Field(100, ge=1)
     """Requests an API key may make at once before its rate applies (the token bucket's size)."""
+    creator_keys: dict[SecretStr, list[str]] = {}
+    """Keys of creators, as JSON: {"key": ["creator id", ...]}: each may ask for the insights of those creators'
+    videos only (403 for others; the keys in api_keys may ask about any)."""
+    insights_min_users: int = Field(10, ge=1)
+    """Privacy floor of creator insights: a figure computed from fewer users than this is withheld."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -242,7 +247,7 @@ class EncoderSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _weights(self) -> "EncoderSettings":
+    def _weights(self) -> EncoderSettings:
         if self.text_weight + self.concept_weight > 1:
             raise ValueError("text_weight + concept_weight must be at most 1 (the rest is the visual share)")
         return self
@@ -368,6 +373,14 @@ class RecommenderSettings(BaseSettings):
     """A full snapshot of a partition goes to the changelog once the entries (a user, a video's popularity, a
     neighbour pair) written since the last one exceed both this and the snapshot's own: a restore reads at most
     about twice a partition's state."""
+    insights_top_k: int = Field(100, ge=1, le=1000)
+    """Creator insights: a user is reached by a video that would be among their top-k nearest catalogue videos."""
+    insights_window_days: float = Field(7.0, gt=0)
+    """Creator insights: users active in this many days make up the audience a reach forecast counts."""
+    insights_refresh_s: float = Field(5.0, ge=0)
+    """How often users whose state changed get their reach point (vector and bar) refreshed in Qdrant (0: never)."""
+    insights_refresh_batch: int = Field(500, ge=1)
+    """Most users refreshed per round (each is one catalogue search): bounds the work taken from event handling."""
 
     @field_validator("advertised_url", mode="after")
     @classmethod
@@ -391,6 +404,6 @@ class Settings(BaseModel):
     stylization: StylizationSettings = Field(default_factory=StylizationSettings)
     recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
 
-    def with_section(self, name: str, **changes: object) -> "Settings":
+    def with_section(self, name: str, **changes: object) -> Settings:
         """A copy with fields of section ``name`` changed (for example a port given on the command line)."""
         return self.model_copy(update={name: getattr(self, name).model_copy(update=changes)})

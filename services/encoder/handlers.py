@@ -10,12 +10,12 @@ from faststream.kafka import KafkaBroker
 
 from services.encoder import metrics
 from services.encoder.core.pipeline import Analysis, analyse, duplicate_of
-from services.encoder.engine import EncoderEngine, Embedded
-from shared.fetch import FetchError, fetched
+from services.encoder.engine import Embedded, EncoderEngine
 from shared import topics
 from shared.batching import MicroBatcher
 from shared.consumer import Reject
 from shared.events import Concept, VideoEmbedded, VideoUploaded
+from shared.fetch import FetchError, fetched
 from shared.media import MediaError
 from shared.publisher import publish
 from shared.settings import FetchSettings
@@ -79,7 +79,8 @@ class Encoder:
             video_id=event.video_id, vector=result.vector.tolist(), model_version=self.engine.version,
             title=event.title, tags=event.tags, topic=event.topic or result.topic, creator_id=event.creator_id,
             duration_s=info.duration_s, keyframes=len(analysis.keyframes.times_s),
-            thumbnail=str(analysis.thumbnail) if analysis.thumbnail else None, duplicate_of=duplicate,
+            thumbnail=str(analysis.thumbnail) if analysis.thumbnail else None, covers=analysis.covers,
+            duplicate_of=duplicate,
             created_at=event.uploaded_at, search_vector=result.search.tolist() if result.search.any() else [],
             concepts=[Concept(name=name, score=score) for name, score in result.concepts],
         )
@@ -90,6 +91,7 @@ class Encoder:
             "topic": event.topic or result.topic or "", "predicted_topic": result.topic or "", "tags": list(event.tags),
             "creator_id": event.creator_id, "title": event.title, "duration_s": round(info.duration_s, 3),
             "created_at": event.uploaded_at.timestamp(), "thumbnail": str(analysis.thumbnail or ""),
+            "covers": analysis.covers,
             "audio": str(analysis.audio or ""), "audio_features": analysis.audio_features,
             "width": info.width, "height": info.height, "keyframes": len(analysis.keyframes.times_s),
             "scene_changes": analysis.keyframes.scene_changes, "model_version": self.engine.version,

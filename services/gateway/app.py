@@ -17,6 +17,8 @@ from shared.bus import make_broker
 from shared.ownership import Owners, members_topic
 from shared.service import build_app
 from shared.settings import Settings
+from services.gateway.auth import all_keys
+from services.gateway.insights import router as insights_router
 from services.gateway.limits import SERVICE, RequestGuard, rejected_requests
 from services.gateway.outage import BusState, repeated_logs_suppressed
 from services.gateway.owners import follow_owners
@@ -62,7 +64,7 @@ def create_app(root: Settings) -> FastAPI:
                 await follower
             await bus.close()
 
-    keys = [k.get_secret_value() for k in settings.api_keys]
+    keys = all_keys(settings)
     # the guard's refusals (401, 413, 429) are counted by the shell's request metrics around it
     guard = Middleware(RequestGuard, keys=keys, max_bytes=settings.max_body_bytes,
                        rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
@@ -86,4 +88,5 @@ def create_app(root: Settings) -> FastAPI:
 
     app.include_router(router)
     app.include_router(proxy_router)
+    app.include_router(insights_router)
     return app

@@ -35,17 +35,47 @@ def key_matches(given: str, keys: list[str]) -> bool:
     return key_index(given, keys) is not None
 
 
-async def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> str:
-    keys = [k.get_secret_value() for k in request.app.state.settings.api_keys]
+def creator_scopes(settings: GatewaySettings) -> tuple[list[str], list[frozenset[str]]]:
+    """The creators' keys and, for each, the creator ids it may ask about."""
+    pairs = [(k.get_secret_value(), frozenset(v)) for k, v in settings.creator_keys.items()]
+    return [k for k, _ in pairs], [v for _, v in pairs]
+
+
+def all_keys(settings: GatewaySettings) -> list[str]:
+    """Every key the gateway accepts at its door: the platform's (any route) and the creators' (insights only)."""
+    return [k.get_secret_value() for k in settings.api_keys] + creator_scopes(settings)[0]
+
+
+def _key_scope(request: Request, key: str | None) -> frozenset[str] | None:
+    """None: a platform key (any creator); a set: the creators a creator's key may ask about. Raises 401."""
+    settings = request.app.state.settings
     if not key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key: send it in the X-API-Key header",
                             headers={"WWW-Authenticate": "ApiKey"})
-    if not key_matches(key, keys):
+    if key_matches(key, [k.get_secret_value() for k in settings.api_keys]):
+        return None
+    keys, scopes = creator_scopes(settings)
+    index = key_index(key, keys)
+    if index is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
-    return key
+    return scopes[index]
+
+
+async def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> str:
+    """A platform key (CLIPSTREAM_GATEWAY_API_KEYS); a creator's key gets 403 here."""
+    if _key_scope(request, key) is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is a creator's: it may only ask for creator "
+                                                       "insights (/v1/insights)")
+    return key or ""
+
+
+async def require_scope(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> frozenset[str] | None:
+    """Any accepted key; returns the creators it may ask about (None: any)."""
+    return _key_scope(request, key)
 
 
 ApiKey = Annotated[str, Depends(require_api_key)]
+CreatorScope = Annotated[frozenset[str] | None, Depends(require_scope)]
 
 
 def is_loopback(host: str) -> bool:

@@ -53,6 +53,14 @@ class GenerateIn(_In, GenerationRequested):
     request_id: Identifier = Field(default_factory=new_id)
 
 
+class InsightsIn(_In):
+    """A creator insight request: a video already uploaded (and embedded)."""
+    video_id: Identifier
+    window_days: Annotated[float, Field(gt=0, le=365)] | None = Field(
+        None, description="the audience: users active in this many days (default: the recommender's "
+                          "insights_window_days)")
+
+
 class Accepted(BaseModel):
     id: str
     topic: str

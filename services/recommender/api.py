@@ -10,6 +10,8 @@ from pydantic import BaseModel
 
 from services.recommender import metrics
 from services.recommender.core.feed import Candidate
+from services.recommender.insights import insights_part
+from shared.insights import InsightsPart
 
 
 class FeedItem(BaseModel):
@@ -98,5 +100,21 @@ def create_router(max_k: int) -> APIRouter:
             hits.append(SearchHit(video_id=v, score=round(s, 5), topic=info.topic if info else None,
                                   concepts=list(info.concepts) if info else []))
         return hits
+
+    @api.get("/insights/{video_id}", response_model=InsightsPart, tags=["insights"],
+             responses={404: {"description": "The video is not in the catalogue"}})
+    async def insights(video_id: str, request: Request,
+                       days: Annotated[float | None, Query(gt=0, le=365, description="activity window (default: "
+                                                                                      "insights_window_days)")] = None
+                       ) -> InsightsPart:
+        """This replica's part of a video's creator insights: raw reach counts over the partitions it serves
+        (the gateway sums the replicas and applies the privacy floor), tag and title suggestions."""
+        rec = engine(request)
+        started = time.perf_counter()
+        part = insights_part(rec, video_id, sorted(request.app.state.partitions.serving), rec.clock(), days)
+        metrics.insights_seconds.observe(time.perf_counter() - started)
+        if part is None:
+            raise HTTPException(404, f"video {video_id!r} is not in the catalogue")
+        return part
 
     return api

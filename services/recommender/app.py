@@ -19,7 +19,9 @@ from services.recommender.claims import KafkaClaims
 from services.recommender.core.catalogue import Catalogue
 from services.recommender.engine import Recommender
 from services.recommender.handlers import CatalogueReader, dead_letter, on_watch_event
+from services.recommender.insights import keep_reach_fresh
 from services.recommender.partitions import Partitions, Rebalance
+from services.recommender.reach_index import ReachIndex
 from shared import topics
 from shared.bus import make_broker
 from shared.codec import Rejection
@@ -93,10 +95,17 @@ def create_app(root: Settings) -> FastAPI:
     except BaseException:
         store.close()
         raise
+    try:  # the users' long-term vectors with their bars, for creator insights (reach_index.py)
+        users_store = open_store(f"{metrics.SERVICE}-users-{space.id}", space.video_dim, where)
+    except BaseException:
+        store.close()
+        search_store.close()
+        raise
     catalogue = Catalogue(store, search_store, space.version)
     # with the changelog, every replica ranks with the statistics of all partitions, read from it
     rec = Recommender(settings, catalogue, topics.WATCH_EVENTS.name, query_path(root, space),
                       shared_stats=settings.changelog)
+    rec.reach = ReachIndex(users_store, settings.insights_top_k)
     stats = rec.shared
     broker = make_broker(metrics.SERVICE, kafka)
     subscriber_ref: dict = {}
@@ -154,11 +163,13 @@ def create_app(root: Settings) -> FastAPI:
         parts.close()
         store.close()
         search_store.close()
+        users_store.close()
         shutil.rmtree(folder, ignore_errors=True)
 
     @asynccontextmanager
     async def running(app: FastAPI):  # while the broker runs: readers, and storing what a quiet stream left
-        tasks = [asyncio.create_task(parts.flush_when_idle()), asyncio.create_task(readers["catalogue"].follow())]
+        tasks = [asyncio.create_task(parts.flush_when_idle()), asyncio.create_task(readers["catalogue"].follow()),
+                 asyncio.create_task(keep_reach_fresh(rec))]
         if "stats" in readers:
             tasks.append(asyncio.create_task(stats_reader.follow(readers["stats"], stats, f"{group}/{replica}")))
         try:

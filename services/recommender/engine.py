@@ -25,6 +25,7 @@ from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.signals import signal_weight
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import Applied, UserState, apply_event
+from services.recommender.reach_index import ReachIndex
 from services.recommender.rows import Rows
 from services.recommender.state_store import PartitionStore
 from shared.events import WatchEvent
@@ -106,6 +107,7 @@ class Recommender:
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
         self._weights: np.ndarray | None = None
+        self.reach: ReachIndex | None = None  # users' vectors and bars for creator insights (None: off)
 
     @property
     def popularity(self) -> Popularity:
@@ -155,6 +157,8 @@ class Recommender:
         self.partitions[partition] = state
         for user in state.users:
             self.user_partition[user] = partition
+        if self.reach is not None:
+            self.reach.mark(state.users)
         self._rebuild_global()
         return state
 
@@ -244,6 +248,8 @@ class Recommender:
         if applied.duplicate:
             return applied
         st.dirty_users.add(event.user_id)
+        if self.reach is not None:
+            self.reach.pending.add(event.user_id)
         if applied.weight > 0:
             ts = self.event_time(event)
             st.popularity.add(event.video_id, applied.weight, ts)

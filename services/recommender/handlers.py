@@ -97,6 +97,7 @@ def add_video(rec: Recommender, event: VideoEmbedded, logged: set[str]) -> None:
                         catalogue.store.dim, getattr(catalogue.search_store, "dim", "no search"))
         return
     info = VideoInfo(event.video_id, event.topic, event.creator_id, event.created_at.timestamp(),
-                     event.duplicate_of, event.title, tuple(c.name for c in event.concepts))
+                     event.duplicate_of, event.title, tuple(c.name for c in event.concepts), tuple(event.tags),
+                     tuple(event.covers))
     catalogue.add(info, event.vector, event.search_vector)
     metrics.videos.set(len(catalogue))

@@ -69,3 +69,11 @@ for _kind in ("delta", "snapshot"):
     changelog_flushes.labels(_kind)
 for _reason in SKIP_REASONS:
     embeddings_skipped.labels(_reason)
+reach_users_refreshed = counter(SERVICE, "reach_users_refreshed",
+                                "Users whose reach point (long-term vector and bar) was written to the users' "
+                                "collection for creator insights.")
+reach_refresh_errors = counter(SERVICE, "reach_refresh_errors", "Reach refresh rounds that failed (retried).")
+reach_pending = gauge(SERVICE, "reach_pending", "users",
+                      "Users whose reach point is out of date (refreshed at most insights_refresh_batch a round).")
+insights_seconds = histogram(SERVICE, "insights_duration", "Time to answer one video's insights part (reach "
+                                                           "search, suggestions).")

@@ -106,12 +106,13 @@ def test_receive_operations_name_their_consumer_group(asyncapi):
 
 
 def test_openapi_documents_every_gateway_route():
+    from services.gateway.insights import router as insights
     from services.gateway.proxy import router as reads
     from services.gateway.routes import router as writes
 
     spec = json.loads((ROOT / "docs" / api_docs.OPENAPI_FILE).read_text())
     assert spec["info"]["title"] == "ClipStream gateway"
-    routes = {(m, r.path) for router in (writes, reads) for r in router.routes for m in r.methods}
+    routes = {(m, r.path) for router in (writes, reads, insights) for r in router.routes for m in r.methods}
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if p.startswith("/v1/")}
     assert routes == documented
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.encoder.core.covers import save_covers
 from shared.media import (Keyframes, MediaInfo, audio_descriptors, extract_audio, extract_keyframes, probe,
                           save_thumbnail)
 from shared.settings import MediaSettings
@@ -21,13 +22,14 @@ class Analysis:
     info: MediaInfo
     keyframes: Keyframes
     thumbnail: Path | None = None
+    covers: list[str] = field(default_factory=list)  # cover candidates, best first, relative to the artefacts folder
     audio: Path | None = None
     audio_features: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def analyse(path: Path, settings: MediaSettings, artefacts: Path | None = None, stem: str | None = None) -> Analysis:
-    """Probe, decode keyframes, and (when ``artefacts`` is given) write thumbnail and audio there.
+    """Probe, decode keyframes, and (when ``artefacts`` is given) write thumbnail, cover candidates and audio there.
 
     A container that states no duration gets the decoded one (decoding refuses past the limit)."""
     t0 = time.perf_counter()
@@ -41,6 +43,7 @@ def analyse(path: Path, settings: MediaSettings, artefacts: Path | None = None, 
         stem = stem or path.stem
         if keyframes.thumbnail is not None:
             result.thumbnail = save_thumbnail(keyframes.thumbnail, artefacts / "thumbnails" / f"{stem}.jpg")
+        result.covers = [f"covers/{name}" for name, _ in save_covers(keyframes.frames, artefacts / "covers", stem)]
         result.audio = extract_audio(info, artefacts / "audio", stem, max_s=settings.max_duration_s)
         if result.audio is not None:
             result.audio_features = audio_descriptors(result.audio)

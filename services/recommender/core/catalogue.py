@@ -27,6 +27,8 @@ class VideoInfo:
     duplicate_of: str | None
     title: str
     concepts: tuple[str, ...] = ()  # what the video shows (ImageNet class names), strongest first
+    tags: tuple[str, ...] = ()  # the creator's tags
+    covers: tuple[str, ...] = ()  # cover candidates, best first, relative to the encoder's artefacts folder
 
 
 class Catalogue:

@@ -42,6 +42,7 @@ class UserState:
     disliked: list[str] = field(default_factory=list)
     recent_positive: list[str] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
+    hours: list[int] = field(default_factory=lambda: [0] * 24)  # events by hour of the day (UTC): when the user is active
 
     @property
     def is_cold(self) -> bool:
@@ -50,7 +51,8 @@ class UserState:
     def to_row(self) -> tuple[str, bytes | None, bytes | None, bytes | None]:
         """(small fields as JSON, long, short, negative as raw float32 bytes): exact and cheap to store."""
         meta = {"session_id": self.session_id, "last_ts": self.last_ts, "events": self.events, "seen": self.seen,
-                "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids}
+                "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids,
+                "hours": self.hours}
         raw = lambda v: None if v is None else np.asarray(v, np.float32).tobytes()
         return json.dumps(meta, separators=(",", ":")), raw(self.long), raw(self.short), raw(self.negative)
 
@@ -59,7 +61,7 @@ class UserState:
         arr = lambda b: None if b is None else np.frombuffer(b, np.float32).copy()
         m = json.loads(meta)
         return cls(arr(long), arr(short), arr(negative), m["session_id"], m["last_ts"], m["events"], m["seen"],
-                   m["disliked"], m["recent_positive"], m["event_ids"])
+                   m["disliked"], m["recent_positive"], m["event_ids"], m.get("hours") or [0] * 24)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, 
     state.session_id = event.session_id or state.session_id
     state.last_ts = max(state.last_ts, ts)
     state.events += 1
+    state.hours[int(ts // 3600) % 24] += 1
     weight = signal_weight(event)
     video = event.video_id
     if marks_seen(event):

@@ -1,0 +1,74 @@
+"""``POST /v1/insights``: a creator's view of one of their videos before and after it is published (reach
+forecast, cover candidates, tag and title suggestions, best time to publish).
+
+Every recommender replica counts the users of the partitions it serves; the gateway asks each replica that
+has claimed partitions (or ``recommender_url`` when none has), sums their parts once per partition and
+applies the privacy floor (``shared/insights.py``). A creator's key may only ask about its creators' videos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import ValidationError
+
+from services.gateway.auth import CreatorScope
+from services.gateway.limits import SERVICE
+from services.gateway.proxy import _detail, quoted, unavailable
+from services.gateway.schemas import InsightsIn, _error, read_responses
+from shared import topics
+from shared.insights import Insights, InsightsPart, combine
+from shared.metrics import counter, histogram
+
+router = APIRouter(prefix="/v1", tags=["insights"])
+requests = counter(SERVICE, "insights_requests", "Creator insight requests by outcome: ok, not_found, forbidden, "
+                                                 "unavailable, partial (some replica did not answer).", ("outcome",))
+latency = histogram(SERVICE, "insights_duration", "Time to answer one creator insight request (all replicas).")
+
+
+async def ask(client: httpx.AsyncClient, url: str, video_id: str, params: dict, timeout_s: float
+              ) -> InsightsPart | int | str:
+    """One replica's part; an int: its HTTP status (404: not in its catalogue); a str: why it did not answer."""
+    try:
+        resp = await client.get(url.rstrip("/") + quoted(("insights", video_id)), params=params, timeout=timeout_s)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return f"{url}: {type(exc).__name__}"
+    if resp.status_code != 200:
+        return resp.status_code if resp.status_code == 404 else f"{url}: HTTP {resp.status_code}: {_detail(resp)}"
+    try:
+        return InsightsPart.model_validate_json(resp.content)
+    except ValidationError as exc:
+        return f"{url}: an answer that is not an insights part ({exc.error_count()} errors)"
+
+
+@router.post("/insights", response_model=Insights,
+             summary="A video's reach forecast, cover candidates, tag and title suggestions and best time to publish",
+             responses={**read_responses("recommender", "The video is not in the catalogue"),
+                        403: _error("The key is a creator's, and the video is another creator's")})
+async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> Insights:
+    started = time.perf_counter()
+    settings = request.app.state.settings
+    urls = request.app.state.owners.urls() or [settings.recommender_url]
+    params = {"days": body.window_days} if body.window_days else {}
+    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, body.video_id, params,
+                                         settings.upstream_timeout_s) for u in urls))
+    parts = [a for a in answers if isinstance(a, InsightsPart)]
+    if not parts:
+        if any(a == 404 for a in answers):
+            requests.labels("not_found").inc()
+            raise HTTPException(404, f"video {body.video_id!r} is not in the catalogue (not uploaded, or not "
+                                     "embedded yet)")
+        requests.labels("unavailable").inc()
+        raise unavailable("recommender unavailable: " + "; ".join(str(a) for a in answers)[:300],
+                          settings.upstream_timeout_s)
+    if scope is not None and parts[0].creator_id not in scope:
+        requests.labels("forbidden").inc()
+        raise HTTPException(403, f"this key may not ask about video {body.video_id!r}: it is not one of its "
+                                 "creators' videos")
+    out = combine(parts, settings.insights_min_users, topics.WATCH_EVENTS.partitions)
+    requests.labels("partial" if out.partitions_missing else "ok").inc()
+    latency.observe(time.perf_counter() - started)
+    return out

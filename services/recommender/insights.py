@@ -1,0 +1,59 @@
+"""One replica's part of a video's creator insights (``shared/insights.py``): the reach over the partitions it
+serves, and the tag and title suggestions from the catalogue's similar videos."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.recommender import metrics
+from services.recommender.core.reach import ReachCount, suggestions
+from services.recommender.engine import Recommender
+from services.recommender.reach_index import active_since
+from shared.insights import InsightsPart, ReachPart, Suggestion
+
+log = logging.getLogger(__name__)
+SIMILAR = 50  # similar videos the suggestions are drawn from
+CHUNK = 100  # users refreshed between two yields to the event loop
+
+
+def insights_part(rec: Recommender, video_id: str, partitions: list[int], now: float,
+                  window_days: float | None = None) -> InsightsPart | None:
+    """None: the video is not in the catalogue."""
+    info, vector = rec.catalogue.info.get(video_id), rec.catalogue.vector(video_id)
+    if info is None or vector is None:
+        return None
+    s = rec.settings
+    days = window_days or s.insights_window_days
+    count = rec.reach.count(vector, partitions, active_since(now, days)) if rec.reach is not None else ReachCount()
+    similar = [(v, score) for v, score in rec.catalogue.search(vector, SIMILAR + 1, [video_id]) if v != video_id]
+    infos = rec.catalogue.info
+    tags, words = suggestions(similar[:SIMILAR], {v: infos[v].tags for v, _ in similar if v in infos},
+                              {v: infos[v].title for v, _ in similar if v in infos}, rec.popularity.totals)
+    out = lambda items: [Suggestion(text=x.text, score=x.score, evidence=list(x.evidence)) for x in items]
+    return InsightsPart(
+        video_id=video_id, creator_id=info.creator_id, topic=info.topic, title=info.title, concepts=list(info.concepts),
+        covers=list(info.covers), reach=ReachPart(total=count.total, by_topic=count.by_topic, hours=count.hours,
+                                                  active_users=count.active_users, partitions=sorted(partitions)),
+        tags=out(tags), title_words=out(words), similar_videos=len(similar[:SIMILAR]), top_k=s.insights_top_k,
+        window_days=days)
+
+
+async def keep_reach_fresh(rec: Recommender) -> None:
+    """Refresh pending users' reach points every ``insights_refresh_s``, at most ``insights_refresh_batch`` a
+    round, yielding to the event loop between chunks (runs for as long as the replica does)."""
+    s = rec.settings
+    while rec.reach is not None and s.insights_refresh_s > 0:
+        await asyncio.sleep(s.insights_refresh_s)
+        done = 0
+        while rec.reach.pending and done < s.insights_refresh_batch:
+            try:
+                n = rec.reach.refresh(rec, min(CHUNK, s.insights_refresh_batch - done))
+            except Exception:  # a store error must not end the task: the users stay pending for the next round
+                log.exception("reach refresh failed; retried next round")
+                metrics.reach_refresh_errors.inc()
+                break
+            done += n
+            metrics.reach_users_refreshed.inc(n)
+            await asyncio.sleep(0)
+        metrics.reach_pending.set(len(rec.reach.pending))

@@ -1,0 +1,76 @@
+"""The users' long-term vectors in a Qdrant collection of their own, each with its bar (``core/reach.py``),
+so a video's reach is one filtered search with a score threshold instead of a loop over users.
+
+Users whose state changed are marked as events are applied (:meth:`ReachIndex.mark`, a set insert on the hot
+path); :meth:`ReachIndex.refresh` runs off it in bounded chunks: per user one catalogue search for the bar,
+then one upsert per chunk. Each point carries the user's partition, so a replica counts only the
+partitions it serves (the gateway sums the replicas), whichever replica wrote the point last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from services.recommender.core.reach import (
+    ReachCount,
+    favourite_topic,
+    kth_similarity,
+    tally,
+)
+from services.recommender.core.user_state import UserState
+from shared.vectors import VectorRecord, VectorStore, Where
+
+
+class ReachIndex:
+    def __init__(self, store: VectorStore, top_k: int) -> None:
+        self.store = store
+        self.top_k = top_k
+        self.bars: dict[str, float] = {}  # user -> bar, for the users this replica wrote
+        self.pending: set[str] = set()  # users whose point is out of date
+
+    def mark(self, user_ids: Iterable[str]) -> None:
+        self.pending.update(user_ids)
+
+    def refresh(self, rec, limit: int) -> int:
+        """Bring up to ``limit`` pending users' points up to date (``rec``: the Recommender); returns how many."""
+        batch = [self.pending.pop() for _ in range(min(limit, len(self.pending)))]
+        upserts, gone = [], []
+        topics = {v: info.topic for v, info in rec.catalogue.info.items()}
+        for user_id in batch:
+            partition = rec.user_partition.get(user_id)
+            user: UserState | None = rec.partitions[partition].users.get(user_id) if partition is not None else None
+            if user is None or user.long is None or not np.all(np.isfinite(user.long)) or not user.long.any():
+                gone.append(user_id)
+                continue
+            hits = rec.catalogue.search(user.long, self.top_k)
+            bar = kth_similarity([s for _, s in hits], self.top_k)
+            self.bars[user_id] = bar
+            upserts.append(VectorRecord(user_id, user.long.tolist(), {
+                "bar": bar, "partition": partition, "last_active": user.last_ts, "hours": list(user.hours),
+                "topic": favourite_topic(user.recent_positive, topics) or ""}))
+        if gone:
+            for user_id in gone:
+                self.bars.pop(user_id, None)
+            self.store.delete(gone)
+        self.store.upsert(upserts)
+        return len(batch)
+
+    def count(self, video: np.ndarray, partitions: Iterable[int], active_since: float,
+              exact: bool = False) -> ReachCount:
+        """Users of ``partitions`` active since ``active_since`` whom ``video`` reaches: one search with the
+        lowest bar as its threshold, then each hit against its own bar."""
+        where = Where(match={"partition": sorted(partitions)}, ranges={"last_active": (active_since, None)})
+        active = self.store.count(where) if where.match["partition"] else 0
+        if not active or not self.bars:
+            return ReachCount(active_users=active)
+        lowest = min(self.bars.values())
+        hits = self.store.search(video, active, where=where, exact=exact, with_payload=True,
+                                 min_score=None if lowest <= -1 else lowest - 1e-4)
+        return tally(((h.score, h.payload) for h in hits), active)
+
+
+def active_since(now: float, days: float) -> float:
+    return now - days * 86400.0 if math.isfinite(days) else -math.inf

@@ -1,0 +1,126 @@
+"""Creator insights: what a recommender replica answers for one video (:class:`InsightsPart`), and what the
+gateway publishes from the replicas' parts (:func:`combine`), with the privacy floor applied.
+
+The floor: no figure is published that is computed from fewer than ``floor`` users. A forecast over fewer
+active users than that, a reach under it, a topic with fewer reached users, and the publishing hours of
+fewer reached users are withheld, each with the reason; a platform with no active users at all gets a
+forecast of 0 with the reason, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+HOURS = 24
+
+
+class Suggestion(BaseModel):
+    text: str
+    score: float
+    evidence: list[str] = Field(description="videos it comes from, strongest first")
+
+
+class ReachPart(BaseModel):
+    total: int = Field(ge=0)
+    by_topic: dict[str, int] = {}
+    hours: list[int] = Field(default_factory=lambda: [0] * HOURS, min_length=HOURS, max_length=HOURS)
+    active_users: int = Field(0, ge=0)
+    partitions: list[int] = []
+
+
+class InsightsPart(BaseModel):
+    """One recommender replica's answer for one video (its reach over the partitions it serves)."""
+    video_id: str
+    creator_id: str
+    topic: str | None = None
+    title: str = ""
+    concepts: list[str] = []
+    covers: list[str] = []
+    reach: ReachPart
+    tags: list[Suggestion] = []
+    title_words: list[Suggestion] = []
+    similar_videos: int = 0
+    top_k: int = 0
+    window_days: float = 0.0
+
+
+class Reach(BaseModel):
+    users: int | None = Field(description="users active in the window who would have the video among their top-k "
+                                          "candidates today (None: withheld, see reason)")
+    by_topic: dict[str, int] = Field(description="reached users by their favourite topic (topics under the privacy "
+                                                 "floor left out)")
+    active_users: int | None
+    reason: str
+
+
+class PublishTime(BaseModel):
+    hours_utc: list[int] = Field(description="hours of the day (UTC) when the reached users are most active, "
+                                             "busiest first")
+    reason: str
+
+
+class Insights(BaseModel):
+    video_id: str
+    creator_id: str
+    topic: str | None
+    reach: Reach
+    best_time: PublishTime
+    covers: list[str] = Field(description="cover candidates, best first: paths relative to the encoder's artefacts "
+                                          "folder")
+    tags: list[Suggestion]
+    title_words: list[Suggestion]
+    concepts: list[str]
+    replicas: int
+    partitions_missing: list[int] = Field(description="watch.events partitions no replica answered for: the counts "
+                                                      "leave their users out")
+
+
+def withheld(n: int, floor: int, what: str) -> str:
+    return f"withheld: {what} counts {n} users, under the privacy floor of {floor}"
+
+
+def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insights:
+    """The replicas' parts as one answer: counts summed over distinct partitions, the floor applied."""
+    first = parts[0]
+    seen: set[int] = set()
+    total = active = 0
+    topics: dict[str, int] = {}
+    hours = [0] * HOURS
+    for part in parts:
+        if set(part.reach.partitions) & seen:  # a partition answered twice (a rebalance): count it once
+            continue
+        seen |= set(part.reach.partitions)
+        total += part.reach.total
+        active += part.reach.active_users
+        for topic, n in part.reach.by_topic.items():
+            topics[topic] = topics.get(topic, 0) + n
+        hours = [a + b for a, b in zip(hours, part.reach.hours)]
+    window = f"the last {first.window_days:g} days"
+    if active == 0:
+        reach = Reach(users=0, by_topic={}, active_users=0, reason=f"no users active in {window} yet: nobody to reach")
+    elif active < floor:
+        reach = Reach(users=None, by_topic={}, active_users=None, reason=withheld(active, floor, "the audience"))
+    elif 0 < total < floor:
+        reach = Reach(users=None, by_topic={}, active_users=active, reason=withheld(total, floor, "the reach"))
+    else:
+        shown = {t: n for t, n in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])) if n >= floor}
+        rest = total - sum(shown.values())
+        if rest >= floor:
+            shown["(other topics)"] = rest
+        reach = Reach(users=total, by_topic=shown, active_users=active,
+                      reason=f"{total} of {active} users active in {window} have it among their top {first.top_k} "
+                             "candidates (cosine of their long-term vector at least that of their "
+                             f"{first.top_k}-th nearest video)")
+    if total >= floor and any(hours):
+        ranked = sorted((h for h in range(HOURS) if hours[h] > 0), key=lambda h: (-hours[h], h))[:3]
+        best = PublishTime(hours_utc=ranked, reason=f"when the {total} reached users watch most (their events by "
+                                                    "hour of the day, UTC)")
+    else:
+        best = PublishTime(hours_utc=[], reason=withheld(total, floor, "the reach") if total else
+                           "no reached users to time it for")
+    return Insights(video_id=first.video_id, creator_id=first.creator_id, topic=first.topic, reach=reach,
+                    best_time=best, covers=first.covers[:3], tags=first.tags, title_words=first.title_words,
+                    concepts=first.concepts, replicas=len(parts),
+                    partitions_missing=sorted(set(range(partitions)) - seen))
