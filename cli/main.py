@@ -155,6 +155,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return run_generate(args.topic, args.count, args.out, args.kind, args.seed, args.size, args.duration, args.fps)
 
 
+def cmd_insights(args: argparse.Namespace) -> int:
+    from cli.insights import run_insights
+
+    return run_insights(args.video_id, args.gateway, args.key, args.days, args.json)
+
+
 def cmd_interactions(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -258,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=3.0, help="clip length in seconds")
     p.add_argument("--fps", type=int, default=24, help="clip frame rate")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("insights", help="a video's creator insights from the gateway: reach forecast, best time to "
+                                        "publish, cover candidates, tag and title suggestions")
+    p.add_argument("video_id", help="a video already uploaded and embedded")
+    p.add_argument("--gateway", default="http://127.0.0.1:8000", help="the gateway's base URL")
+    p.add_argument("--key", help="API key (default: CLIPSTREAM_API_KEY, else the first of CLIPSTREAM_GATEWAY_API_KEYS)")
+    p.add_argument("--days", type=float, help="the audience: users active in this many days")
+    p.add_argument("--json", action="store_true", help="the answer as one JSON line")
+    p.set_defaults(func=cmd_insights)
 
     p = sub.add_parser("interactions", help="write an interaction log (interactions.csv, items.csv): synthetic, "
                        "or MovieLens 100K from the RecBole wheel on PyPI")

@@ -27,6 +27,7 @@ from shared.vectors import VectorRecord, VectorStore, Where
 class ReachIndex:
     def __init__(self, store: VectorStore, top_k: int) -> None:
         self.store = store
+        self.store.index_fields({"partition": "integer", "last_active": "float"})  # every count filters on both
         self.top_k = top_k
         self.bars: dict[str, float] = {}  # user -> bar, for the users this replica wrote
         self.pending: set[str] = set()  # users whose point is out of date

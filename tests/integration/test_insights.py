@@ -10,6 +10,8 @@ unknown video (404), a wrong key (401).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -131,3 +133,10 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
         bad = httpx.post(f"{gw.url}/v1/insights", json={"video_id": "../etc"}, headers={"X-API-Key": API_KEY},
                          timeout=10)
         assert bad.status_code == 422
+
+        cli = [sys.executable, "-m", "cli.main", "insights", "--gateway", gw.url, "--json"]
+        done = subprocess.run([*cli, "new-t2", "--key", API_KEY], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["reach"]["users"] == expected["new-t2"]
+        refused = subprocess.run([*cli, "new-t4", "--key", CREATOR_KEY], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and "HTTP 403" in refused.stderr
