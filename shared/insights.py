@@ -124,3 +124,19 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
                     best_time=best, covers=first.covers[:3], tags=first.tags, title_words=first.title_words,
                     concepts=first.concepts, replicas=len(parts),
                     partitions_missing=sorted(set(range(partitions)) - seen))
+
+
+class TrendItem(BaseModel):
+    kind: str = Field(description="topic or concept")
+    name: str
+    views: int = Field(description="engaged views in the window")
+    before: int = Field(description="engaged views in the window before it")
+    z: float = Field(description="(views - before) / sqrt(max(before, 1)): the rise in Poisson standard deviations")
+
+
+class Trends(BaseModel):
+    window: str
+    start: float = Field(description="the window's start, Unix seconds")
+    end: float = Field(description="the window's end: the last complete 10-minute bucket")
+    rising: list[TrendItem]
+    rule: str

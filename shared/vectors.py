@@ -75,9 +75,10 @@ class VectorStore(Protocol):
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[VectorRecord]: ...
     def delete(self, ids: Sequence[str]) -> None: ...
     def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
-               with_payload: bool = True, min_score: float | None = None) -> list[Hit]:
+               with_payload: bool = True, min_score: float | None = None, ef: int | None = None) -> list[Hit]:
         """Nearest k; ``with_payload=False`` returns ids and scores only (cheaper: no payload copied);
-        ``min_score``: only hits scoring at least that much (Qdrant's score threshold)."""
+        ``min_score``: only hits scoring at least that much (Qdrant's score threshold); ``ef``: the HNSW
+        search breadth (more: closer to exact, slower; None: the collection's default)."""
         ...
     def count(self, where: Where | None = None) -> int: ...
     def index_fields(self, fields: Mapping[str, FieldType]) -> None: ...
@@ -169,11 +170,11 @@ class EdgeVectorStore:
             self._shard.update(self._qe.UpdateOperation.delete_points([point_id(i) for i in ids]))
 
     def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
-               with_payload: bool = True, min_score: float | None = None) -> list[Hit]:
+               with_payload: bool = True, min_score: float | None = None, ef: int | None = None) -> list[Hit]:
         qe = self._qe
         payload = True if with_payload else qe.PayloadSelector.Include([ID_FIELD])
         request = qe.QueryRequest(limit=k, query=qe.Query.Nearest(_check(vector, self.dim)), with_payload=payload,
-                                  filter=self._filter(where), params=qe.SearchParams(exact=exact),
+                                  filter=self._filter(where), params=qe.SearchParams(exact=exact, hnsw_ef=ef),
                                   score_threshold=min_score)
         hits = []
         for p in self._shard.query(request):
@@ -267,12 +268,12 @@ class QdrantServerStore:
                                 wait=True)
 
     def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
-               with_payload: bool = True, min_score: float | None = None) -> list[Hit]:
+               with_payload: bool = True, min_score: float | None = None, ef: int | None = None) -> list[Hit]:
         result = self._client.query_points(self.collection, query=_check(vector, self.dim), limit=k,
                                            score_threshold=min_score,
                                            with_payload=True if with_payload else [ID_FIELD],
                                            query_filter=self._filter(where),
-                                           search_params=self._m.SearchParams(exact=exact))
+                                           search_params=self._m.SearchParams(exact=exact, hnsw_ef=ef))
         hits = []
         for p in result.points:
             ext, payload = _strip(p.payload)

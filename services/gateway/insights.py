@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated, Literal
 
 import httpx
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 
 from services.gateway.auth import CreatorScope
 from services.gateway.limits import SERVICE
-from services.gateway.proxy import _detail, quoted, unavailable
+from services.gateway.proxy import K, _detail, forward, quoted, unavailable
 from services.gateway.schemas import InsightsIn, _error, read_responses
 from shared import topics
-from shared.insights import Insights, InsightsPart, combine
+from shared.insights import Insights, InsightsPart, Trends, combine
 from shared.metrics import counter, histogram
 
 router = APIRouter(prefix="/v1", tags=["insights"])
@@ -72,3 +73,11 @@ async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> I
     requests.labels("partial" if out.partitions_missing else "ok").inc()
     latency.observe(time.perf_counter() - started)
     return out
+
+
+@router.get("/trends", response_model=Trends, summary="Topics and concepts rising fastest in the watch stream",
+            responses=read_responses("recommender"))
+async def trends(request: Request, _: CreatorScope, window: Annotated[Literal["1h", "24h"], Query()] = "1h",
+                 k: Annotated[int, K] = 20) -> Response:
+    # every replica reads every partition's counts from the changelog: any one answers for all
+    return await forward(request, ("trends",), {"window": window, "k": k})

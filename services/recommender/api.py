@@ -2,7 +2,7 @@
 
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -10,8 +10,10 @@ from pydantic import BaseModel
 
 from services.recommender import metrics
 from services.recommender.core.feed import Candidate
+from services.recommender.core.stats import TrendCounts
+from services.recommender.core.trends import MIN_EVENTS, MIN_Z, WINDOWS, rising
 from services.recommender.insights import insights_part
-from shared.insights import InsightsPart
+from shared.insights import InsightsPart, TrendItem, Trends
 
 
 class FeedItem(BaseModel):
@@ -116,5 +118,20 @@ def create_router(max_k: int) -> APIRouter:
         if part is None:
             raise HTTPException(404, f"video {video_id!r} is not in the catalogue")
         return part
+
+    @api.get("/trends", response_model=Trends, tags=["insights"])
+    async def trends(request: Request, window: Annotated[Literal["1h", "24h"], Query()] = "1h",
+                     k: K = 20) -> Trends:
+        """Topics and concepts rising fastest in the watch stream, over every partition's counts."""
+        rec = engine(request)
+        width = WINDOWS[window]
+        bucket = TrendCounts.BUCKET_S
+        now = rec.clock()
+        end = (now // bucket) * bucket
+        found = rising(rec.trends.counts, now, width, bucket)[:k]
+        return Trends(window=window, start=end - width, end=end,
+                      rising=[TrendItem(kind=t.kind, name=t.name, views=t.now, before=t.before, z=t.z) for t in found],
+                      rule=f"views in the window against the window before: a rise counts at a Poisson z >= {MIN_Z:g} "
+                           f"and at least {MIN_EVENTS} views")
 
     return api

@@ -3,8 +3,8 @@
 Kafka Streams' changelog design without transactions (Tansu 0.6 cannot give aiokafka a producer id, and
 hands aborted records to read_committed readers): partition ``p`` of ``watch.events`` has its state in
 partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``p/<video>``,
-``c/<video>``, ``t/<video>`` (transitions), ``r``), so compaction on Apache Kafka keeps the newest of each;
-each record carries its flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
+``c/<video>``, ``t/<video>`` (transitions), ``h/<topic or concept>`` (trends), ``r``), so compaction on Apache
+Kafka keeps the newest of each; each record carries its flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
 has, the source offset its state reflects, the consumer-group generation it was written in, and where the
 partition's latest full snapshot starts. A reader applies a flush only when its marker arrives with every
 record of it, so a restore never mixes two flushes; a flush its writer did not finish (killed half way)
@@ -120,7 +120,7 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
         out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
     for video, score, at, total in rows.popularity:
         out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
-    for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions)):
+    for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions), (b"h/", rows.trends)):
         for video, row in neighbour_rows:
             out.append((kind + video.encode(), encode_neighbours(row)))
     if rows.ranker is not None:
@@ -143,8 +143,8 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
         elif kind == b"p":
             score, at, total = (float(x) for x in json.loads(value))
             into.popularity.append((name.decode(), score, at, total))
-        elif kind in (b"c", b"t"):
-            table = into.covisit if kind == b"c" else into.transitions
+        elif kind in (b"c", b"t", b"h"):
+            table = into.covisit if kind == b"c" else into.transitions if kind == b"t" else into.trends
             table.append((name.decode(), decode_neighbours(value)))
         elif key == RANKER:
             v = json.loads(value)

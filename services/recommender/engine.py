@@ -23,7 +23,8 @@ from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.signals import signal_weight
-from services.recommender.core.stats import CoVisitation, Popularity, Transitions
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions, TrendCounts
+from services.recommender.core.trends import keys_of
 from services.recommender.core.user_state import Applied, UserState, apply_event
 from services.recommender.reach_index import ReachIndex
 from services.recommender.rows import Rows
@@ -70,6 +71,8 @@ class PartitionState:
     dirty_rows: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # co-visit pairs changed
     transitions: Transitions = field(default_factory=Transitions)  # what users watched next
     dirty_next: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # transitions pairs
+    trends: TrendCounts = field(default_factory=TrendCounts)  # views per topic and concept, in time buckets
+    dirty_trends: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     sessions: SessionIndex | None = None  # derived from ``users`` (never stored)
 
     def __post_init__(self) -> None:
@@ -106,6 +109,7 @@ class Recommender:
         self.own_popularity = Popularity(settings.popularity_half_life_s)
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
+        self.own_trends = TrendCounts()
         self._weights: np.ndarray | None = None
         self.reach: ReachIndex | None = None  # users' vectors and bars for creator insights (None: off)
 
@@ -120,6 +124,10 @@ class Recommender:
     @property
     def transitions(self) -> Transitions:
         return self.shared.transitions if self.shared is not None else self.own_transitions
+
+    @property
+    def trends(self) -> TrendCounts:
+        return self.shared.trends if self.shared is not None else self.own_trends
 
     # ---------------------------------------------------------------- partitions
 
@@ -138,15 +146,15 @@ class Recommender:
         wall = self.clock()
         for video, score, at, total in rows.popularity:  # a row stored by an unbounded build is brought back
             pop.load(video, score, min(at, wall), total)
-        cov, nxt = CoVisitation(), Transitions()
-        for table, neighbour_rows in ((cov, rows.covisit), (nxt, rows.transitions)):
+        cov, nxt, trends = CoVisitation(), Transitions(), TrendCounts()
+        for table, neighbour_rows in ((cov, rows.covisit), (nxt, rows.transitions), (trends, rows.trends)):
             for video, row in neighbour_rows:
                 table.counts[video] = dict(row)
         ranker = Ranker.from_bytes(*rows.ranker) if rows.ranker else Ranker(self.prior.copy())
         if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
             ranker = Ranker(self.prior.copy())
         users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
-        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store, transitions=nxt)
+        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store, transitions=nxt, trends=trends)
         self._drop_foreign_vectors(state, rows.model_version, partition)
         old = self.partitions.pop(partition, None)
         if old is not None:
@@ -218,15 +226,18 @@ class Recommender:
         if len(self.partitions) == 1:
             [st] = self.partitions.values()
             self.own_popularity, self.own_covisit, self.own_transitions = st.popularity, st.covisit, st.transitions
+            self.own_trends = st.trends
             return
         self.own_popularity = Popularity(self.settings.popularity_half_life_s)
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
+        self.own_trends = TrendCounts()
         for p in sorted(self.partitions):
             st = self.partitions[p]
             self.own_popularity.merge(st.popularity)
             self.own_covisit.merge(st.covisit)
             self.own_transitions.merge(st.transitions)
+            self.own_trends.merge(st.trends)
 
     # ---------------------------------------------------------------- events
 
@@ -258,10 +269,15 @@ class Recommender:
                 for a, b, _ in table.add(event.video_id, applied.positive_before):
                     dirty[a].add(b)
             st.sessions.update(event.user_id, recent_before, user.recent_positive)
+            info = self.catalogue.info.get(event.video_id)
+            keys = keys_of(info.topic, info.concepts) if info is not None else []
+            for a, b, _ in st.trends.add(keys, ts):
+                st.dirty_trends[a].add(b)
             if self.shared is None and self.own_covisit is not st.covisit:  # one process: the merged view follows
                 self.own_popularity.add(event.video_id, applied.weight, ts)
                 self.own_covisit.add(event.video_id, applied.positive_before)
                 self.own_transitions.add(event.video_id, applied.positive_before)
+                self.own_trends.add(keys, ts)
         return applied
 
     # ---------------------------------------------------------------- learning to rank
@@ -321,18 +337,19 @@ class Recommender:
             raise ValueError(f"partition {partition} has no position to store")
         st.next_offset = next_offset
         users_, videos = set(st.dirty_users), set(st.dirty_videos)
-        pairs, next_pairs = st.dirty_rows, st.dirty_next
-        st.dirty_rows, st.dirty_next = defaultdict(set), defaultdict(set)
+        pairs, next_pairs, trend_pairs = st.dirty_rows, st.dirty_next, st.dirty_trends
+        st.dirty_rows, st.dirty_next, st.dirty_trends = defaultdict(set), defaultdict(set), defaultdict(set)
         if full:
-            covisit = [(a, dict(row)) for a, row in st.covisit.counts.items() if row]
-            transitions = [(a, dict(row)) for a, row in st.transitions.counts.items() if row]
+            covisit, transitions, trends = ([(a, dict(row)) for a, row in table.counts.items() if row]
+                                            for table in (st.covisit, st.transitions, st.trends))
         else:
             covisit, transitions = _patches(st.covisit, pairs), _patches(st.transitions, next_pairs)
+            trends = _patches(st.trends, trend_pairs)
         ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
         rows = Rows(users=[(u, *st.users[u].to_row()) for u in (st.users if full else users_)],
                     popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0))
                                 for v in (st.popularity.scores if full else videos)],
-                    covisit=covisit, transitions=transitions,
+                    covisit=covisit, transitions=transitions, trends=trends,
                     ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
         was_dirty = st.ranker_dirty
         st.ranker_dirty = False
@@ -342,7 +359,7 @@ class Recommender:
         def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
             st.dirty_users |= users_
             st.dirty_videos |= videos
-            for dirty, failed in ((st.dirty_rows, pairs), (st.dirty_next, next_pairs)):
+            for dirty, failed in ((st.dirty_rows, pairs), (st.dirty_next, next_pairs), (st.dirty_trends, trend_pairs)):
                 for a, bs in failed.items():
                     dirty[a] |= bs
             st.ranker_dirty = st.ranker_dirty or was_dirty

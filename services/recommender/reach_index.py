@@ -14,14 +14,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from services.recommender.core.reach import (
-    ReachCount,
-    favourite_topic,
-    kth_similarity,
-    tally,
-)
+from services.recommender.core.reach import SLACK, ReachCount, favourite_topic, kth_similarity, tally
 from services.recommender.core.user_state import UserState
 from shared.vectors import VectorRecord, VectorStore, Where
+
+
+BAR_EF_FACTOR = 4  # a bar's search looks 4k wide: an HNSW search k wide misses neighbours, which lowers the bar
 
 
 class ReachIndex:
@@ -46,7 +44,7 @@ class ReachIndex:
             if user is None or user.long is None or not np.all(np.isfinite(user.long)) or not user.long.any():
                 gone.append(user_id)
                 continue
-            hits = rec.catalogue.search(user.long, self.top_k)
+            hits = rec.catalogue.search(user.long, self.top_k, ef=BAR_EF_FACTOR * self.top_k)
             bar = kth_similarity([s for _, s in hits], self.top_k)
             self.bars[user_id] = bar
             upserts.append(VectorRecord(user_id, user.long.tolist(), {
@@ -68,9 +66,13 @@ class ReachIndex:
         if not active or not self.bars:
             return ReachCount(active_users=active)
         lowest = min(self.bars.values())
-        hits = self.store.search(video, active, where=where, exact=exact, with_payload=True,
+        hits = self.store.search(video, active, where=where, exact=exact, with_payload=False,
                                  min_score=None if lowest <= -1 else lowest - 1e-4)
-        return tally(((h.score, h.payload) for h in hits), active)
+        # ids and scores first (most hits clear the lowest bar, not their own); payloads of the reached only
+        bars = self.bars
+        reached = {h.id: h.score for h in hits if h.score + SLACK >= bars.get(h.id, math.inf)}
+        found = self.store.get(list(reached)) if reached else []
+        return tally(((reached[r.id], r.payload) for r in found), active)
 
 
 def active_since(now: float, days: float) -> float:

@@ -134,6 +134,21 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
                          timeout=10)
         assert bad.status_code == 422
 
+        trending = [WatchEvent(user_id=f"trend{i}", video_id=f"t3-v{i % 10}", action="complete", watch_ms=9000,
+                               duration_ms=10000, ts=now - timedelta(minutes=15)) for i in range(25)]
+        await publish(broker.bootstrap, topics.WATCH_EVENTS.name, trending, "user_id")
+
+        def topic3_rising() -> dict | None:
+            got = httpx.get(f"{gw.url}/v1/trends", params={"window": "1h"}, headers={"X-API-Key": CREATOR_KEY},
+                            timeout=10).json()
+            return next((t for t in got["rising"] if (t["kind"], t["name"]) == ("topic", "topic3")), None)
+
+        await wait_for(topic3_rising, 30, "topic3 to rise in the last hour's trends")
+        rise = topic3_rising()
+        assert rise["views"] == 25 and rise["before"] == 0 and rise["z"] >= 3
+        assert httpx.get(f"{gw.url}/v1/trends", params={"window": "7d"}, headers={"X-API-Key": API_KEY},
+                         timeout=10).status_code == 422
+
         cli = [sys.executable, "-m", "cli.main", "insights", "--gateway", gw.url, "--json"]
         done = subprocess.run([*cli, "new-t2", "--key", API_KEY], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

@@ -106,9 +106,11 @@ class Catalogue:
     def vector(self, video_id: str) -> np.ndarray | None:
         return self.vectors.get(video_id)
 
-    def search(self, vector: np.ndarray, n: int, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
+    def search(self, vector: np.ndarray, n: int, exclude: Sequence[str] = (), ef: int | None = None
+               ) -> list[tuple[str, float]]:
+        """``ef``: the HNSW search breadth (None: the store's default)."""
         where = Where(exclude_ids=list(exclude)[-500:]) if exclude else None
-        hits = self.store.search(vector, n, where=where, with_payload=False)
+        hits = self.store.search(vector, n, where=where, with_payload=False, ef=ef)
         return [(h.id, h.score) for h in hits]
 
     def fresh(self, n: int, now: float, window_s: float) -> list[str]:

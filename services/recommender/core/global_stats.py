@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.recommender.core.ranker import Ranker, blend
-from services.recommender.core.stats import CoVisitation, Popularity, Transitions
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions, TrendCounts
 from services.recommender.rows import CovisitRow, Rows, patch_row
 
 
@@ -65,6 +65,8 @@ class GlobalStats:
         self.pops: dict[int, dict[str, tuple[float, float, float]]] = {}
         self._covisit = MergedRows(self.covisit)
         self._transitions = MergedRows(self.transitions)
+        self.trends = TrendCounts()
+        self._trends = MergedRows(self.trends)
         self.rankers: dict[int, Ranker] = {}
         self._weights: np.ndarray | None = None
 
@@ -80,6 +82,7 @@ class GlobalStats:
         pops.update((v, (score, at, total)) for v, score, at, total in rows.popularity)
         self._covisit.apply(partition, rows.covisit, full)
         self._transitions.apply(partition, rows.transitions, full)
+        self._trends.apply(partition, rows.trends, full)
         if rows.ranker is not None:
             ranker = Ranker.from_bytes(*rows.ranker)
             if len(ranker.weights) == len(self.prior):  # a build with other features: its weights do not apply

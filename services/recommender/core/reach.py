@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 HOURS = 24
+SLACK = 1e-5  # float32 rounding between a bar's search and a reach search
 NO_BAR = -1.0  # the bar of a user when the catalogue is empty: every video reaches them
 _WORD = re.compile(r"[^\W\d_][\w'-]{2,}", re.UNICODE)
 STOPWORDS = frozenset(["the", "and", "for", "with", "from", "this", "that", "your", "you", "our", "are", "was", "were", "how", "what", "why", "when", "who", "into", "over", "under", "about", "video", "clip", "part", "new", "best", "top", "day"])
@@ -62,7 +63,7 @@ def brute_force(video: np.ndarray, users: np.ndarray, bars: np.ndarray) -> np.nd
     return (u @ v) >= bars
 
 
-def tally(hits: Iterable[tuple[float, Mapping]], active_users: int, slack: float = 1e-5) -> ReachCount:
+def tally(hits: Iterable[tuple[float, Mapping]], active_users: int, slack: float = SLACK) -> ReachCount:
     """Count the hits (score, the user's payload: ``bar``, ``topic``, ``hours``) that clear their own bar.
     ``slack`` absorbs float32 rounding between the bar's search and this one."""
     out = ReachCount(active_users=active_users)

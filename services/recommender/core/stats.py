@@ -160,3 +160,30 @@ class Transitions(CoVisitation):
             if other != item:
                 self._bump(other, item, weight * self.unit // distance, changed)
         return changed
+
+
+class TrendCounts(CoVisitation):
+    """How many engaged views each topic and concept had, in buckets of ``BUCKET_S`` of event time:
+    ``counts[key][str(bucket)]``, ``key`` ``topic:<name>`` or ``concept:<name>``. Whole numbers, stored, merged
+    across partitions and restored as co-visitation rows are (a row per key, a pair per bucket); buckets older
+    than ``keep`` are dropped when a key opens a new one (a pair with count 0 in the changes)."""
+
+    BUCKET_S = 600
+
+    def __init__(self, keep: int = 2 * 144 + 1) -> None:
+        super().__init__(max_neighbours=keep)
+        self.keep = keep
+
+    def add(self, keys: list[str], ts: float) -> list[tuple[str, str, float]]:  # type: ignore[override]
+        bucket = int(ts // self.BUCKET_S)
+        name = str(bucket)
+        changed: list[tuple[str, str, float]] = []
+        for key in keys:
+            row = self.counts[key]
+            if name not in row:  # a new bucket: the row's expired ones go (once per bucket, not per event)
+                for old in [b for b in row if int(b) <= bucket - self.keep]:
+                    del row[old]
+                    changed.append((key, old, 0.0))
+            value = row[name] = row.get(name, 0.0) + 1.0
+            changed.append((key, name, value))
+        return changed

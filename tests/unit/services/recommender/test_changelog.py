@@ -22,7 +22,7 @@ def test_rows_round_trip_exactly():
     vector = np.random.default_rng(0).normal(size=16).astype(np.float32).tobytes()
     rows = Rows(users=[("u1", '{"events": 3}', vector, None, vector), ("u2", "{}", None, None, None)],
                 popularity=[("v1", 1.25, 1.7e9, 3.0)], covisit=[("v1", {"v2": 2.0, "v3": 1.0})],
-                transitions=[("v2", {"v1": 1.5, "v3": 0.25})],
+                transitions=[("v2", {"v1": 1.5, "v3": 0.25})], trends=[("topic:cats", {"2900000": 3.0})],
                 ranker=(np.arange(4, dtype=np.float64).tobytes(), 7))
     back = Rows()
     for key, value in encode_rows(rows):
@@ -43,6 +43,7 @@ def test_rows_round_trip_exactly():
     (b"p/v1", b"not json"),
     (b"c/v1", b"[1]"),
     (b"t/v1", b"[0.5]"),
+    (b"h/topic:cats", b'{"2900000": -2}'),
     (b"c/v1", b'{"v2": -1.0}'),  # a weight below 0 (0 itself: the pair is gone)
     (b"t/v1", b'{"v2": "x"}'),
     (b"r", b'{"w": 3, "n": 1}'),
