@@ -126,6 +126,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise SystemExit("eval replay needs --interactions FILE.csv (make one with `clipstream interactions`)")
         baselines = tuple(b for b in args.baselines.split(",") if b) if args.baselines is not None else None
         return run_replay(args.interactions, args.items, args.json, args.limit, baselines)
+    if args.what == "insights":
+        from evaluation.insights import run_insights_backtest
+
+        if not args.interactions:
+            raise SystemExit("eval insights needs --interactions FILE.csv (and --items FILE.csv with topics)")
+        return run_insights_backtest(args.interactions, args.items, args.json, args.active_days, args.window_days)
     if args.what == "stylization":
         from evaluation.stylization import run_eval as run_stylization_eval
 
@@ -226,10 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("eval", help="measure a model against a baseline in the same run")
-    p.add_argument("what", choices=["encoder", "replay", "stylization", "generation"])
+    p.add_argument("what", choices=["encoder", "replay", "insights", "stylization", "generation"])
     p.add_argument("--interactions", help="replay: CSV user_id,item_id,timestamp[,weight]")
     p.add_argument("--items", help="replay: CSV item_id,title,tags[,topic] (tags joined by |)")
     p.add_argument("--limit", type=int, help="replay: only the first N events in time order")
+    p.add_argument("--active-days", type=float, default=7.0, help="insights: the audience, users active this many "
+                                                                 "days before an item's first appearance")
+    p.add_argument("--window-days", type=float, default=7.0, help="insights: the views counted after it")
     p.add_argument("--baselines", help="replay: comma-separated baselines to run (default all; '' for none)")
     p.add_argument("--json", action="store_true", help='print {"systems": {name: {metric: value}}}')
     p.add_argument("--workdir", default="var/eval", help="where generated clips and copies are cached")

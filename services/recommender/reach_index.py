@@ -14,11 +14,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from services.recommender.core.reach import SLACK, ReachCount, favourite_topic, kth_similarity, tally
+from services.recommender.core.reach import NO_BAR, SLACK, ReachCount, favourite_topic, kth_similarity, tally
 from services.recommender.core.user_state import UserState
 from shared.vectors import VectorRecord, VectorStore, Where
 
 
+EXACT_MAX = 200_000  # audiences up to this size are counted by a scan
 BAR_EF_FACTOR = 4  # a bar's search looks 4k wide: an HNSW search k wide misses neighbours, which lowers the bar
 
 
@@ -29,6 +30,7 @@ class ReachIndex:
         self.top_k = top_k
         self.bars: dict[str, float] = {}  # user -> bar, for the users this replica wrote
         self.pending: set[str] = set()  # users whose point is out of date
+        self.lowest = NO_BAR  # the lowest bar: the reach search's score threshold
 
     def mark(self, user_ids: Iterable[str]) -> None:
         self.pending.update(user_ids)
@@ -55,17 +57,21 @@ class ReachIndex:
                 self.bars.pop(user_id, None)
             self.store.delete(gone)
         self.store.upsert(upserts)
+        self.lowest = min(self.bars.values(), default=NO_BAR)
         return len(batch)
 
     def count(self, video: np.ndarray, partitions: Iterable[int], active_since: float,
-              exact: bool = False) -> ReachCount:
+              exact: bool | None = None) -> ReachCount:
         """Users of ``partitions`` active since ``active_since`` whom ``video`` reaches: one search with the
-        lowest bar as its threshold, then each hit against its own bar."""
+        lowest bar as its threshold, then each hit against its own bar. ``exact`` (default: up to
+        :data:`EXACT_MAX` active users) scans instead of walking the HNSW graph: a search whose limit is the
+        whole audience visits most of the graph anyway, and a scan is exact."""
         where = Where(match={"partition": sorted(partitions)}, ranges={"last_active": (active_since, None)})
         active = self.store.count(where) if where.match["partition"] else 0
         if not active or not self.bars:
             return ReachCount(active_users=active)
-        lowest = min(self.bars.values())
+        lowest = self.lowest
+        exact = active <= EXACT_MAX if exact is None else exact
         hits = self.store.search(video, active, where=where, exact=exact, with_payload=False,
                                  min_score=None if lowest <= -1 else lowest - 1e-4)
         # ids and scores first (most hits clear the lowest bar, not their own); payloads of the reached only
