@@ -205,6 +205,9 @@ class Platform:
             "CLIPSTREAM_STYLIZATION_OUTPUT_DIR": str(self.paths.stylized),
             "CLIPSTREAM_STYLIZATION_PROGRESS_EVERY_S": "0.2",
             "CLIPSTREAM_GENERATION_OUTPUT_DIR": str(self.paths.generated),
+            "CLIPSTREAM_RECOMMENDER_INSIGHTS_REFRESH_S": "0.5",  # reach points follow the demo's users quickly
+            "CLIPSTREAM_RECOMMENDER_INSIGHTS_TOP_K": "15",  # about a third of the demo's small catalogue
+            "CLIPSTREAM_GATEWAY_INSIGHTS_MIN_USERS": "5",  # the demo's platform is small: about 7 users a topic
         }
         for name in SERVICES:
             self.services[name] = DemoService(name, ports[name], env=env, log_path=logs / f"{name}.log")
@@ -747,6 +750,11 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
             resp = api.get(f"/v1/videos/{vid}/similar", params={"k": 4})
             similar.append((vid, resp.json() if resp.status_code == 200 else []))
 
+        creators, trends = creator_insights(api, catalogue, paths, len(USERS) + CROWD_USERS)
+        checks.append(("creator insights for a video of each topic", len(creators) == 3,
+                       "; ".join(f"{c.video_id}: reach {c.insights['reach']['users']}, {len(c.covers)} covers"
+                                 for c in creators)))
+
         # covers per topic and one stylised clip, requested together
         known = api.get("/v1/topics").json().get("topics", [])
         cover_ids = {}
@@ -809,7 +817,7 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
         similar=similar, covers=covers, stylized=stylized, metrics=metrics, places=places(platform, paths),
         checks=checks, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         took_s=time.monotonic() - started, processes=platform.processes(), supervision=RESTART_POLICY.describe(),
-        searches=searches)
+        searches=searches, creators=creators, trends=trends)
     platform.report = report
     path = rep.write_report(paths.report, report)
     print_checks(console, checks)
@@ -817,6 +825,30 @@ def exercise(platform: Platform, paths: Paths, console: Console, started: float,
         console.print(f"[bold yellow]! the report has no live metrics:[/] {platform.prometheus_missing}")
     console.print(f"\n[bold]report[/]: {path}  (took {time.monotonic() - started:.0f} s)")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def creator_insights(api: httpx.Client, catalogue: dict[str, str], paths: Paths, audience: int
+                     ) -> tuple[list[rep.Creator], dict]:
+    """``POST /v1/insights`` for the first video of three topics, once the recommender has refreshed the reach
+    points of (nearly) every user; the cover candidates copied into the report; the last hour's trends."""
+    picks = [next(v for v, t in catalogue.items() if t == topic) for topic in ("sports", "food", "nature")]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer = api.post("/v1/insights", json={"video_id": picks[0]})
+        if answer.status_code == 200 and (answer.json()["reach"].get("active_users") or 0) >= audience * 0.9:
+            break
+        time.sleep(0.5)
+    out = []
+    for vid in picks:
+        answer = api.post("/v1/insights", json={"video_id": vid})
+        if answer.status_code != 200:
+            continue
+        data = answer.json()
+        covers = [copy_into(paths.artefacts / p, paths.report / "creator", p.rsplit("/", 1)[-1])
+                  for p in data.get("covers", [])]
+        out.append(rep.Creator(vid, data, [c for c in covers if c]))
+    trends = api.get("/v1/trends", params={"window": "1h"})
+    return out, trends.json() if trends.status_code == 200 else {}
 
 
 def refresh_report(platform: Platform, paths: Paths) -> None:

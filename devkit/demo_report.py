@@ -108,6 +108,14 @@ class Process:
 
 
 @dataclass
+class Creator:
+    """One video's creator insights (``POST /v1/insights``), and its cover candidates copied into the report."""
+    video_id: str
+    insights: dict
+    covers: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     videos: dict[str, Video]
     users: list[UserStory]
@@ -123,6 +131,8 @@ class Report:
     supervision: str = ""
     """The supervisor's restart policy, in words."""
     searches: list[Search] = field(default_factory=list)
+    creators: list[Creator] = field(default_factory=list)
+    trends: dict = field(default_factory=dict)
 
 
 CSS = """
@@ -158,6 +168,11 @@ figure { margin: 0; background: var(--card); border: 1px solid var(--line); bord
 figure img { display: block; border-radius: 4px; }
 figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; }
 .cover img { width: 128px; height: 128px; }
+.creator { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px;
+           margin-bottom: 14px; }
+.bar { font-size: 12px; display: flex; align-items: center; gap: 6px; margin: 2px 0; }
+.bar .label { width: 180px; color: var(--muted); }
+.bar .fill { display: inline-block; height: 10px; background: var(--accent); border-radius: 3px; }
 .frames img, .frames video { width: 360px; height: auto; }
 table { border-collapse: collapse; background: var(--card); }
 th, td { border: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
@@ -337,6 +352,36 @@ def covers_section(covers: dict[str, list[str]]) -> str:
     return f'<div class="grid">{"".join(figures)}</div>'
 
 
+def bars(counts: dict[str, int], unit: str) -> str:
+    top = max(counts.values(), default=0) or 1
+    return "".join(f'<div class="bar"><span class="label">{esc(k)}</span><span class="fill" style="width:'
+                   f'{max(2, round(160 * v / top))}px"></span> {v} {esc(unit)}</div>' for k, v in counts.items())
+
+
+def creator_card(c: Creator, videos: dict[str, Video]) -> str:
+    ins = c.insights
+    reach = ins.get("reach", {})
+    figure = "withheld" if reach.get("users") is None else f"{reach['users']} users"
+    hours = ", ".join(f"{h:02d}:00" for h in ins.get("best_time", {}).get("hours_utc", [])) or "-"
+    tags = "".join(f'<li><b>{esc(s["text"])}</b> <span class="muted">from {esc(", ".join(s["evidence"][:3]))}</span>'
+                   f'</li>' for s in ins.get("tags", [])[:5]) or '<li class="muted">no evidence yet</li>'
+    covers = "".join(f'<figure class="cover"><img src="{esc(p)}" alt="cover candidate {i + 1}">'
+                     f'<figcaption>#{i + 1}</figcaption></figure>' for i, p in enumerate(c.covers))
+    return (f'<div class="card creator" data-video="{esc(c.video_id)}"><h3>{thumb(videos.get(c.video_id), c.video_id)} '
+            f'{esc(c.video_id)} {topic_badge(ins.get("topic"))}</h3><p><b>reach: {esc(figure)}</b> · '
+            f'{esc(reach.get("reason", ""))}</p>{bars(reach.get("by_topic", {}), "users")}'
+            f'<p>best time to publish (UTC): <b>{esc(hours)}</b></p><p>suggested tags:</p><ul>{tags}</ul>'
+            f'<div class="grid">{covers or "<p class=muted>no cover candidates</p>"}</div></div>')
+
+
+def creators_section(creators: Sequence[Creator], trends: dict, videos: dict[str, Video]) -> str:
+    cards = "".join(creator_card(c, videos) for c in creators) or '<p class="muted">no insights were asked</p>'
+    rising = trends.get("rising", [])
+    chart = bars({f'{t["kind"]} {t["name"]} (z {t["z"]:g})': t["views"] for t in rising}, "views") if rising else \
+        f'<p class="muted">nothing rising in the last hour ({esc(trends.get("rule", "no answer"))})</p>'
+    return cards + f"<h3>Trending in the last hour</h3>{chart}"
+
+
 def stylized_section(st: Stylized | None) -> str:
     if st is None:
         return '<p class="muted">no stylization ran</p>'
@@ -471,6 +516,13 @@ def page(report: Report) -> str:
          '<p class="muted">POST /v1/generations, kind cover, one request per topic; the generation service\'s '
          "conditional GAN.</p>" + covers_section(report.covers)),
         ("stylization", "A stylised clip", stylized_section(report.stylized)),
+        ("creators", "Creator insights",
+         '<p class="muted">What a creator sees for a video before publishing it (<code>POST /v1/insights</code>): '
+         "how many of the platform's recently active users would have it among their top candidates, by their "
+         "favourite topic; when they watch; tags from similar videos that did well; the encoder's cover "
+         "candidates (sharp, well exposed, colourful keyframes). Figures from fewer users than the privacy floor are "
+         "withheld (5 in this small demo, 10 by default)."
+         "</p>" + creators_section(report.creators, report.trends, report.videos)),
         ("metrics", "Live metrics", metrics_section(report.metrics)),
         ("processes", "Processes and restarts", processes_section(report.processes, report.supervision)),
         ("places", "Where things are", places_section(report.places)),

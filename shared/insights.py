@@ -77,8 +77,9 @@ class Insights(BaseModel):
                                                       "leave their users out")
 
 
-def withheld(n: int, floor: int, what: str) -> str:
-    return f"withheld: {what} counts {n} users, under the privacy floor of {floor}"
+def withheld(floor: int, what: str) -> str:
+    """The reason a figure is withheld; never the figure itself (that is what the floor keeps)."""
+    return f"withheld: {what} counts fewer users than the privacy floor of {floor}"
 
 
 def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insights:
@@ -101,9 +102,9 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
     if active == 0:
         reach = Reach(users=0, by_topic={}, active_users=0, reason=f"no users active in {window} yet: nobody to reach")
     elif active < floor:
-        reach = Reach(users=None, by_topic={}, active_users=None, reason=withheld(active, floor, "the audience"))
+        reach = Reach(users=None, by_topic={}, active_users=None, reason=withheld(floor, "the audience"))
     elif 0 < total < floor:
-        reach = Reach(users=None, by_topic={}, active_users=active, reason=withheld(total, floor, "the reach"))
+        reach = Reach(users=None, by_topic={}, active_users=active, reason=withheld(floor, "the reach"))
     else:
         shown = {t: n for t, n in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])) if n >= floor}
         rest = total - sum(shown.values())
@@ -118,7 +119,7 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
         best = PublishTime(hours_utc=ranked, reason=f"when the {total} reached users watch most (their events by "
                                                     "hour of the day, UTC)")
     else:
-        best = PublishTime(hours_utc=[], reason=withheld(total, floor, "the reach") if total else
+        best = PublishTime(hours_utc=[], reason=withheld(floor, "the reach") if total else
                            "no reached users to time it for")
     return Insights(video_id=first.video_id, creator_id=first.creator_id, topic=first.topic, reach=reach,
                     best_time=best, covers=first.covers[:3], tags=first.tags, title_words=first.title_words,
