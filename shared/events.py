@@ -172,6 +172,33 @@ class GenerationCompleted(Event):
     completed_at: EventTime = Field(default_factory=utcnow)
 
 
+class InsightsRequested(Event, UploadFields):
+    """An upload to analyse for creator insights without publishing it (topic ``insights.requests``): the
+    encoder fetches, decodes and embeds it, and never adds it to the catalogue."""
+
+    request_id: Identifier
+
+
+class InsightsCompleted(Event):
+    """What the encoder made of an unpublished upload (topic ``insights.completed``): its vector and cover
+    candidates, for the gateway to ask the recommenders about; or why it failed (the reason of ``videos.uploaded``'s
+    dead letters)."""
+
+    request_id: Identifier
+    status: Literal["ok", "failed"]
+    creator_id: Identifier
+    title: str = ""
+    tags: list[Tag] = []
+    topic: TopicName | None = None
+    vector: Annotated[list[float], Field(max_length=4096)] = []
+    model_version: str | None = None
+    concepts: Annotated[list[Concept], Field(max_length=50)] = []
+    covers: Annotated[list[CoverPath], Field(max_length=10)] = []
+    error: str | None = None
+    elapsed_ms: Annotated[float, Field(ge=0)] = 0.0
+    completed_at: EventTime = Field(default_factory=utcnow)
+
+
 class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

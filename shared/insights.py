@@ -10,6 +10,7 @@ forecast of 0 with the reason, not an error.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -46,6 +47,15 @@ class InsightsPart(BaseModel):
     window_days: float = 0.0
 
 
+class UploadPart(BaseModel):
+    """One replica's answer for an unpublished upload: pending until the encoder's result reaches it."""
+    request_id: str
+    status: Literal["pending", "ok", "failed"]
+    creator_id: str | None = None
+    error: str | None = None
+    part: InsightsPart | None = None
+
+
 class Reach(BaseModel):
     users: int | None = Field(description="users active in the window who would have the video among their top-k "
                                           "candidates today (None: withheld, see reason)")
@@ -75,6 +85,14 @@ class Insights(BaseModel):
     replicas: int
     partitions_missing: list[int] = Field(description="watch.events partitions no replica answered for: the counts "
                                                       "leave their users out")
+
+
+class UploadInsights(BaseModel):
+    """The gateway's answer to a poll: the insights once the upload is analysed, or why it could not be."""
+    request_id: str
+    status: Literal["pending", "ok", "failed"]
+    error: str | None = None
+    insights: Insights | None = None
 
 
 def withheld(floor: int, what: str) -> str:

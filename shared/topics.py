@@ -65,6 +65,15 @@ STYLIZE_COMPLETED = Topic(
     "Results (and progress) of stylization requests.",
 )
 
+INSIGHTS_REQUESTS = Topic(
+    "insights.requests", "request_id", 2, events.InsightsRequested,
+    "Unpublished uploads to analyse for creator insights (embedded, never added to the catalogue).",
+)
+INSIGHTS_COMPLETED = Topic(
+    "insights.completed", "request_id", 2, events.InsightsCompleted,
+    "What the encoder made of an unpublished upload: its vector and cover candidates, or why it failed.",
+)
+
 TOPICS: tuple[Topic, ...] = (
     VIDEOS_UPLOADED,
     VIDEOS_EMBEDDED,
@@ -73,6 +82,8 @@ TOPICS: tuple[Topic, ...] = (
     GENERATION_COMPLETED,
     STYLIZE_REQUESTS,
     STYLIZE_COMPLETED,
+    INSIGHTS_REQUESTS,
+    INSIGHTS_COMPLETED,
 )
 
 DLQ_PARTITIONS = 1

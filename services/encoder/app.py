@@ -12,14 +12,17 @@ from services.encoder.handlers import Encoder
 from shared import topics
 from shared.bus import make_broker
 from shared.consumer import consume
-from shared.events import VideoUploaded
+from shared.events import InsightsRequested, VideoUploaded
 from shared.service import build_app
 from shared.settings import Settings
 from shared.vectors import VectorStore, open_store
 
 GROUP = "clipstream-encoder"
-CONSUMES = (topics.Consumes(topics.VIDEOS_UPLOADED, GROUP, "fetch, decode, embed, upsert into Qdrant"),)
-PUBLISHES = (topics.Publishes(topics.VIDEOS_EMBEDDED, "after the upsert, with the vector"),)
+CONSUMES = (topics.Consumes(topics.VIDEOS_UPLOADED, GROUP, "fetch, decode, embed, upsert into Qdrant"),
+            topics.Consumes(topics.INSIGHTS_REQUESTS, GROUP, "fetch, decode, embed, keep cover candidates; nothing "
+                                                           "stored in the collections"))
+PUBLISHES = (topics.Publishes(topics.VIDEOS_EMBEDDED, "after the upsert, with the vector"),
+             topics.Publishes(topics.INSIGHTS_COMPLETED, "once an unpublished upload is embedded, or failed"))
 
 
 def open_stores(settings: Settings, engine: EncoderEngine) -> tuple[VectorStore, VectorStore]:
@@ -49,7 +52,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def handle(event: VideoUploaded) -> None:
         await state["encoder"].on_videos_uploaded(event)
 
+    async def handle_insights(event: InsightsRequested) -> None:
+        await state["encoder"].on_insights_requested(event)
+
     consume(broker, topics.VIDEOS_UPLOADED, handle, service=metrics.SERVICE, group_id=GROUP,
+            settings=kafka, concurrency=encoder.concurrency)
+    consume(broker, topics.INSIGHTS_REQUESTS, handle_insights, service=metrics.SERVICE, group_id=GROUP,
             settings=kafka, concurrency=encoder.concurrency)
 
     @asynccontextmanager

@@ -14,7 +14,7 @@ from services.encoder.engine import Embedded, EncoderEngine
 from shared import topics
 from shared.batching import MicroBatcher
 from shared.consumer import Reject
-from shared.events import Concept, VideoEmbedded, VideoUploaded
+from shared.events import Concept, InsightsCompleted, InsightsRequested, VideoEmbedded, VideoUploaded
 from shared.fetch import FetchError, fetched
 from shared.media import MediaError
 from shared.publisher import publish
@@ -46,6 +46,31 @@ class Encoder:
             metrics.failures.labels(exc.reason).inc()
             raise Reject(f"{exc.reason}: {exc.detail}") from exc
         await publish(self.broker, topics.VIDEOS_EMBEDDED, embedded, metrics.SERVICE)
+
+    async def on_insights_requested(self, event: InsightsRequested) -> None:
+        """An unpublished upload: fetched, decoded and embedded like any other, its cover candidates kept, and
+        nothing stored in the collections; the result (or why it failed) goes to ``insights.completed``."""
+        started = time.perf_counter()
+        common = {"request_id": event.request_id, "creator_id": event.creator_id, "title": event.title,
+                  "tags": event.tags, "topic": event.topic}
+        try:
+            async with fetched(event.source, self.fetch) as path:
+                analysis = await asyncio.to_thread(analyse, path, self.engine.media, self.artefacts,
+                                                   f"insights-{event.request_id}")
+            result: Embedded = await self.batcher.submit((analysis.keyframes.frames,
+                                                          video_text(event.title, event.tags)))
+        except (FetchError, MediaError) as exc:
+            metrics.insights.labels("failed").inc()
+            metrics.failures.labels(exc.reason).inc()
+            done = InsightsCompleted(**common, status="failed", error=f"{exc.reason}: {exc.detail}",
+                                     elapsed_ms=(time.perf_counter() - started) * 1000)
+        else:
+            metrics.insights.labels("ok").inc()
+            done = InsightsCompleted(**{**common, "topic": event.topic or result.topic}, status="ok",
+                                     vector=result.vector.tolist(), model_version=self.engine.version,
+                                     concepts=[Concept(name=n, score=s) for n, s in result.concepts],
+                                     covers=analysis.covers, elapsed_ms=(time.perf_counter() - started) * 1000)
+        await publish(self.broker, topics.INSIGHTS_COMPLETED, done, metrics.SERVICE)
 
     async def embed(self, event: VideoUploaded) -> VideoEmbedded:
         started = time.perf_counter()

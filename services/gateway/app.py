@@ -31,6 +31,7 @@ PUBLISHES = (  # the routes (routes.py) turn requests into these events
     topics.Publishes(topics.WATCH_EVENTS, "POST /v1/events/watch and /v1/events/watch/batch"),
     topics.Publishes(topics.STYLIZE_REQUESTS, "POST /v1/stylizations"),
     topics.Publishes(topics.GENERATION_REQUESTS, "POST /v1/generations"),
+    topics.Publishes(topics.INSIGHTS_REQUESTS, "POST /v1/insights/uploads"),
 )
 
 

@@ -18,15 +18,16 @@ from pydantic import ValidationError
 
 from services.gateway.auth import CreatorScope
 from services.gateway.limits import SERVICE
-from services.gateway.proxy import K, _detail, forward, quoted, unavailable
+from services.gateway.proxy import K, RequestId, _detail, forward, quoted, unavailable
 from services.gateway.schemas import InsightsIn, _error, read_responses
 from shared import topics
-from shared.insights import Insights, InsightsPart, Trends, combine
+from shared.insights import Insights, InsightsPart, Trends, UploadInsights, UploadPart, combine
 from shared.metrics import counter, histogram
 
 router = APIRouter(prefix="/v1", tags=["insights"])
 requests = counter(SERVICE, "insights_requests", "Creator insight requests by outcome: ok, not_found, forbidden, "
-                                                 "unavailable, partial (some replica did not answer).", ("outcome",))
+                                                 "unavailable, partial (some replica did not answer), pending and "
+                                                 "upload_failed (polls of unpublished uploads).", ("outcome",))
 latency = histogram(SERVICE, "insights_duration", "Time to answer one creator insight request (all replicas).")
 
 
@@ -73,6 +74,54 @@ async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> I
     requests.labels("partial" if out.partitions_missing else "ok").inc()
     latency.observe(time.perf_counter() - started)
     return out
+
+
+@router.get("/insights/uploads/{request_id}", response_model=UploadInsights,
+            summary="The insights of an upload sent to POST /v1/insights/uploads: pending, ok or failed",
+            responses={**read_responses("recommender", "No such route: an id cannot contain a slash"),
+                       403: _error("The key is a creator's, and the upload is another creator's")})
+async def upload_insights(request_id: RequestId, request: Request, scope: CreatorScope,
+                          window_days: Annotated[float | None, Query(gt=0, le=365)] = None) -> UploadInsights:
+    started = time.perf_counter()
+    settings = request.app.state.settings
+    urls = request.app.state.owners.urls() or [settings.recommender_url]
+    params = {"days": window_days} if window_days else {}
+    answers = await asyncio.gather(*(ask_upload(request.app.state.upstream, u, request_id, params,
+                                                settings.upstream_timeout_s) for u in urls))
+    got = [a for a in answers if isinstance(a, UploadPart)]
+    if not got:
+        requests.labels("unavailable").inc()
+        raise unavailable("recommender unavailable: " + "; ".join(answers)[:300], settings.upstream_timeout_s)
+    done = [a for a in got if a.status != "pending"]
+    creator = next((a.creator_id for a in done if a.creator_id), None)
+    if scope is not None and creator is not None and creator not in scope:
+        requests.labels("forbidden").inc()
+        raise HTTPException(403, f"this key may not ask about upload {request_id!r}: it is not one of its creators'")
+    parts = [a.part for a in done if a.status == "ok" and a.part is not None]
+    if not parts:
+        failed = next((a for a in done if a.status == "failed"), None)
+        requests.labels("upload_failed" if failed else "pending").inc()
+        return UploadInsights(request_id=request_id, status="failed" if failed else "pending",
+                              error=failed.error if failed else None)
+    out = combine(parts, settings.insights_min_users, topics.WATCH_EVENTS.partitions)
+    requests.labels("partial" if out.partitions_missing else "ok").inc()
+    latency.observe(time.perf_counter() - started)
+    return UploadInsights(request_id=request_id, status="ok", insights=out)
+
+
+async def ask_upload(client: httpx.AsyncClient, url: str, request_id: str, params: dict, timeout_s: float
+                     ) -> UploadPart | str:
+    try:
+        resp = await client.get(url.rstrip("/") + quoted(("insights", "uploads", request_id)), params=params,
+                                timeout=timeout_s)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return f"{url}: {type(exc).__name__}"
+    if resp.status_code != 200:
+        return f"{url}: HTTP {resp.status_code}: {_detail(resp)}"
+    try:
+        return UploadPart.model_validate_json(resp.content)
+    except ValidationError as exc:
+        return f"{url}: an answer that is not an upload part ({exc.error_count()} errors)"
 
 
 @router.get("/trends", response_model=Trends, summary="Topics and concepts rising fastest in the watch stream",

@@ -11,14 +11,14 @@ from pydantic import ValidationError
 
 from shared import topics
 from shared.codec import describe_validation_error
-from shared.events import GenerationRequested, StylizeRequested, VideoUploaded, WatchEvent
+from shared.events import GenerationRequested, InsightsRequested, StylizeRequested, VideoUploaded, WatchEvent
 from shared.jobs import RequestError
 from shared.publisher import WrongEventType, publish_many
 from shared.safety import UnsafeSource, check_source
-from services.gateway.auth import ApiKey
+from services.gateway.auth import ApiKey, CreatorScope
 from services.gateway.limits import SERVICE, rejected_requests
 from services.gateway.outage import BusState
-from services.gateway.schemas import (Accepted, BatchAccepted, GenerateIn, Rejected, StylizeIn, VideoUploadIn, WatchBatchIn,
+from services.gateway.schemas import (Accepted, BatchAccepted, GenerateIn, InsightsUploadIn, Rejected, _error, StylizeIn, VideoUploadIn, WatchBatchIn,
                                      WatchEventIn, write_responses)
 from services.gateway.strict import StrictJSONRoute, integral_floats_as_ints, request_errors
 from shared.budget import check_budget
@@ -77,6 +77,18 @@ async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Ac
     await _check_source(request, body.source)
     event = make_event(VideoUploaded, **body.model_dump())
     return await _accept(request, topics.VIDEOS_UPLOADED, event, event.video_id)
+
+
+@router.post("/insights/uploads", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["insights"],
+             summary="Analyse an unpublished upload for creator insights (poll GET /v1/insights/uploads/{id})",
+             responses={403: _error("A creator's key, and another creator's upload")})
+async def request_upload_insights(body: InsightsUploadIn, request: Request, scope: CreatorScope) -> Accepted:
+    if scope is not None and body.creator_id not in scope:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key may not ask for creator {body.creator_id!r}'s "
+                                                       "insights")
+    await _check_source(request, body.source)
+    event = make_event(InsightsRequested, **body.model_dump())
+    return await _accept(request, topics.INSIGHTS_REQUESTS, event, event.request_id)
 
 
 @router.post("/events/watch", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, tags=["events"],

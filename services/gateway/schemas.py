@@ -53,6 +53,11 @@ class GenerateIn(_In, GenerationRequested):
     request_id: Identifier = Field(default_factory=new_id)
 
 
+class InsightsUploadIn(_In, UploadFields):
+    """An upload to analyse for creator insights without publishing it: the same fields as POST /v1/videos."""
+    request_id: Identifier = Field(default_factory=new_id)
+
+
 class InsightsIn(_In):
     """A creator insight request: a video already uploaded (and embedded)."""
     video_id: Identifier

@@ -12,8 +12,8 @@ from services.recommender import metrics
 from services.recommender.core.feed import Candidate
 from services.recommender.core.stats import TrendCounts
 from services.recommender.core.trends import MIN_EVENTS, MIN_Z, WINDOWS, rising
-from services.recommender.insights import insights_part
-from shared.insights import InsightsPart, TrendItem, Trends
+from services.recommender.insights import insights_part, upload_part
+from shared.insights import InsightsPart, TrendItem, Trends, UploadPart
 
 
 class FeedItem(BaseModel):
@@ -118,6 +118,22 @@ def create_router(max_k: int) -> APIRouter:
         if part is None:
             raise HTTPException(404, f"video {video_id!r} is not in the catalogue")
         return part
+
+    @api.get("/insights/uploads/{request_id}", response_model=UploadPart, tags=["insights"])
+    async def upload_insights(request_id: str, request: Request,
+                              days: Annotated[float | None, Query(gt=0, le=365)] = None) -> UploadPart:
+        """This replica's part of an unpublished upload's insights, once the encoder's result has arrived here
+        (``pending`` until then)."""
+        rec = engine(request)
+        done = request.app.state.uploads.get(request_id)
+        if done is None:
+            return UploadPart(request_id=request_id, status="pending")
+        started = time.perf_counter()
+        part = upload_part(rec, done, sorted(request.app.state.partitions.serving), rec.clock(), days)
+        metrics.insights_seconds.observe(time.perf_counter() - started)
+        if isinstance(part, str):
+            return UploadPart(request_id=request_id, status="failed", creator_id=done.creator_id, error=part)
+        return UploadPart(request_id=request_id, status="ok", creator_id=done.creator_id, part=part)
 
     @api.get("/trends", response_model=Trends, tags=["insights"])
     async def trends(request: Request, window: Annotated[Literal["1h", "24h"], Query()] = "1h",

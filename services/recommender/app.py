@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.recommender import metrics, stats_reader
+from services.recommender import metrics, stats_reader, uploads
 from services.recommender.api import create_router
 from services.recommender.changelog_io import KafkaChangelog
 from services.recommender.claims import KafkaClaims
@@ -22,6 +22,7 @@ from services.recommender.handlers import CatalogueReader, dead_letter, on_watch
 from services.recommender.insights import keep_reach_fresh
 from services.recommender.partitions import Partitions, Rebalance
 from services.recommender.reach_index import ReachIndex
+from services.recommender.uploads import Uploads
 from shared import topics
 from shared.bus import make_broker
 from shared.codec import Rejection
@@ -44,6 +45,8 @@ CONSUMES = (
                     "the replicas' group is RecommenderSettings.group_id (clipstream-recommender by default)"),
     topics.Consumes(topics.VIDEOS_EMBEDDED, "<none>", "every replica reads the whole topic into its catalogue "
                     "view, without a group: once to its end at start-up, then followed"),
+    topics.Consumes(topics.INSIGHTS_COMPLETED, "<none>", "every replica reads the unpublished uploads' vectors, "
+                    "without a group, to answer creator insight polls for the partitions it serves"),
 )
 PUBLISHES: tuple[topics.Publishes, ...] = ()
 log = logging.getLogger(__name__)
@@ -142,6 +145,10 @@ def create_app(root: Settings) -> FastAPI:
                 bootstrap, topics.VIDEOS_EMBEDDED.name, idle_ms=kafka.fetch_max_wait_ms,
                 max_partition_fetch_bytes=max(kafka.max_message_bytes * 16, 1 << 20)))
             readers["catalogue"] = CatalogueReader(rec, tail, producer, kafka.max_message_bytes, f"{group}/{replica}")
+            readers["uploads"] = await stack.enter_async_context(Tail(
+                bootstrap, topics.INSIGHTS_COMPLETED.name, idle_ms=kafka.fetch_max_wait_ms,
+                max_partition_fetch_bytes=max(kafka.max_message_bytes * 16, 1 << 20)))
+            readers["producer"] = producer
             loaded = await readers["catalogue"].load()
             log.info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
             if stats is not None:
@@ -169,7 +176,9 @@ def create_app(root: Settings) -> FastAPI:
     @asynccontextmanager
     async def running(app: FastAPI):  # while the broker runs: readers, and storing what a quiet stream left
         tasks = [asyncio.create_task(parts.flush_when_idle()), asyncio.create_task(readers["catalogue"].follow()),
-                 asyncio.create_task(keep_reach_fresh(rec))]
+                 asyncio.create_task(keep_reach_fresh(rec)),
+                 asyncio.create_task(uploads.follow(readers["uploads"], app.state.uploads, readers["producer"],
+                                                    kafka.max_message_bytes))]
         if "stats" in readers:
             tasks.append(asyncio.create_task(stats_reader.follow(readers["stats"], stats, f"{group}/{replica}")))
         try:
@@ -186,5 +195,6 @@ def create_app(root: Settings) -> FastAPI:
                     description="Feeds, similar videos and text search, from real-time user state.")
     app.state.recommender = rec
     app.state.partitions = parts
+    app.state.uploads = Uploads()
     app.include_router(create_router(settings.max_k))
     return app

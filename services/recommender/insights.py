@@ -7,9 +7,13 @@ import asyncio
 import logging
 
 from services.recommender import metrics
+import numpy as np
+
+from services.recommender.core.catalogue import VideoInfo, unit
 from services.recommender.core.reach import ReachCount, suggestions
 from services.recommender.engine import Recommender
 from services.recommender.reach_index import active_since
+from shared.events import InsightsCompleted
 from shared.insights import InsightsPart, ReachPart, Suggestion
 
 log = logging.getLogger(__name__)
@@ -19,23 +23,42 @@ CHUNK = 100  # users refreshed between two yields to the event loop
 
 def insights_part(rec: Recommender, video_id: str, partitions: list[int], now: float,
                   window_days: float | None = None) -> InsightsPart | None:
-    """None: the video is not in the catalogue."""
+    """A catalogue video's part; None: the video is not in the catalogue."""
     info, vector = rec.catalogue.info.get(video_id), rec.catalogue.vector(video_id)
     if info is None or vector is None:
         return None
+    return part_for(rec, vector, info, partitions, now, window_days)
+
+
+def upload_part(rec: Recommender, done: InsightsCompleted, partitions: list[int], now: float,
+                window_days: float | None = None) -> InsightsPart | str:
+    """An unpublished upload's part from its ``insights.completed`` result; a str: why there is none."""
+    if done.status != "ok":
+        return done.error or "the upload could not be analysed"
+    refusal = rec.catalogue.refusal(done.model_version or "", done.vector)
+    if refusal is not None:
+        return f"the upload's vector cannot be compared with the catalogue: {refusal}"
+    info = VideoInfo(done.request_id, done.topic, done.creator_id, now, None, done.title,
+                     tuple(c.name for c in done.concepts), tuple(done.tags), tuple(done.covers))
+    return part_for(rec, unit(done.vector), info, partitions, now, window_days)
+
+
+def part_for(rec: Recommender, vector: np.ndarray, info: VideoInfo, partitions: list[int], now: float,
+             window_days: float | None) -> InsightsPart:
     s = rec.settings
     days = window_days or s.insights_window_days
     count = rec.reach.count(vector, partitions, active_since(now, days)) if rec.reach is not None else ReachCount()
-    similar = [(v, score) for v, score in rec.catalogue.search(vector, SIMILAR + 1, [video_id]) if v != video_id]
+    own = info.video_id
+    similar = [(v, score) for v, score in rec.catalogue.search(vector, SIMILAR + 1, [own]) if v != own][:SIMILAR]
     infos = rec.catalogue.info
-    tags, words = suggestions(similar[:SIMILAR], {v: infos[v].tags for v, _ in similar if v in infos},
+    tags, words = suggestions(similar, {v: infos[v].tags for v, _ in similar if v in infos},
                               {v: infos[v].title for v, _ in similar if v in infos}, rec.popularity.totals)
     out = lambda items: [Suggestion(text=x.text, score=x.score, evidence=list(x.evidence)) for x in items]
     return InsightsPart(
-        video_id=video_id, creator_id=info.creator_id, topic=info.topic, title=info.title, concepts=list(info.concepts),
+        video_id=own, creator_id=info.creator_id, topic=info.topic, title=info.title, concepts=list(info.concepts),
         covers=list(info.covers), reach=ReachPart(total=count.total, by_topic=count.by_topic, hours=count.hours,
                                                   active_users=count.active_users, partitions=sorted(partitions)),
-        tags=out(tags), title_words=out(words), similar_videos=len(similar[:SIMILAR]), top_k=s.insights_top_k,
+        tags=out(tags), title_words=out(words), similar_videos=len(similar), top_k=s.insights_top_k,
         window_days=days)
 
 

@@ -77,3 +77,5 @@ reach_pending = gauge(SERVICE, "reach_pending", "users",
                       "Users whose reach point is out of date (refreshed at most insights_refresh_batch a round).")
 insights_seconds = histogram(SERVICE, "insights_duration", "Time to answer one video's insights part (reach "
                                                            "search, suggestions).")
+uploads_known = gauge(SERVICE, "insights_uploads_known", "uploads",
+                      "Unpublished uploads' results (insights.completed) held for creator insight polls.")

@@ -155,3 +155,54 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
         assert json.loads(done.stdout)["reach"]["users"] == expected["new-t2"]
         refused = subprocess.run([*cli, "new-t4", "--key", CREATOR_KEY], capture_output=True, text=True, timeout=120)
         assert refused.returncode == 2 and "HTTP 403" in refused.stderr
+
+
+async def test_an_unpublished_upload_is_analysed_and_polled(broker, tmp_path):
+    """POST /v1/insights/uploads: the encoder embeds the file (cover candidates kept, nothing published to the
+    catalogue), the recommenders read the result, the poll answers; a corrupt file fails with its reason."""
+    from tests import media_files
+
+    media = tmp_path / "media"
+    media.mkdir()
+    good = media_files.good_clip(media)
+    bad = media_files.text_file(media)
+    await publish(broker.bootstrap, topics.VIDEOS_EMBEDDED.name, videos(), "video_id")
+    rec_port = free_port()
+    common = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
+              "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200", "CLIPSTREAM_QDRANT_DATA_DIR": str(tmp_path / "qdrant"),
+              "CLIPSTREAM_FETCH_MEDIA_ROOT": str(media)}
+    enc_env = {**common, "CLIPSTREAM_ENCODER_ARTEFACTS_DIR": str(tmp_path / "artefacts")}
+    rec_env = {**common, "CLIPSTREAM_RECOMMENDER_STATE_DIR": str(tmp_path / "state")}
+    gw_env = {**common, "CLIPSTREAM_GATEWAY_API_KEYS": API_KEY, "CLIPSTREAM_GATEWAY_MEDIA_ROOT": str(media),
+              "CLIPSTREAM_GATEWAY_RECOMMENDER_URL": f"http://127.0.0.1:{rec_port}",
+              "CLIPSTREAM_GATEWAY_CREATOR_KEYS": json.dumps({CREATOR_KEY: ["creator-7"]})}
+    with ServiceProcess("encoder", free_port(), env=enc_env, log_path=tmp_path / "encoder.log"), \
+            ServiceProcess("recommender", rec_port, env=rec_env, log_path=tmp_path / "recommender.log"), \
+            ServiceProcess("gateway", free_port(), env=gw_env, log_path=tmp_path / "gateway.log") as gw:
+        headers = {"X-API-Key": CREATOR_KEY}
+
+        def upload(request_id: str, source: str, creator: str = "creator-7") -> httpx.Response:
+            return httpx.post(f"{gw.url}/v1/insights/uploads", headers=headers, timeout=10, json={
+                "request_id": request_id, "source": source, "title": "draft", "tags": ["t2"], "creator_id": creator})
+
+        def poll(request_id: str) -> dict:
+            return httpx.get(f"{gw.url}/v1/insights/uploads/{request_id}", headers=headers, timeout=10).json()
+
+        assert upload("ins-good", good.name).status_code == 202
+        assert upload("ins-bad", bad.name).status_code == 202
+        assert upload("ins-unsafe", "../../etc/passwd").status_code == 422
+        assert upload("ins-other", good.name, creator="creator-8").status_code == 403
+        assert poll("ins-never-sent")["status"] == "pending"
+        await wait_for(lambda: poll("ins-good")["status"] != "pending", 120, "the upload to be analysed")
+        done = poll("ins-good")
+        assert done["status"] == "ok", done
+        insights = done["insights"]
+        assert insights["creator_id"] == "creator-7" and insights["reach"]["users"] == 0  # nobody active yet
+        assert insights["covers"] and all((tmp_path / "artefacts" / c).is_file() for c in insights["covers"])
+        assert insights["tags"] == [] or insights["tags"][0]["evidence"]
+        await wait_for(lambda: poll("ins-bad")["status"] != "pending", 60, "the corrupt upload to fail")
+        failed = poll("ins-bad")
+        assert failed["status"] == "failed" and failed["error"] and failed["insights"] is None
+        # never added to the catalogue: the video id space does not know it
+        assert httpx.post(f"{gw.url}/v1/insights", json={"video_id": "ins-good"}, headers={"X-API-Key": API_KEY},
+                          timeout=10).status_code == 404

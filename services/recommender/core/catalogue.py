@@ -73,7 +73,7 @@ class Catalogue:
         """(info, vector) or (info, vector, search vector) per video; the stores first, then the view here."""
         records, searchable, unsearchable, held = [], [], [], []
         for info, vector, *rest in videos:
-            vec = _unit(vector)
+            vec = unit(vector)
             payload = {"topic": info.topic or "", "creator_id": info.creator_id, "created_at": info.created_at,
                        "duplicate_of": info.duplicate_of or "", "concepts": list(info.concepts)}
             records.append(VectorRecord(info.video_id, vec.tolist(), payload))
@@ -81,7 +81,7 @@ class Catalogue:
             search = rest[0] if rest else None
             if search is None or self.search_store is None:
                 continue
-            found = _unit(search) if len(search) else None
+            found = unit(search) if len(search) else None
             if found is not None and found.any():
                 searchable.append(VectorRecord(info.video_id, found.tolist(), payload))
             else:
@@ -123,6 +123,6 @@ class Catalogue:
         return out
 
 
-def _unit(vector: Sequence[float]) -> np.ndarray:
+def unit(vector: Sequence[float]) -> np.ndarray:
     vec = np.asarray(vector, np.float32)
     return vec / (np.linalg.norm(vec) + 1e-12)
