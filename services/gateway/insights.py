@@ -10,40 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import httpx
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from services.gateway.auth import CreatorScope
 from services.gateway.limits import SERVICE
 from services.gateway.proxy import K, RequestId, _detail, forward, quoted, unavailable
 from services.gateway.schemas import InsightsIn, _error, read_responses
 from shared import topics
-from shared.insights import Insights, InsightsPart, Trends, UploadInsights, UploadPart, combine
+from shared.insights import (
+    Insights,
+    InsightsPart,
+    Trends,
+    UploadInsights,
+    UploadPart,
+    combine,
+)
 from shared.metrics import counter, histogram
 
 router = APIRouter(prefix="/v1", tags=["insights"])
+M = TypeVar("M", bound=BaseModel)
 requests = counter(SERVICE, "insights_requests", "Creator insight requests by outcome: ok, not_found, forbidden, "
                                                  "unavailable, partial (some replica did not answer), pending and "
                                                  "upload_failed (polls of unpublished uploads).", ("outcome",))
 latency = histogram(SERVICE, "insights_duration", "Time to answer one creator insight request (all replicas).")
 
 
-async def ask(client: httpx.AsyncClient, url: str, video_id: str, params: dict, timeout_s: float
-              ) -> InsightsPart | int | str:
-    """One replica's part; an int: its HTTP status (404: not in its catalogue); a str: why it did not answer."""
+async def ask(client: httpx.AsyncClient, url: str, segments: tuple[str, ...], params: dict, timeout_s: float,
+              model: type[M]) -> M | int | str:
+    """One replica's answer as ``model``; an int: a 404 (not known there); a str: why it did not answer."""
     try:
-        resp = await client.get(url.rstrip("/") + quoted(("insights", video_id)), params=params, timeout=timeout_s)
+        resp = await client.get(url.rstrip("/") + quoted(segments), params=params, timeout=timeout_s)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return f"{url}: {type(exc).__name__}"
     if resp.status_code != 200:
         return resp.status_code if resp.status_code == 404 else f"{url}: HTTP {resp.status_code}: {_detail(resp)}"
     try:
-        return InsightsPart.model_validate_json(resp.content)
+        return model.model_validate_json(resp.content)
     except ValidationError as exc:
-        return f"{url}: an answer that is not an insights part ({exc.error_count()} errors)"
+        return f"{url}: an answer that is not a {model.__name__} ({exc.error_count()} errors)"
 
 
 @router.post("/insights", response_model=Insights,
@@ -55,8 +63,8 @@ async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> I
     settings = request.app.state.settings
     urls = request.app.state.owners.urls() or [settings.recommender_url]
     params = {"days": body.window_days} if body.window_days else {}
-    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, body.video_id, params,
-                                         settings.upstream_timeout_s) for u in urls))
+    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, ("insights", body.video_id), params,
+                                         settings.upstream_timeout_s, InsightsPart) for u in urls))
     parts = [a for a in answers if isinstance(a, InsightsPart)]
     if not parts:
         if any(a == 404 for a in answers):
@@ -86,12 +94,13 @@ async def upload_insights(request_id: RequestId, request: Request, scope: Creato
     settings = request.app.state.settings
     urls = request.app.state.owners.urls() or [settings.recommender_url]
     params = {"days": window_days} if window_days else {}
-    answers = await asyncio.gather(*(ask_upload(request.app.state.upstream, u, request_id, params,
-                                                settings.upstream_timeout_s) for u in urls))
+    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, ("insights", "uploads", request_id), params,
+                                         settings.upstream_timeout_s, UploadPart) for u in urls))
     got = [a for a in answers if isinstance(a, UploadPart)]
     if not got:
         requests.labels("unavailable").inc()
-        raise unavailable("recommender unavailable: " + "; ".join(answers)[:300], settings.upstream_timeout_s)
+        raise unavailable("recommender unavailable: " + "; ".join(str(a) for a in answers)[:300],
+                          settings.upstream_timeout_s)
     done = [a for a in got if a.status != "pending"]
     creator = next((a.creator_id for a in done if a.creator_id), None)
     if scope is not None and creator is not None and creator not in scope:
@@ -107,21 +116,6 @@ async def upload_insights(request_id: RequestId, request: Request, scope: Creato
     requests.labels("partial" if out.partitions_missing else "ok").inc()
     latency.observe(time.perf_counter() - started)
     return UploadInsights(request_id=request_id, status="ok", insights=out)
-
-
-async def ask_upload(client: httpx.AsyncClient, url: str, request_id: str, params: dict, timeout_s: float
-                     ) -> UploadPart | str:
-    try:
-        resp = await client.get(url.rstrip("/") + quoted(("insights", "uploads", request_id)), params=params,
-                                timeout=timeout_s)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return f"{url}: {type(exc).__name__}"
-    if resp.status_code != 200:
-        return f"{url}: HTTP {resp.status_code}: {_detail(resp)}"
-    try:
-        return UploadPart.model_validate_json(resp.content)
-    except ValidationError as exc:
-        return f"{url}: an answer that is not an upload part ({exc.error_count()} errors)"
 
 
 @router.get("/trends", response_model=Trends, summary="Topics and concepts rising fastest in the watch stream",
