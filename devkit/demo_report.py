@@ -167,7 +167,7 @@ ol.feed li img, .thumb { width: 96px; height: 54px; object-fit: cover; border-ra
 figure { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
 figure img { display: block; border-radius: 4px; }
 figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; }
-.cover img { width: 128px; height: 128px; }
+.cover img, .candidate img { width: 128px; height: 128px; }
 .creator { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px;
            margin-bottom: 14px; }
 .bar { font-size: 12px; display: flex; align-items: center; gap: 6px; margin: 2px 0; }
@@ -365,7 +365,7 @@ def creator_card(c: Creator, videos: dict[str, Video]) -> str:
     hours = ", ".join(f"{h:02d}:00" for h in ins.get("best_time", {}).get("hours_utc", [])) or "-"
     tags = "".join(f'<li><b>{esc(s["text"])}</b> <span class="muted">from {esc(", ".join(s["evidence"][:3]))}</span>'
                    f'</li>' for s in ins.get("tags", [])[:5]) or '<li class="muted">no evidence yet</li>'
-    covers = "".join(f'<figure class="cover"><img src="{esc(p)}" alt="cover candidate {i + 1}">'
+    covers = "".join(f'<figure class="candidate"><img src="{esc(p)}" alt="cover candidate {i + 1}">'
                      f'<figcaption>#{i + 1}</figcaption></figure>' for i, p in enumerate(c.covers))
     return (f'<div class="card creator" data-video="{esc(c.video_id)}"><h3>{thumb(videos.get(c.video_id), c.video_id)} '
             f'{esc(c.video_id)} {topic_badge(ins.get("topic"))}</h3><p><b>reach: {esc(figure)}</b> · '

@@ -266,6 +266,18 @@ def test_the_report_shows_thumbnails_covers_per_topic_and_a_stylised_clip(report
     assert len(stylized.find_all("img")) == 2  # a frame before and after
 
 
+def test_the_report_shows_creator_insights_with_cover_candidates(report):
+    folder, dom = report
+    cards = dom.find_all("div", class_="creator")
+    assert len(cards) == 3
+    for card in cards:
+        text = card.all_text()
+        assert "reach:" in text and "best time to publish" in text and "suggested tags" in text
+        images = [f.find_all("img")[0] for f in card.find_all("figure", class_="candidate")]
+        assert images and all((folder / i.attrs["src"]).is_file() for i in images)
+    assert "Trending in the last hour" in dom.all_text()
+
+
 def test_the_report_lists_each_video_with_its_concepts_and_topic(report):
     folder, dom = report
     cards = {c.attrs["data-video"]: c for c in dom.find_all("div", class_="video")}
