@@ -20,6 +20,7 @@ from services.gateway.auth import CreatorScope
 from services.gateway.limits import SERVICE
 from services.gateway.proxy import K, RequestId, _detail, forward, quoted, unavailable
 from services.gateway.schemas import InsightsIn, _error, read_responses
+from services.gateway.strict import StrictJSONRoute
 from shared import topics
 from shared.insights import (
     Insights,
@@ -31,7 +32,7 @@ from shared.insights import (
 )
 from shared.metrics import counter, histogram
 
-router = APIRouter(prefix="/v1", tags=["insights"])
+router = APIRouter(prefix="/v1", tags=["insights"], route_class=StrictJSONRoute)  # bodies as the writes read them
 M = TypeVar("M", bound=BaseModel)
 requests = counter(SERVICE, "insights_requests", "Creator insight requests by outcome: ok, not_found, forbidden, "
                                                  "unavailable, partial (some replica did not answer), pending and "

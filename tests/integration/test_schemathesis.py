@@ -33,7 +33,17 @@ checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
 # must fit the pixel budget (count x size x size), a time must not lie far ahead.
 [[operations]]
 include-method = "POST"
+exclude-path = "/v1/insights"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "422", "429"]
+
+# POST /v1/insights is a read of the recommenders (a body, not a query, for the upload form beside it): the
+# documented 503 while they are away, as here; a video no replica knows is a 404, a creator's key on another
+# creator's video a 403.
+[[operations]]
+include-method = "POST"
+include-path = "/v1/insights"
+checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "503"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429", "503"]
 """
 
 
@@ -61,8 +71,8 @@ def test_schemathesis_finds_nothing(gateway_alone, tmp_path, with_key):
     run = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-12000:]
-    assert "14 selected / 14 total" in out and "Server error" not in out and "failures" not in out, out[-4000:]
+    assert "18 selected / 18 total" in out and "Server error" not in out and "failures" not in out, out[-4000:]
     junit = (tmp_path / "junit.xml").read_text()
-    assert 'errors="0" failures="0"' in junit and 'tests="15"' in junit, junit  # 14 operations and the stateful run
+    assert 'errors="0" failures="0"' in junit and 'tests="19"' in junit, junit  # 18 operations and the stateful run
     log = (tmp_path / "gateway.log").read_text()
     assert "unhandled error" not in log and "Traceback" not in log
