@@ -379,7 +379,7 @@ class RecommenderSettings(BaseSettings):
     """Creator insights: users active in this many days make up the audience a reach forecast counts."""
     insights_refresh_s: float = Field(5.0, ge=0)
     """How often users whose state changed get their reach point (vector and bar) refreshed in Qdrant (0: never)."""
-    insights_refresh_batch: int = Field(500, ge=1)
+    insights_refresh_batch: int = Field(200, ge=1)
     """Most users refreshed per round (each is one catalogue search): bounds the work taken from event handling."""
 
     @field_validator("advertised_url", mode="after")
