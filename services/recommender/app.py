@@ -6,6 +6,7 @@ import asyncio
 import logging
 import shutil
 import socket
+import time
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -173,10 +174,13 @@ def create_app(root: Settings) -> FastAPI:
         users_store.close()
         shutil.rmtree(folder, ignore_errors=True)
 
+    def quiet() -> bool:  # no batch of watch events for a second: the reach refresh may take its full share
+        return time.monotonic() - parts.batch_at > 1.0
+
     @asynccontextmanager
     async def running(app: FastAPI):  # while the broker runs: readers, and storing what a quiet stream left
         tasks = [asyncio.create_task(parts.flush_when_idle()), asyncio.create_task(readers["catalogue"].follow()),
-                 asyncio.create_task(keep_reach_fresh(rec)),
+                 asyncio.create_task(keep_reach_fresh(rec, quiet)),
                  asyncio.create_task(uploads.follow(readers["uploads"], app.state.uploads, readers["producer"],
                                                     kafka.max_message_bytes))]
         if "stats" in readers:

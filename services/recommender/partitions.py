@@ -86,6 +86,7 @@ class Partitions:
         self.generation = -1
         self.dirty: set[int] = set()  # partitions whose state moved since it was last stored
         self.flushed_at = 0.0
+        self.batch_at = 0.0  # when the last batch of events was handled (monotonic): how busy the stream is
         self.in_batch = False  # state is stored only between batches, never half way through one
         self.between_batches = asyncio.Event()
         self.between_batches.set()
@@ -157,6 +158,7 @@ class Partitions:
     async def after_batch(self, records: list[Any]) -> None:
         """Store state with its offsets, at most every ``flush_interval_s`` (a crash replays the rest)."""
         self.sent_back.clear()
+        self.batch_at = time.monotonic()
         self.in_batch = False
         self.between_batches.set()
         self.report_lag()
