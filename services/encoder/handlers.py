@@ -14,7 +14,7 @@ from services.encoder.engine import Embedded, EncoderEngine
 from shared import topics
 from shared.batching import MicroBatcher
 from shared.consumer import Reject
-from shared.events import Concept, InsightsCompleted, InsightsRequested, VideoEmbedded, VideoUploaded
+from shared.events import Concept, InsightsCompleted, InsightsRequested, UploadFields, VideoEmbedded, VideoUploaded
 from shared.fetch import FetchError, fetched
 from shared.media import MediaError
 from shared.publisher import publish
@@ -54,11 +54,7 @@ class Encoder:
         common = {"request_id": event.request_id, "creator_id": event.creator_id, "title": event.title,
                   "tags": event.tags, "topic": event.topic}
         try:
-            async with fetched(event.source, self.fetch) as path:
-                analysis = await asyncio.to_thread(analyse, path, self.engine.media, self.artefacts,
-                                                   f"insights-{event.request_id}")
-            result: Embedded = await self.batcher.submit((analysis.keyframes.frames,
-                                                          video_text(event.title, event.tags)))
+            analysis, result = await self.analysed(event, f"insights-{event.request_id}")
         except (FetchError, MediaError) as exc:
             metrics.insights.labels("failed").inc()
             metrics.failures.labels(exc.reason).inc()
@@ -72,19 +68,24 @@ class Encoder:
                                      covers=analysis.covers, elapsed_ms=(time.perf_counter() - started) * 1000)
         await publish(self.broker, topics.INSIGHTS_COMPLETED, done, metrics.SERVICE)
 
-    async def embed(self, event: VideoUploaded) -> VideoEmbedded:
+    async def analysed(self, upload: UploadFields, stem: str) -> tuple[Analysis, Embedded]:
+        """Fetch, decode (artefacts under ``stem``) and embed one upload, timing each stage."""
         started = time.perf_counter()
-        async with fetched(event.source, self.fetch) as path:
+        async with fetched(upload.source, self.fetch) as path:
             fetched_at = time.perf_counter()
             metrics.stage_seconds.labels("fetch").observe(fetched_at - started)
-            analysis = await asyncio.to_thread(analyse, path, self.engine.media, self.artefacts, event.video_id)
+            analysis = await asyncio.to_thread(analyse, path, self.engine.media, self.artefacts, stem)
         decode_s = analysis.seconds["decode"]
         metrics.stage_seconds.labels("decode").observe(decode_s)
         metrics.frames.inc(analysis.keyframes.frames_decoded)
         metrics.decode_fps.set(analysis.keyframes.frames_decoded / max(decode_s, 1e-6))
         t = time.perf_counter()
-        result: Embedded = await self.batcher.submit((analysis.keyframes.frames, video_text(event.title, event.tags)))
+        result: Embedded = await self.batcher.submit((analysis.keyframes.frames, video_text(upload.title, upload.tags)))
         metrics.stage_seconds.labels("embed").observe(time.perf_counter() - t)
+        return analysis, result
+
+    async def embed(self, event: VideoUploaded) -> VideoEmbedded:
+        analysis, result = await self.analysed(event, event.video_id)
         t = time.perf_counter()
         async with self.store_lock:
             hits = self.store.search(result.vector, 2, exact=True)

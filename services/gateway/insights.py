@@ -55,34 +55,52 @@ async def ask(client: httpx.AsyncClient, url: str, segments: tuple[str, ...], pa
         return f"{url}: an answer that is not a {model.__name__} ({exc.error_count()} errors)"
 
 
+async def ask_replicas(request: Request, segments: tuple[str, ...], window_days: float | None,
+                       model: type[M]) -> tuple[list[M], list[int | str]]:
+    """Every replica that has claimed partitions (else ``recommender_url``) asked at once: (their answers, what
+    the others said instead). None answering at all is a 503."""
+    settings = request.app.state.settings
+    urls = request.app.state.owners.urls() or [settings.recommender_url]
+    params = {"days": window_days} if window_days else {}
+    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, segments, params, settings.upstream_timeout_s,
+                                         model) for u in urls))
+    got = [a for a in answers if isinstance(a, model)]
+    others = [a for a in answers if not isinstance(a, model)]
+    if not got and not any(a == 404 for a in others):
+        requests.labels("unavailable").inc()
+        raise unavailable("recommender unavailable: " + "; ".join(str(a) for a in others)[:300],
+                          settings.upstream_timeout_s)
+    return got, others
+
+
+def refuse_unless(scope: frozenset[str] | None, creator: str | None, what: str) -> None:
+    """403 when a creator's key asks about another creator's ``what``."""
+    if scope is not None and creator is not None and creator not in scope:
+        requests.labels("forbidden").inc()
+        raise HTTPException(403, f"this key may not ask about {what}: it is not one of its creators'")
+
+
+def published(request: Request, parts: list[InsightsPart], started: float) -> Insights:
+    """The replicas' parts as one answer, the privacy floor applied; counted and timed."""
+    out = combine(parts, request.app.state.settings.insights_min_users, topics.WATCH_EVENTS.partitions)
+    requests.labels("partial" if out.partitions_missing else "ok").inc()
+    latency.observe(time.perf_counter() - started)
+    return out
+
+
 @router.post("/insights", response_model=Insights,
              summary="A video's reach forecast, cover candidates, tag and title suggestions and best time to publish",
              responses={**read_responses("recommender", "The video is not in the catalogue"),
                         403: _error("The key is a creator's, and the video is another creator's")})
 async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> Insights:
     started = time.perf_counter()
-    settings = request.app.state.settings
-    urls = request.app.state.owners.urls() or [settings.recommender_url]
-    params = {"days": body.window_days} if body.window_days else {}
-    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, ("insights", body.video_id), params,
-                                         settings.upstream_timeout_s, InsightsPart) for u in urls))
-    parts = [a for a in answers if isinstance(a, InsightsPart)]
-    if not parts:
-        if any(a == 404 for a in answers):
-            requests.labels("not_found").inc()
-            raise HTTPException(404, f"video {body.video_id!r} is not in the catalogue (not uploaded, or not "
-                                     "embedded yet)")
-        requests.labels("unavailable").inc()
-        raise unavailable("recommender unavailable: " + "; ".join(str(a) for a in answers)[:300],
-                          settings.upstream_timeout_s)
-    if scope is not None and parts[0].creator_id not in scope:
-        requests.labels("forbidden").inc()
-        raise HTTPException(403, f"this key may not ask about video {body.video_id!r}: it is not one of its "
-                                 "creators' videos")
-    out = combine(parts, settings.insights_min_users, topics.WATCH_EVENTS.partitions)
-    requests.labels("partial" if out.partitions_missing else "ok").inc()
-    latency.observe(time.perf_counter() - started)
-    return out
+    parts, _ = await ask_replicas(request, ("insights", body.video_id), body.window_days, InsightsPart)
+    if not parts:  # some replica said 404
+        requests.labels("not_found").inc()
+        raise HTTPException(404, f"video {body.video_id!r} is not in the catalogue (not uploaded, or not "
+                                 "embedded yet)")
+    refuse_unless(scope, parts[0].creator_id, f"video {body.video_id!r}")
+    return published(request, parts, started)
 
 
 @router.get("/insights/uploads/{request_id}", response_model=UploadInsights,
@@ -92,31 +110,20 @@ async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> I
 async def upload_insights(request_id: RequestId, request: Request, scope: CreatorScope,
                           window_days: Annotated[float | None, Query(gt=0, le=365)] = None) -> UploadInsights:
     started = time.perf_counter()
-    settings = request.app.state.settings
-    urls = request.app.state.owners.urls() or [settings.recommender_url]
-    params = {"days": window_days} if window_days else {}
-    answers = await asyncio.gather(*(ask(request.app.state.upstream, u, ("insights", "uploads", request_id), params,
-                                         settings.upstream_timeout_s, UploadPart) for u in urls))
-    got = [a for a in answers if isinstance(a, UploadPart)]
-    if not got:
+    got, others = await ask_replicas(request, ("insights", "uploads", request_id), window_days, UploadPart)
+    if not got:  # the recommender's route never answers 404 for an upload: an error page of something else
         requests.labels("unavailable").inc()
-        raise unavailable("recommender unavailable: " + "; ".join(str(a) for a in answers)[:300],
-                          settings.upstream_timeout_s)
+        raise unavailable("recommender unavailable: " + "; ".join(str(a) for a in others)[:300],
+                          request.app.state.settings.upstream_timeout_s)
     done = [a for a in got if a.status != "pending"]
-    creator = next((a.creator_id for a in done if a.creator_id), None)
-    if scope is not None and creator is not None and creator not in scope:
-        requests.labels("forbidden").inc()
-        raise HTTPException(403, f"this key may not ask about upload {request_id!r}: it is not one of its creators'")
+    refuse_unless(scope, next((a.creator_id for a in done if a.creator_id), None), f"upload {request_id!r}")
     parts = [a.part for a in done if a.status == "ok" and a.part is not None]
     if not parts:
         failed = next((a for a in done if a.status == "failed"), None)
         requests.labels("upload_failed" if failed else "pending").inc()
         return UploadInsights(request_id=request_id, status="failed" if failed else "pending",
                               error=failed.error if failed else None)
-    out = combine(parts, settings.insights_min_users, topics.WATCH_EVENTS.partitions)
-    requests.labels("partial" if out.partitions_missing else "ok").inc()
-    latency.observe(time.perf_counter() - started)
-    return UploadInsights(request_id=request_id, status="ok", insights=out)
+    return UploadInsights(request_id=request_id, status="ok", insights=published(request, parts, started))
 
 
 @router.get("/trends", response_model=Trends, summary="Topics and concepts rising fastest in the watch stream",

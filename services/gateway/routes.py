@@ -16,6 +16,7 @@ from shared.jobs import RequestError
 from shared.publisher import WrongEventType, publish_many
 from shared.safety import UnsafeSource, check_source
 from services.gateway.auth import ApiKey, CreatorScope
+from services.gateway.insights import refuse_unless
 from services.gateway.limits import SERVICE, rejected_requests
 from services.gateway.outage import BusState
 from services.gateway.schemas import (Accepted, BatchAccepted, GenerateIn, InsightsUploadIn, Rejected, _error, StylizeIn, VideoUploadIn, WatchBatchIn,
@@ -83,9 +84,7 @@ async def register_video(body: VideoUploadIn, request: Request, _: ApiKey) -> Ac
              summary="Analyse an unpublished upload for creator insights (poll GET /v1/insights/uploads/{id})",
              responses={403: _error("A creator's key, and another creator's upload")})
 async def request_upload_insights(body: InsightsUploadIn, request: Request, scope: CreatorScope) -> Accepted:
-    if scope is not None and body.creator_id not in scope:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key may not ask for creator {body.creator_id!r}'s "
-                                                       "insights")
+    refuse_unless(scope, body.creator_id, f"an upload of creator {body.creator_id!r}")
     await _check_source(request, body.source)
     event = make_event(InsightsRequested, **body.model_dump())
     return await _accept(request, topics.INSIGHTS_REQUESTS, event, event.request_id)

@@ -50,7 +50,7 @@ def part_for(rec: Recommender, vector: np.ndarray, info: VideoInfo, partitions: 
     days = window_days or s.insights_window_days
     count = rec.reach.count(vector, partitions, active_since(now, days)) if rec.reach is not None else ReachCount()
     own = info.video_id
-    similar = [(v, score) for v, score in rec.catalogue.search(vector, SIMILAR + 1, [own]) if v != own][:SIMILAR]
+    similar = rec.catalogue.search(vector, SIMILAR, [own])
     infos = rec.catalogue.info
     tags, words = suggestions(similar, {v: infos[v].tags for v, _ in similar if v in infos},
                               {v: infos[v].title for v, _ in similar if v in infos}, rec.popularity.totals)

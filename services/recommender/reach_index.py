@@ -39,7 +39,7 @@ class ReachIndex:
         """Bring up to ``limit`` pending users' points up to date (``rec``: the Recommender); returns how many."""
         batch = [self.pending.pop() for _ in range(min(limit, len(self.pending)))]
         upserts, gone = [], []
-        topics = {v: info.topic for v, info in rec.catalogue.info.items()}
+        infos = rec.catalogue.info
         for user_id in batch:
             partition = rec.user_partition.get(user_id)
             user: UserState | None = rec.partitions[partition].users.get(user_id) if partition is not None else None
@@ -51,7 +51,8 @@ class ReachIndex:
             self.bars[user_id] = bar
             upserts.append(VectorRecord(user_id, user.long.tolist(), {
                 "bar": bar, "partition": partition, "last_active": user.last_ts, "hours": list(user.hours),
-                "topic": favourite_topic(user.recent_positive, topics) or ""}))
+                "topic": favourite_topic(user.recent_positive, {v: infos[v].topic for v in user.recent_positive
+                                                                if v in infos}) or ""}))
         if gone:
             for user_id in gone:
                 self.bars.pop(user_id, None)
