@@ -251,11 +251,13 @@ class Recommender:
             self.user_partition[event.user_id] = partition
         vector = self.catalogue.vector(event.video_id)  # None: not in the catalogue (yet)
         s = self.settings
-        if vector is not None and event.event_id not in user.event_ids:
+        weight = signal_weight(event)
+        if vector is not None and weight > 0 and event.event_id not in user.event_ids:
             self._learn(st, event.user_id, user, event)
-        recent_before = list(user.recent_positive) if signal_weight(event) > 0 else None  # for the session index
+        recent_before = list(user.recent_positive) if weight > 0 else None  # for the session index
         applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
-                              session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
+                              session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window,
+                              weight=weight)
         if applied.duplicate:
             return applied
         st.dirty_users.add(event.user_id)
@@ -265,9 +267,8 @@ class Recommender:
             ts = self.event_time(event)
             st.popularity.add(event.video_id, applied.weight, ts)
             st.dirty_videos.add(event.video_id)
-            for dirty, table in ((st.dirty_rows, st.covisit), (st.dirty_next, st.transitions)):
-                for a, b, _ in table.add(event.video_id, applied.positive_before):
-                    dirty[a].add(b)
+            st.covisit.add(event.video_id, applied.positive_before, dirty=st.dirty_rows)
+            st.transitions.add(event.video_id, applied.positive_before, dirty=st.dirty_next)
             st.sessions.update(event.user_id, recent_before, user.recent_positive)
             info = self.catalogue.info.get(event.video_id)
             keys = keys_of(info.topic, info.concepts) if info is not None else []
@@ -283,21 +284,20 @@ class Recommender:
     # ---------------------------------------------------------------- learning to rank
 
     def _learn(self, st: PartitionState, user_id: str, user: UserState, event: WatchEvent) -> None:
-        """One online step of the ranker on a positive event, before the event is applied: the
-        watched video against videos the user had not seen. Sampled by event id (deterministic, so
+        """One online step of the ranker on a positive event (the caller checks that it is), before it is
+        applied: the watched video against videos the user had not seen. Sampled by event id (deterministic, so
         a replay after a crash learns the same steps); features from this partition's own
         statistics, so a partition's ranker depends on nothing outside it."""
         s = self.settings
         if not user.recent_positive or s.learn_fraction <= 0:
             return
         draw = zlib.crc32(event.event_id.encode())
-        if draw / 2**32 >= s.learn_fraction or signal_weight(event) <= 0:
+        if draw / 2**32 >= s.learn_fraction:
             return
         ctx = FeedContext(user_id, user, 0, self.event_time(event), self.catalogue, st.popularity, st.covisit, self.prior,
                           fresh_window_s=s.fresh_window_s, transitions=st.transitions, content=s.content_vectors,
                           sessions=st.sessions)
-        negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, np.random.default_rng(draw),
-                                     s.learn_candidate_share)
+        negatives = sample_negatives(ctx, event.video_id, s.learn_negatives, draw, s.learn_candidate_share)
         if not negatives:
             return
         x = candidate_features(ctx, [event.video_id, *negatives])

@@ -148,8 +148,23 @@ def retrieved(ctx: FeedContext) -> set[str]:
     return set(covisit_votes(ctx)) | set(sequential_votes(ctx)) | set(session_votes(ctx))
 
 
-def sample_negatives(ctx: FeedContext, positive: str, n: int, rng: np.random.Generator,
-                     candidate_share: float = 0.0) -> list[str]:
+def retrieves(ctx: FeedContext, video: str) -> bool:
+    """Whether ``video`` is in :func:`retrieved`, found row by row without counting any votes (most positives a
+    learning step is offered are not, and then it learns nothing)."""
+    recent = ctx.state.recent_positive
+    counts = ctx.covisit.counts
+    if any(video in counts.get(item, ()) for item in recent[-RECENT:]):
+        return True
+    if ctx.transitions is not None:
+        rows = ctx.transitions.counts
+        if any(video in rows.get(item, ()) for item in recent[-len(NEXT_WEIGHTS):]):
+            return True
+    if ctx.session_votes is not None:
+        return video in ctx.session_votes
+    return ctx.sessions is not None and ctx.sessions.votes_for(ctx.user_id, recent, video)
+
+
+def sample_negatives(ctx: FeedContext, positive: str, n: int, seed: int, candidate_share: float = 0.0) -> list[str]:
     """Videos the user did not pick (never seen ones, never the positive), drawn uniformly from the
     catalogue; ``candidate_share`` of them instead drawn uniformly from what the behavioural sources
     retrieved (``retrieved``), and then only for a positive they retrieved too (else nothing: no step).
@@ -160,14 +175,15 @@ def sample_negatives(ctx: FeedContext, positive: str, n: int, rng: np.random.Gen
     from the strongest candidates 0.098, half drawn from all candidates but for every positive 0.115, and
     all from the candidates for retrieved positives only 0.260; on MovieLens 100K's first 20k events,
     half from the co-visit candidates for every positive took 0.088 to 0.049."""
+    n_pool = round(n * candidate_share)
+    if n_pool and not retrieves(ctx, positive):
+        return []
+    rng = np.random.default_rng(seed)  # drawn from the seed here: a step that learns nothing costs nothing
     seen = set(ctx.state.seen)
     seen.add(positive)
     out: list[str] = []
-    n_pool = round(n * candidate_share)
     if n_pool:
         found = retrieved(ctx)
-        if positive not in found:
-            return []
         pool = sorted(v for v in found if v not in seen and v in ctx.catalogue.info)  # sorted: the same draw anywhere
         out = [pool[i] for i in rng.choice(len(pool), min(n_pool, len(pool)), replace=False)] if pool else []
     ids = ctx.catalogue.ids

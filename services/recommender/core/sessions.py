@@ -49,25 +49,55 @@ class SessionIndex:
         else:
             self.size.pop(user_id, None)
 
-    def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
-        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each."""
-        current = recent[-SESSION:]
-        if not current:
-            return {}
-        weight = {item: (pos + 1) / len(current) for pos, item in enumerate(current)}  # later ones weigh more
-        overlap: dict[str, float] = {}  # every user sharing an item, with the summed weight of what they share
+    def _overlap(self, user_id: str, current: list[str]) -> tuple[dict[str, float], int]:
+        """Every other user sharing an item with ``current``, with the summed weight of what they share (later
+        items weigh more), and the number of distinct items in ``current``."""
+        weight = {item: (pos + 1) / len(current) for pos, item in enumerate(current)}
+        overlap: dict[str, float] = {}
         for item, w in weight.items():
             get = overlap.get
             for other in self.by_item.get(item, ()):
                 overlap[other] = get(other, 0.0) + w
         overlap.pop(user_id, None)
+        return overlap, len(weight)
+
+    def neighbours(self, user_id: str, recent: list[str]) -> list[tuple[float, str]]:
+        """The ``K`` users most similar to ``recent`` (of the ``SAMPLE`` most recently active sharing an item with
+        it), each with its similarity, the most similar first."""
+        current = recent[-SESSION:]
+        if not current:
+            return []
+        overlap, distinct = self._overlap(user_id, current)
+        return self._nearest(overlap, distinct)
+
+    def _nearest(self, overlap: dict[str, float], distinct: int) -> list[tuple[float, str]]:
         users, size = self.users, self.size
         sampled = heapq.nlargest(SAMPLE, overlap, key=lambda u: (users[u].last_ts, u))
-        norm = math.sqrt(len(weight))
+        norm = math.sqrt(distinct)
         scored = [(overlap[u] / (norm * math.sqrt(size[u])), u) for u in sampled]
+        return heapq.nlargest(K, scored)
+
+    def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
+        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each."""
+        users = self.users
         votes: dict[str, float] = {}
-        for sim, other in heapq.nlargest(K, scored):
+        for sim, other in self.neighbours(user_id, recent):
             get = votes.get
             for item in dict.fromkeys(users[other].recent_positive):
                 votes[item] = get(item, 0.0) + sim
         return votes
+
+    def votes_for(self, user_id: str, recent: list[str], item: str) -> bool:
+        """Whether ``item`` is among :meth:`votes` (``item in votes(user_id, recent)``), without counting them:
+        only a user holding the item can vote for it, and when no more users share an item with ``recent`` than
+        vote, every one of them does."""
+        holders = self.by_item.get(item)
+        current = recent[-SESSION:]
+        if not holders or not current or holders == {user_id}:
+            return False
+        overlap, distinct = self._overlap(user_id, current)
+        if not any(other in overlap for other in holders):
+            return False
+        if len(overlap) <= K:
+            return True
+        return any(other in holders for _, other in self._nearest(overlap, distinct))

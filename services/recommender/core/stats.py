@@ -10,6 +10,8 @@ from itertools import repeat
 import numpy as np
 
 _NONE = (0.0, 0.0)
+Dirty = defaultdict[str, set[str]]
+"""The pairs of each row changed since the last flush (``engine.PartitionState``)."""
 _MAX_EXPONENT = 700.0  # math.exp overflows past about 709.78
 
 
@@ -108,26 +110,33 @@ class CoVisitation:
         self.max_neighbours = max_neighbours
         self.counts: dict[str, dict[str, float]] = defaultdict(dict)
 
-    def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0) -> list[tuple[str, str, float]]:
-        """Returns every pair (a, b, weight now) that changed, a pair a trimmed row dropped with weight 0."""
+    def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0,
+            dirty: Dirty | None = None) -> list[tuple[str, str, float]]:
+        """Returns every pair (a, b, weight now) that changed, a pair a trimmed row dropped with weight 0; with
+        ``dirty``, each changed pair is added to ``dirty[a]`` instead (and nothing is returned)."""
         changed: list[tuple[str, str, float]] = []
         for other in previous:
-            if other == item:
-                continue
-            self._bump(item, other, weight, changed)
-            self._bump(other, item, weight, changed)
+            if other != item:
+                self._bump(item, other, weight, changed, dirty)
+                self._bump(other, item, weight, changed, dirty)
         return changed
 
-    def _bump(self, a: str, b: str, weight: float, changed: list[tuple[str, str, float]]) -> None:
+    def _bump(self, a: str, b: str, weight: float, changed: list[tuple[str, str, float]], dirty: Dirty | None) -> None:
         """Row ``a`` gains ``weight`` for ``b``; a row past twice the cap keeps its strongest ``max_neighbours``
         (the pairs it drops go to ``changed`` with weight 0, so that a flush can store only what changed)."""
         row = self.counts[a]
         value = row[b] = row.get(b, 0.0) + weight
-        changed.append((a, b, value))
+        if dirty is None:
+            changed.append((a, b, value))
+        else:
+            dirty[a].add(b)
         if len(row) > self.max_neighbours * 2:
             ranked = sorted(row.items(), key=lambda kv: -kv[1])
             self.counts[a] = dict(ranked[: self.max_neighbours])
-            changed.extend((a, dropped, 0.0) for dropped, _ in ranked[self.max_neighbours:])
+            if dirty is None:
+                changed.extend((a, dropped, 0.0) for dropped, _ in ranked[self.max_neighbours:])
+            else:
+                dirty[a].update(dropped for dropped, _ in ranked[self.max_neighbours:])
 
     def merge(self, other: CoVisitation) -> None:
         """Add ``other``'s weights (another partition's) to these, pair by pair; rows are not trimmed here."""
@@ -153,12 +162,13 @@ class Transitions(CoVisitation):
         self.steps = steps
         self.unit = math.lcm(*range(1, steps + 1))
 
-    def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0) -> list[tuple[str, str, float]]:
+    def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0,
+            dirty: Dirty | None = None) -> list[tuple[str, str, float]]:
         """``previous``: the user's positives before ``item``, oldest first."""
         changed: list[tuple[str, str, float]] = []
         for distance, other in enumerate(reversed(previous[-self.steps:]), start=1):
             if other != item:
-                self._bump(other, item, weight * self.unit // distance, changed)
+                self._bump(other, item, weight * self.unit // distance, changed, dirty)
         return changed
 
 

@@ -74,8 +74,9 @@ class Applied:
 
 def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, *, long_half_life: float,
                 short_half_life: float, session_gap_s: float, seen_limit: int, covisit_window: int,
-                dedupe_window: int = 1000) -> Applied:
-    """Fold one event into ``state`` (in place). A repeated event_id changes nothing."""
+                dedupe_window: int = 1000, weight: float | None = None) -> Applied:
+    """Fold one event into ``state`` (in place). A repeated event_id changes nothing. ``weight``: the event's
+    ``signal_weight``, when the caller has it already."""
     if event.event_id in state.event_ids:
         return Applied(duplicate=True, weight=0.0)
     state.event_ids.append(event.event_id)
@@ -89,7 +90,8 @@ def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, 
     state.last_ts = max(state.last_ts, ts)
     state.events += 1
     state.hours[int(ts // 3600) % 24] += 1
-    weight = signal_weight(event)
+    if weight is None:
+        weight = signal_weight(event)
     video = event.video_id
     if marks_seen(event):
         if video in state.seen:

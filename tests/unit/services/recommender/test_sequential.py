@@ -13,6 +13,7 @@ from services.recommender.core.features import (
     candidate_features,
     over_strongest,
     retrieved,
+    retrieves,
     sample_negatives,
     sequential_votes,
 )
@@ -22,7 +23,7 @@ from services.recommender.core.feed import (
     UserVectorSource,
 )
 from services.recommender.core.global_stats import GlobalStats
-from services.recommender.core.sessions import SessionIndex
+from services.recommender.core.sessions import K, SessionIndex
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState
 from services.recommender.engine import Recommender
@@ -206,7 +207,7 @@ def test_the_ranker_learns_only_from_positives_the_sources_retrieved_against_the
                            rec.scorer_weights(), transitions=st.transitions, sessions=st.sessions)
 
     def negatives(positive: str, share: float) -> list[str]:
-        return sample_negatives(ctx(), positive, 4, np.random.default_rng(7), share)
+        return sample_negatives(ctx(), positive, 4, 7, share)
 
     assert retrieved(ctx()) == {"v0", "v1", "v2", "v3"}  # v0 too (the neighbours liked it), but it is seen
     assert negatives("v9", 1.0) == [], "v9 was not retrieved: no learning step"
@@ -216,6 +217,40 @@ def test_the_ranker_learns_only_from_positives_the_sources_retrieved_against_the
     assert negatives("v1", 1.0) == drawn, "the same draw every time (a replay after a crash learns the same step)"
     mixed = negatives("v9", 0.0)
     assert len(mixed) == 4 and "v0" not in mixed and "v9" not in mixed, "catalogue negatives for any positive"
+
+
+def test_the_check_before_a_learning_step_finds_exactly_what_the_sources_retrieve(rec):
+    """``retrieves`` (row by row, no votes counted) agrees with ``retrieved`` for every user and video."""
+    rng = np.random.default_rng(3)
+    for n in range(60):  # sparse: 30 users, 2 events each on average, over 12 videos
+        rec.apply(ev(f"u{rng.integers(0, 30)}", f"v{rng.integers(0, 12)}", n, n), 0)
+    st = rec.partitions[0]
+    checked = found = 0
+    for user in st.users:
+        ctx = FeedContext(user, rec.user(user), 0, T0.timestamp(), rec.catalogue, st.popularity, st.covisit,
+                          rec.scorer_weights(), transitions=st.transitions, sessions=st.sessions)
+        for video in rec.catalogue.ids:
+            fresh = FeedContext(user, rec.user(user), 0, T0.timestamp(), rec.catalogue, st.popularity, st.covisit,
+                                rec.scorer_weights(), transitions=st.transitions, sessions=st.sessions)
+            assert retrieves(fresh, video) == (video in retrieved(ctx)), (user, video)
+            checked, found = checked + 1, found + (video in retrieved(ctx))
+    assert 0 < found < checked, "both answers occur"
+
+
+def test_session_knn_membership_past_the_k_nearest():
+    """More users share an item than vote: an item only the least similar of them hold gets no vote, and the
+    membership check says so without counting votes."""
+    users = {"me": UserState(recent_positive=["a", "b"], last_ts=0.0)}
+    for i in range(K):  # K users sharing both items: the most similar
+        users[f"near{i}"] = UserState(recent_positive=["a", "b", "x"], last_ts=float(i))
+    users["far"] = UserState(recent_positive=["a", "c", "d", "e", "y"], last_ts=1e6)  # shares a only, of 5
+    index = SessionIndex(users)
+    votes = index.votes("me", ["a", "b"])
+    assert "x" in votes and "y" not in votes
+    for item in ("a", "b", "x", "y", "c", "nothing"):
+        assert index.votes_for("me", ["a", "b"], item) == (item in votes), item
+    few = SessionIndex({u: users[u] for u in ("me", "far")})
+    assert few.votes_for("me", ["a", "b"], "y") and "y" in few.votes("me", ["a", "b"]), "fewer than K: all vote"
 
 
 def test_deltas_store_only_the_changed_pairs_and_every_store_folds_them_to_the_state_in_memory(rec, tmp_path):
