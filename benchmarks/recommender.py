@@ -8,12 +8,16 @@
 3. Events/s through the real broker: the recommender process applying and storing events, against
    a bare aiokafka consumer that only parses them.
 4. Freshness p99 (watch event published -> the feed reflects it) under a background load.
+5. ``--apply-only``: the engine's apply path in-process (no broker, no storage), with online learning on
+   its default share against the same events with learning off, and a digest of the state it ends with
+   (an optimisation of the path must leave it unchanged).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import tracemalloc
 import tempfile
@@ -243,6 +247,47 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
             "changelog_flushes": flushes}
 
 
+def state_digest(rec: Recommender, partition: int, next_offset: int) -> str:
+    """A digest of everything a partition's full snapshot holds (users, popularity, rows, the ranker)."""
+    rows = rec.snapshot(partition, next_offset, full=True).rows
+    h = hashlib.sha256()
+    for part in (rows.users, rows.popularity, rows.covisit, rows.transitions, rows.trends):
+        h.update(repr(sorted(part, key=lambda r: r[0])).encode())
+    h.update(rows.ranker[0] if rows.ranker else b"")
+    return h.hexdigest()[:16]
+
+
+def apply_only(n_events: int, warm: int, dim: int) -> dict:
+    """Events/s of ``Recommender.apply`` over 2,000 videos and 5,000 users (mixed actions), learning on and off."""
+    rng = np.random.default_rng(0)
+    videos = [f"v{i}" for i in range(2000)]
+    vecs = rng.normal(size=(len(videos), dim)).astype(np.float32)
+    actions = ["complete", "like", "play", "skip"]
+    events = [WatchEvent(user_id=f"u{rng.integers(5000)}", video_id=videos[int(rng.integers(len(videos)))],
+                         action=actions[i % 4], watch_ms=5000, duration_ms=10000, ts=NOW + timedelta(seconds=i),
+                         event_id=f"e{i}") for i in range(warm + n_events)]
+    out = {"events": n_events, "warm_up_events": warm, "dim": dim}
+    for name, fraction in (("learning_on", RecommenderSettings().learn_fraction), ("learning_off", 0.0)):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = EdgeVectorStore(Path(tmp) / "videos", dim)
+            cat = Catalogue(store)
+            cat.add_many([(VideoInfo(v, f"t{i % 20}", f"c{i % 50}", NOW.timestamp() - 86400, None, ""), vecs[i])
+                          for i, v in enumerate(videos)])
+            rec = Recommender(RecommenderSettings(state_dir=Path(tmp) / "state", learn_fraction=fraction), cat, "bench")
+            rec.assign(0)
+            for e in events[:warm]:
+                rec.apply(e, 0)
+            t = time.perf_counter()
+            for e in events[warm:]:
+                rec.apply(e, 0)
+            out[f"{name}_events_per_s"] = round(n_events / (time.perf_counter() - t), 1)
+            out[f"{name}_state_digest"] = state_digest(rec, 0, len(events))
+            rec.close()
+            store.close()
+    out["ratio_learning_on_to_off"] = round(out["learning_on_events_per_s"] / out["learning_off_events_per_s"], 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", type=int, default=100_000)
@@ -253,10 +298,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--load", type=int, default=5000, help="background events/s during the freshness probes")
     p.add_argument("--skip-feed", action="store_true", help="only the through-the-broker figures")
     p.add_argument("--skip-broker", action="store_true", help="only the feed-at-scale figures")
+    p.add_argument("--apply-only", action="store_true", help="only the in-process apply path, learning on and off")
     args = p.parse_args(argv)
     from rich.console import Console
 
     console = Console()
+    if args.apply_only:
+        result = apply_only(30_000, 10_000, model_space(ModelSettings()).video_dim)
+        console.print(f"apply path in-process ({result['dim']}-d): {result['learning_on_events_per_s']:,.0f} events/s "
+                      f"learning on, {result['learning_off_events_per_s']:,.0f} off "
+                      f"({result['ratio_learning_on_to_off']:.2f}x); state {result['learning_on_state_digest']}")
+        console.print(f"wrote {write_result('recommender_apply_only', result)}")
+        return result
     if args.skip_feed:
         feed = {"videos": 0, "users": 0, "feed_p50_ms": None, "feed_p99_ms": None, "ann_p99_ms": None,
                 "numpy_bruteforce_p99_ms": None, "ann_vs_bruteforce_p99": float("nan"), "memory_mb_per_10k_users": None}

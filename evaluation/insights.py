@@ -25,9 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.replay import Interaction, InteractionsError, item_vectors, read_interactions, read_items, to_event
+from evaluation.replay import (
+    Interaction,
+    InteractionsError,
+    item_vectors,
+    read_interactions,
+    read_items,
+    to_event,
+)
 from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.engine import Recommender
+from services.recommender.insights import part_for
 from services.recommender.reach_index import ReachIndex
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
@@ -68,8 +76,10 @@ def outcomes(interactions: list[Interaction]) -> dict[str, list[float]]:
 
 
 def forecasts(interactions: list[Interaction], meta: dict[str, dict], folder: Path, active_days: float,
-              top_k: int, refresh_s: float, warmup: float, progress: bool) -> list[tuple[str, float, int, int]]:
-    """(item, first appearance, forecast reach, topic popularity) per item first seen after the warm-up."""
+              top_k: int, refresh_s: float, warmup: float, progress: bool
+              ) -> list[tuple[str, float, int, int, float]]:
+    """(item, first appearance, forecast reach, topic popularity, first-day views estimate) per item first seen
+    after the warm-up: the reach and the estimate as the service's ``/v1/insights`` computes them."""
     items = sorted({ev.item for ev in interactions})
     vectors = item_vectors(items, meta)
     dim = len(next(iter(vectors.values())))
@@ -94,15 +104,17 @@ def forecasts(interactions: list[Interaction], meta: dict[str, dict], folder: Pa
                 by_topic[recent.popleft()[1]] -= 1
             topic = topic_of(meta.get(ev.item, {}))
             if ev.item not in rec.catalogue:
+                title = meta.get(ev.item, {}).get("title", "")
+                info = VideoInfo(ev.item, topic, f"creator-{ev.item}", ev.ts, None, title)
                 if ev.ts >= warm:
                     if ev.ts - last_refresh >= refresh_s:
                         while rec.reach.pending:
                             rec.reach.refresh(rec, 1000)
                         last_refresh = ev.ts
-                    reach = rec.reach.count(vectors[ev.item], [0], ev.ts - active_days * DAY).total
-                    out.append((ev.item, ev.ts, reach, by_topic[topic] if topic else 0))
-                rec.catalogue.add(VideoInfo(ev.item, topic, f"creator-{ev.item}", ev.ts, None,
-                                            meta.get(ev.item, {}).get("title", "")), vectors[ev.item])
+                    part = part_for(rec, vectors[ev.item], info, [0], ev.ts, active_days)
+                    first_day = part.first_day.views if part.first_day is not None else 0.0
+                    out.append((ev.item, ev.ts, part.reach.total, by_topic[topic] if topic else 0, first_day))
+                rec.catalogue.add(info, vectors[ev.item])
             rec.apply(to_event(ev, n), 0)
             if topic:
                 recent.append((ev.ts, topic))
@@ -121,27 +133,35 @@ def backtest(interactions: list[Interaction], meta: dict[str, dict], active_days
         rows = forecasts(interactions, meta, Path(tmp), active_days, top_k, refresh_s, warmup, progress)
     seen = outcomes(interactions)
     end = interactions[-1].ts
-    kept = [(item, t, reach, pop) for item, t, reach, pop in rows if t + window_days * DAY <= end]
+    kept = [row for row in rows if row[1] + window_days * DAY <= end]
     if len(kept) < 10:
         raise InteractionsError(f"only {len(kept)} items first appear after the warm-up with a whole "
                                 f"{window_days:g}-day window before the log ends: too few to correlate")
     views = np.array([bisect.bisect_right(seen[item], t + window_days * DAY) - bisect.bisect_left(seen[item], t)
-                      for item, t, _, _ in kept], float)
-    reach = np.array([r for _, _, r, _ in kept], float)
-    popularity = np.array([p for _, _, _, p in kept], float)
-    ours, base = spearman(reach, views), spearman(popularity, views)
+                      for item, t, *_ in kept], float)
+    reach, popularity, first_day = (np.array([row[i] for row in kept], float) for i in (2, 3, 4))
+    ours, base, first = spearman(reach, views), spearman(popularity, views), spearman(first_day, views)
+    ci, first_ci = (difference_interval(x, popularity, views, seed, rounds) for x in (reach, first_day))
+    return {"items": len(kept), "spearman_reach": round(ours, 4), "spearman_topic_popularity": round(base, 4),
+            "difference": round(ours - base, 4), "difference_ci95": ci,
+            "spearman_first_day_views": round(first, 4), "first_day_difference": round(first - base, 4),
+            "first_day_difference_ci95": first_ci,
+            "mean_reach": round(float(reach.mean()), 2), "items_with_reach": int((reach > 0).sum()),
+            "mean_views": round(float(views.mean()), 2), "mean_first_day_estimate": round(float(first_day.mean()), 2),
+            "settings": {"active_days": active_days, "window_days": window_days, "top_k": top_k,
+                         "refresh_s": refresh_s, "warmup": warmup, "bootstrap_rounds": rounds}}
+
+
+def difference_interval(ours: np.ndarray, base: np.ndarray, outcome: np.ndarray, seed: int, rounds: int
+                        ) -> list[float]:
+    """Item-bootstrap 95% interval of Spearman(ours, outcome) - Spearman(base, outcome)."""
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(rounds):
-        pick = rng.integers(0, len(kept), len(kept))
-        diffs.append(spearman(reach[pick], views[pick]) - spearman(popularity[pick], views[pick]))
+        pick = rng.integers(0, len(outcome), len(outcome))
+        diffs.append(spearman(ours[pick], outcome[pick]) - spearman(base[pick], outcome[pick]))
     lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"items": len(kept), "spearman_reach": round(ours, 4), "spearman_topic_popularity": round(base, 4),
-            "difference": round(ours - base, 4), "difference_ci95": [round(float(lo), 4), round(float(hi), 4)],
-            "mean_reach": round(float(reach.mean()), 2), "items_with_reach": int((reach > 0).sum()),
-            "mean_views": round(float(views.mean()), 2),
-            "settings": {"active_days": active_days, "window_days": window_days, "top_k": top_k,
-                         "refresh_s": refresh_s, "warmup": warmup, "bootstrap_rounds": rounds}}
+    return [round(float(lo), 4), round(float(hi), 4)]
 
 
 def run_insights_backtest(interactions: str, items: str | None, as_json: bool, active_days: float,
@@ -158,5 +178,8 @@ def run_insights_backtest(interactions: str, items: str | None, as_json: bool, a
         print(f"{result['items']} items: Spearman with views in the {window_days:g} days after first appearance: "
               f"reach forecast {result['spearman_reach']:+.3f}, topic popularity "
               f"{result['spearman_topic_popularity']:+.3f}; difference {result['difference']:+.3f} "
-              f"(95% interval {result['difference_ci95'][0]:+.3f} to {result['difference_ci95'][1]:+.3f})")
+              f"(95% interval {result['difference_ci95'][0]:+.3f} to {result['difference_ci95'][1]:+.3f}); first-day "
+              f"views estimate {result['spearman_first_day_views']:+.3f}, difference "
+              f"{result['first_day_difference']:+.3f} (95% interval {result['first_day_difference_ci95'][0]:+.3f} "
+              f"to {result['first_day_difference_ci95'][1]:+.3f})")
     return 0

@@ -31,6 +31,12 @@ class ReachPart(BaseModel):
     partitions: list[int] = []
 
 
+class FirstDayPart(BaseModel):
+    views: float = Field(ge=0)
+    total: float = Field(ge=0)
+    peers: list[str] = []
+
+
 class InsightsPart(BaseModel):
     """One recommender replica's answer for one video (its reach over the partitions it serves)."""
     video_id: str
@@ -43,6 +49,7 @@ class InsightsPart(BaseModel):
     tags: list[Suggestion] = []
     title_words: list[Suggestion] = []
     similar_videos: int = 0
+    first_day: FirstDayPart | None = None
     top_k: int = 0
     window_days: float = 0.0
 
@@ -65,6 +72,13 @@ class Reach(BaseModel):
     reason: str
 
 
+class FirstDayViews(BaseModel):
+    views: float | None = Field(description="engaged views expected on the video's first day: the mean of its most "
+                                            "similar videos' own first days (None: none yet, or withheld; see reason)")
+    peers: list[str] = Field(description="the similar videos it averages, most similar first")
+    reason: str
+
+
 class PublishTime(BaseModel):
     hours_utc: list[int] = Field(description="hours of the day (UTC) when the reached users are most active, "
                                              "busiest first")
@@ -76,6 +90,7 @@ class Insights(BaseModel):
     creator_id: str
     topic: str | None
     reach: Reach
+    first_day_views: FirstDayViews
     best_time: PublishTime
     covers: list[str] = Field(description="cover candidates, best first: paths relative to the encoder's artefacts "
                                           "folder")
@@ -140,9 +155,22 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
         best = PublishTime(hours_utc=[], reason=withheld(floor, "the reach") if total else
                            "no reached users to time it for")
     return Insights(video_id=first.video_id, creator_id=first.creator_id, topic=first.topic, reach=reach,
-                    best_time=best, covers=first.covers[:3], tags=first.tags, title_words=first.title_words,
-                    concepts=first.concepts, replicas=len(parts),
+                    first_day_views=first_day_of(parts, floor), best_time=best, covers=first.covers[:3],
+                    tags=first.tags, title_words=first.title_words, concepts=first.concepts, replicas=len(parts),
                     partitions_missing=sorted(set(range(partitions)) - seen))
+
+
+def first_day_of(parts: Sequence[InsightsPart], floor: int) -> FirstDayViews:
+    """The first-day estimate (every replica computes it from the same merged statistics: the first one that has
+    it), withheld when its peers' first days count fewer views than the floor."""
+    est = next((p.first_day for p in parts if p.first_day is not None), None)
+    if est is None:
+        return FirstDayViews(views=None, peers=[], reason="no similar video has had its first day yet")
+    if est.total < floor:
+        return FirstDayViews(views=None, peers=[], reason=f"withheld: the similar videos' first days count fewer "
+                                                          f"views than the privacy floor of {floor}")
+    return FirstDayViews(views=est.views, peers=est.peers, reason=f"the mean first-day views of the {len(est.peers)} "
+                         "most similar videos whose first day is over")
 
 
 class TrendItem(BaseModel):

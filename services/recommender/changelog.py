@@ -3,7 +3,8 @@
 Kafka Streams' changelog design without transactions (Tansu 0.6 cannot give aiokafka a producer id, and
 hands aborted records to read_committed readers): partition ``p`` of ``watch.events`` has its state in
 partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``p/<video>``,
-``c/<video>``, ``t/<video>`` (transitions), ``h/<topic or concept>`` (trends), ``r``), so compaction on Apache
+``c/<video>``, ``t/<video>`` (transitions), ``h/<topic or concept>`` (trends), ``f/<video>`` (first-day views),
+``r``), so compaction on Apache
 Kafka keeps the newest of each; each record carries its flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
 has, the source offset its state reflects, the consumer-group generation it was written in, and where the
 partition's latest full snapshot starts. A reader applies a flush only when its marker arrives with every
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.recommender.rows import Rows, decode_neighbours, encode_neighbours
 
 MARKER = b"m"
+_NEIGHBOUR_KINDS = {b"c": "covisit", b"t": "transitions", b"h": "trends", b"f": "first_views"}  # key prefix: Rows field
 RANKER = b"r"
 FLUSH_HEADER = "flush"
 
@@ -120,7 +122,8 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
         out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
     for video, score, at, total in rows.popularity:
         out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
-    for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions), (b"h/", rows.trends)):
+    for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions), (b"h/", rows.trends),
+                                 (b"f/", rows.first_views)):
         for video, row in neighbour_rows:
             out.append((kind + video.encode(), encode_neighbours(row)))
     if rows.ranker is not None:
@@ -143,8 +146,8 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
         elif kind == b"p":
             score, at, total = (float(x) for x in json.loads(value))
             into.popularity.append((name.decode(), score, at, total))
-        elif kind in (b"c", b"t", b"h"):
-            table = into.covisit if kind == b"c" else into.transitions if kind == b"t" else into.trends
+        elif kind in _NEIGHBOUR_KINDS:
+            table = getattr(into, _NEIGHBOUR_KINDS[kind])
             table.append((name.decode(), decode_neighbours(value)))
         elif key == RANKER:
             v = json.loads(value)

@@ -23,7 +23,7 @@ from services.recommender.core.global_stats import GlobalStats
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.signals import signal_weight
-from services.recommender.core.stats import CoVisitation, Popularity, Transitions, TrendCounts
+from services.recommender.core.stats import CoVisitation, FirstViews, Popularity, Transitions, TrendCounts
 from services.recommender.core.trends import keys_of
 from services.recommender.core.user_state import Applied, UserState, apply_event
 from services.recommender.reach_index import ReachIndex
@@ -73,6 +73,8 @@ class PartitionState:
     dirty_next: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # transitions pairs
     trends: TrendCounts = field(default_factory=TrendCounts)  # views per topic and concept, in time buckets
     dirty_trends: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    first_views: FirstViews = field(default_factory=FirstViews)  # each video's views on its first day
+    dirty_first: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     sessions: SessionIndex | None = None  # derived from ``users`` (never stored)
 
     def __post_init__(self) -> None:
@@ -110,6 +112,7 @@ class Recommender:
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
         self.own_trends = TrendCounts()
+        self.own_first_views = FirstViews()
         self._weights: np.ndarray | None = None
         self.reach: ReachIndex | None = None  # users' vectors and bars for creator insights (None: off)
 
@@ -129,6 +132,10 @@ class Recommender:
     def trends(self) -> TrendCounts:
         return self.shared.trends if self.shared is not None else self.own_trends
 
+    @property
+    def first_views(self) -> FirstViews:
+        return self.shared.first_views if self.shared is not None else self.own_first_views
+
     # ---------------------------------------------------------------- partitions
 
     def assign(self, partition: int) -> int | None:
@@ -146,15 +153,17 @@ class Recommender:
         wall = self.clock()
         for video, score, at, total in rows.popularity:  # a row stored by an unbounded build is brought back
             pop.load(video, score, min(at, wall), total)
-        cov, nxt, trends = CoVisitation(), Transitions(), TrendCounts()
-        for table, neighbour_rows in ((cov, rows.covisit), (nxt, rows.transitions), (trends, rows.trends)):
+        cov, nxt, trends, first = CoVisitation(), Transitions(), TrendCounts(), FirstViews()
+        for table, neighbour_rows in ((cov, rows.covisit), (nxt, rows.transitions), (trends, rows.trends),
+                                      (first, rows.first_views)):
             for video, row in neighbour_rows:
                 table.counts[video] = dict(row)
         ranker = Ranker.from_bytes(*rows.ranker) if rows.ranker else Ranker(self.prior.copy())
         if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
             ranker = Ranker(self.prior.copy())
         users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
-        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store, transitions=nxt, trends=trends)
+        state = PartitionState(users, pop, cov, ranker, rows.next_offset, store, transitions=nxt, trends=trends,
+                               first_views=first)
         self._drop_foreign_vectors(state, rows.model_version, partition)
         old = self.partitions.pop(partition, None)
         if old is not None:
@@ -226,18 +235,20 @@ class Recommender:
         if len(self.partitions) == 1:
             [st] = self.partitions.values()
             self.own_popularity, self.own_covisit, self.own_transitions = st.popularity, st.covisit, st.transitions
-            self.own_trends = st.trends
+            self.own_trends, self.own_first_views = st.trends, st.first_views
             return
         self.own_popularity = Popularity(self.settings.popularity_half_life_s)
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
         self.own_trends = TrendCounts()
+        self.own_first_views = FirstViews()
         for p in sorted(self.partitions):
             st = self.partitions[p]
             self.own_popularity.merge(st.popularity)
             self.own_covisit.merge(st.covisit)
             self.own_transitions.merge(st.transitions)
             self.own_trends.merge(st.trends)
+            self.own_first_views.merge(st.first_views)
 
     # ---------------------------------------------------------------- events
 
@@ -274,11 +285,15 @@ class Recommender:
             keys = keys_of(info.topic, info.concepts) if info is not None else []
             for a, b, _ in st.trends.add(keys, ts):
                 st.dirty_trends[a].add(b)
+            if info is not None:
+                st.first_views.add(event.video_id, ts, info.created_at, st.dirty_first)
             if self.shared is None and self.own_covisit is not st.covisit:  # one process: the merged view follows
                 self.own_popularity.add(event.video_id, applied.weight, ts)
                 self.own_covisit.add(event.video_id, applied.positive_before)
                 self.own_transitions.add(event.video_id, applied.positive_before)
                 self.own_trends.add(keys, ts)
+                if info is not None:
+                    self.own_first_views.add(event.video_id, ts, info.created_at)
         return applied
 
     # ---------------------------------------------------------------- learning to rank
@@ -337,19 +352,20 @@ class Recommender:
             raise ValueError(f"partition {partition} has no position to store")
         st.next_offset = next_offset
         users_, videos = set(st.dirty_users), set(st.dirty_videos)
-        pairs, next_pairs, trend_pairs = st.dirty_rows, st.dirty_next, st.dirty_trends
+        pairs, next_pairs, trend_pairs, first_pairs = st.dirty_rows, st.dirty_next, st.dirty_trends, st.dirty_first
         st.dirty_rows, st.dirty_next, st.dirty_trends = defaultdict(set), defaultdict(set), defaultdict(set)
+        st.dirty_first = defaultdict(set)
         if full:
-            covisit, transitions, trends = ([(a, dict(row)) for a, row in table.counts.items() if row]
-                                            for table in (st.covisit, st.transitions, st.trends))
+            covisit, transitions, trends, first = ([(a, dict(row)) for a, row in table.counts.items() if row]
+                                                   for table in (st.covisit, st.transitions, st.trends, st.first_views))
         else:
             covisit, transitions = _patches(st.covisit, pairs), _patches(st.transitions, next_pairs)
-            trends = _patches(st.trends, trend_pairs)
+            trends, first = _patches(st.trends, trend_pairs), _patches(st.first_views, first_pairs)
         ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
         rows = Rows(users=[(u, *st.users[u].to_row()) for u in (st.users if full else users_)],
                     popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0))
                                 for v in (st.popularity.scores if full else videos)],
-                    covisit=covisit, transitions=transitions, trends=trends,
+                    covisit=covisit, transitions=transitions, trends=trends, first_views=first,
                     ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
         was_dirty = st.ranker_dirty
         st.ranker_dirty = False
@@ -359,7 +375,8 @@ class Recommender:
         def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
             st.dirty_users |= users_
             st.dirty_videos |= videos
-            for dirty, failed in ((st.dirty_rows, pairs), (st.dirty_next, next_pairs), (st.dirty_trends, trend_pairs)):
+            for dirty, failed in ((st.dirty_rows, pairs), (st.dirty_next, next_pairs), (st.dirty_trends, trend_pairs),
+                                  (st.dirty_first, first_pairs)):
                 for a, bs in failed.items():
                     dirty[a] |= bs
             st.ranker_dirty = st.ranker_dirty or was_dirty

@@ -11,11 +11,12 @@ import numpy as np
 
 from services.recommender import metrics
 from services.recommender.core.catalogue import VideoInfo, unit
-from services.recommender.core.reach import ReachCount, suggestions
+from services.recommender.core.reach import ReachCount, first_day_views, suggestions
+from services.recommender.core.stats import FirstViews
 from services.recommender.engine import Recommender
 from services.recommender.reach_index import active_since
 from shared.events import InsightsCompleted
-from shared.insights import InsightsPart, ReachPart, Suggestion
+from shared.insights import FirstDayPart, InsightsPart, ReachPart, Suggestion
 
 log = logging.getLogger(__name__)
 SIMILAR = 50  # similar videos the suggestions are drawn from
@@ -55,11 +56,15 @@ def part_for(rec: Recommender, vector: np.ndarray, info: VideoInfo, partitions: 
     tags, words = suggestions(similar, {v: infos[v].tags for v, _ in similar if v in infos},
                               {v: infos[v].title for v, _ in similar if v in infos}, rec.popularity.totals)
     out = lambda items: [Suggestion(text=x.text, score=x.score, evidence=list(x.evidence)) for x in items]
+    first = first_day_views(similar, {v: infos[v].created_at for v, _ in similar if v in infos}, rec.first_views.views,
+                            now, FirstViews.WINDOW_S)
     return InsightsPart(
         video_id=own, creator_id=info.creator_id, topic=info.topic, title=info.title, concepts=list(info.concepts),
         covers=list(info.covers), reach=ReachPart(total=count.total, by_topic=count.by_topic, hours=count.hours,
                                                   active_users=count.active_users, partitions=sorted(partitions)),
         tags=out(tags), title_words=out(words), similar_videos=len(similar), top_k=s.insights_top_k,
+        first_day=None if first is None else FirstDayPart(views=round(first.views, 2), total=first.total,
+                                                          peers=list(first.peers)),
         window_days=days)
 
 

@@ -32,6 +32,8 @@ class Rows:
     transitions: list[CovisitRow] = field(default_factory=list)
     trends: list[CovisitRow] = field(default_factory=list)
     """(``topic:<name>`` or ``concept:<name>``, {bucket: views}): ``stats.TrendCounts``, stored like neighbour rows."""
+    first_views: list[CovisitRow] = field(default_factory=list)
+    """(video_id, {"views": its first day's views}): ``stats.FirstViews``, stored like neighbour rows."""
     ranker: tuple[bytes, int] | None = None
     """(weights as float64 bytes, updates), None: unchanged (a delta) or never learned."""
     next_offset: int | None = None
@@ -41,14 +43,14 @@ class Rows:
 
     def __len__(self) -> int:
         return len(self.users) + len(self.popularity) + len(self.covisit) + len(self.transitions) + \
-            len(self.trends) + (self.ranker is not None)
+            len(self.trends) + len(self.first_views) + (self.ranker is not None)
 
     @property
     def entries(self) -> int:
         """What the rows hold, counted in users, videos' popularity, neighbour pairs and the ranker."""
         return len(self.users) + len(self.popularity) + (self.ranker is not None) + \
             sum(len(row) for _, row in self.covisit) + sum(len(row) for _, row in self.transitions) + \
-            sum(len(row) for _, row in self.trends)
+            sum(len(row) for _, row in self.trends) + len(self.first_views)
 
     def fold(self, later: Rows) -> None:
         """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key,
@@ -59,7 +61,7 @@ class Rows:
                 merged.update((row[0], row) for row in theirs)
                 mine[:] = merged.values()
         for mine_rows, patches in ((self.covisit, later.covisit), (self.transitions, later.transitions),
-                                   (self.trends, later.trends)):
+                                   (self.trends, later.trends), (self.first_views, later.first_views)):
             if patches:
                 rows = {video: dict(row) for video, row in mine_rows}
                 for video, patch in patches:

@@ -9,7 +9,7 @@ clustered tables (``WITHOUT ROWID``: one b-tree, about a third less per pair wri
 them; a delta writes only the pairs that changed (``rows.py``). A file of schema 2 is upgraded in place:
 its transitions start empty and fill from the events applied after the upgrade; older files are refused. The
 trends table (views per topic and concept in 10-minute buckets) is added to a file of schema 3 when this build
-opens it (an empty table: the counts start from the events applied after).
+opens it (an empty table: the counts start from the events applied after), and so is the first-day views table.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT
 CREATE TABLE IF NOT EXISTS covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trends (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS first_views (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
 """
 
@@ -79,7 +80,7 @@ class PartitionStore:
         return Rows(users=list(db.execute("SELECT user_id, meta, long, short, negative FROM users")),
                     popularity=list(db.execute("SELECT video_id, score, at, total FROM popularity")),
                     covisit=self._neighbour_rows("covisit"), transitions=self._neighbour_rows("transitions"),
-                    trends=self._neighbour_rows("trends"),
+                    trends=self._neighbour_rows("trends"), first_views=self._neighbour_rows("first_views"),
                     ranker=db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone(),
                     next_offset=self.next_offset(), model_version=self.model_version())
 
@@ -97,12 +98,12 @@ class PartitionStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             if full:
-                for table in ("users", "popularity", "covisit", "transitions", "trends", "ranker"):
+                for table in ("users", "popularity", "covisit", "transitions", "trends", "first_views", "ranker"):
                     db.execute(f"DELETE FROM {table}")  # the table names of this module
             db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", rows.users)
             db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?)", rows.popularity)
             for table, neighbour_rows in (("covisit", rows.covisit), ("transitions", rows.transitions),
-                                          ("trends", rows.trends)):
+                                          ("trends", rows.trends), ("first_views", rows.first_views)):
                 pairs = [(a, b, w) for a, row in neighbour_rows for b, w in row.items()]
                 db.executemany(f"DELETE FROM {table} WHERE a = ? AND b = ?", [(a, b) for a, b, w in pairs if not w])
                 db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", [p for p in pairs if p[2]])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.recommender.core.ranker import Ranker, blend
-from services.recommender.core.stats import CoVisitation, Popularity, Transitions, TrendCounts
+from services.recommender.core.stats import CoVisitation, FirstViews, Popularity, Transitions, TrendCounts
 from services.recommender.rows import CovisitRow, Rows, patch_row
 
 
@@ -67,6 +67,8 @@ class GlobalStats:
         self._transitions = MergedRows(self.transitions)
         self.trends = TrendCounts()
         self._trends = MergedRows(self.trends)
+        self.first_views = FirstViews()
+        self._first_views = MergedRows(self.first_views)
         self.rankers: dict[int, Ranker] = {}
         self._weights: np.ndarray | None = None
 
@@ -83,6 +85,7 @@ class GlobalStats:
         self._covisit.apply(partition, rows.covisit, full)
         self._transitions.apply(partition, rows.transitions, full)
         self._trends.apply(partition, rows.trends, full)
+        self._first_views.apply(partition, rows.first_views, full)
         if rows.ranker is not None:
             ranker = Ranker.from_bytes(*rows.ranker)
             if len(ranker.weights) == len(self.prior):  # a build with other features: its weights do not apply

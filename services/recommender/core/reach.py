@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,3 +117,28 @@ def suggestions(similar: Sequence[tuple[str, float]], tags: Mapping[str, Sequenc
                 for t in ranked]
 
     return rank(tags), rank({v: words(titles.get(v, "")) for v, _ in similar})
+
+
+FIRST_DAY_PEERS = 20  # similar videos past their first day that a first-day estimate averages
+
+
+@dataclass(frozen=True)
+class FirstDay:
+    """A first-day views estimate: the mean of the peers' own first days, and which videos they are."""
+    views: float
+    total: float  # the peers' first-day views summed (what the privacy floor is checked on)
+    peers: tuple[str, ...]  # most similar first
+
+
+def first_day_views(similar: Sequence[tuple[str, float]], created_at: Mapping[str, float],
+                    views: Callable[[str], float], now: float, window_s: float,
+                    peers: int = FIRST_DAY_PEERS) -> FirstDay | None:
+    """A new video's first-day views, estimated from ``similar`` videos (id, similarity; most similar first)
+    whose first day is over (published at least ``window_s`` before ``now``): the mean of what the ``peers``
+    most similar of them got on theirs. Calibrated in that it is counted in the unit it forecasts (observed
+    first-day views), not a score. None: no similar video has had its first day yet."""
+    done = [v for v, _ in similar if v in created_at and created_at[v] + window_s <= now][:peers]
+    if not done:
+        return None
+    counts = [views(v) for v in done]
+    return FirstDay(float(np.mean(counts)), float(sum(counts)), tuple(done))

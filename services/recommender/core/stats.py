@@ -197,3 +197,28 @@ class TrendCounts(CoVisitation):
             value = row[name] = row.get(name, 0.0) + 1.0
             changed.append((key, name, value))
         return changed
+
+
+class FirstViews(CoVisitation):
+    """Each video's engaged views in its first ``WINDOW_S`` after publication (its ``created_at``):
+    ``counts[video] = {"views": n}``, whole numbers, stored, merged across partitions and restored as
+    co-visitation rows are (a row per video). What similar videos did on their first day is what the reach
+    forecast calibrates a new video's first-day views by (``reach.first_day_views``)."""
+
+    WINDOW_S = 86400.0
+    COLUMN = "views"
+
+    def __init__(self) -> None:
+        super().__init__(max_neighbours=1)
+
+    def add(self, video: str, ts: float, created_at: float,  # type: ignore[override]
+            dirty: Dirty | None = None) -> None:
+        """One engaged view of ``video`` at ``ts``: counted when it falls in the video's first day."""
+        if 0.0 <= ts - created_at < self.WINDOW_S:
+            row = self.counts[video]
+            row[self.COLUMN] = row.get(self.COLUMN, 0.0) + 1.0
+            if dirty is not None:
+                dirty[video].add(self.COLUMN)
+
+    def views(self, video: str) -> float:
+        return self.counts.get(video, {}).get(self.COLUMN, 0.0)

@@ -13,6 +13,7 @@ from services.recommender.core.reach import (
     NO_BAR,
     brute_force,
     favourite_topic,
+    first_day_views,
     kth_similarity,
     suggestions,
     tally,
@@ -22,7 +23,7 @@ from services.recommender.engine import Recommender
 from services.recommender.insights import insights_part
 from services.recommender.reach_index import ReachIndex
 from shared.events import WatchEvent
-from shared.insights import InsightsPart, ReachPart, combine
+from shared.insights import FirstDayPart, InsightsPart, ReachPart, combine
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
 
@@ -159,3 +160,32 @@ def test_combine_sums_replicas_once_per_partition_and_says_what_is_missing():
     assert small.reach.users is None and "withheld" in small.reach.reason and "3" not in small.reach.reason
     nobody = combine([part(0, 0, [0], {})], floor=10, partitions=1)
     assert nobody.reach.users == 0 and "no users active" in nobody.reach.reason
+
+
+def test_first_day_views_average_the_most_similar_videos_past_their_first_day():
+    day = 86400.0
+    now = 10 * day
+    similar = [("new", 0.99), ("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", 0.6)]
+    created = {"new": now - 3600, "a": now - 2 * day, "b": now - 5 * day, "c": now - day, "d": now - 9 * day}
+    views = {"a": 10.0, "b": 30.0, "c": 50.0, "d": 1000.0}.get
+    got = first_day_views(similar, created, lambda v: views(v, 0.0), now, day, peers=3)
+    assert got is not None and got.peers == ("a", "b", "c"), "'new' is still in its first day; d is the 4th"
+    assert got.views == pytest.approx(30.0) and got.total == 90.0
+    assert first_day_views([("new", 0.9)], created, lambda v: 0.0, now, day) is None, "no peer has had its day"
+    assert first_day_views(similar, {}, lambda v: 0.0, now, day) is None, "videos the catalogue does not know"
+
+
+def test_the_first_day_estimate_is_published_from_any_replica_and_withheld_under_the_floor():
+    def part(views: float, total: float) -> InsightsPart:
+        return InsightsPart(video_id="v", creator_id="c", reach=ReachPart(total=0, active_users=0, partitions=[0]),
+                            first_day=FirstDayPart(views=views, total=total, peers=["a", "b"]))
+
+    shown = combine([InsightsPart(video_id="v", creator_id="c", reach=ReachPart(total=0, partitions=[1])),
+                     part(12.5, 25)], floor=10, partitions=2).first_day_views
+    assert shown.views == 12.5 and shown.peers == ["a", "b"] and "2 most similar" in shown.reason
+    hidden = combine([part(2.5, 5)], floor=10, partitions=1).first_day_views
+    assert hidden.views is None and hidden.peers == [] and "privacy floor" in hidden.reason
+    assert "5" not in hidden.reason.replace("floor of 10", ""), "the reason never states the figure"
+    none = combine([InsightsPart(video_id="v", creator_id="c", reach=ReachPart(total=0, partitions=[0]))],
+                   floor=10, partitions=1).first_day_views
+    assert none.views is None and "first day" in none.reason

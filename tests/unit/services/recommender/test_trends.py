@@ -1,5 +1,6 @@
 """Trends: views per topic and concept in time buckets, what counts as rising, and the counts kept with the
-partition's state (local file, changelog, the merged view of every partition)."""
+partition's state (local file, changelog, the merged view of every partition); each video's first-day views, kept
+the same way."""
 
 from __future__ import annotations
 
@@ -77,4 +78,36 @@ def test_trend_counts_are_stored_restored_and_merged(catalogue, tmp_path):
     again.assign(1)
     assert again.trends.counts == expected  # the local files
     assert PartitionStore(tmp_path / "state", "watch.events", 0).load().trends
+    again.close()
+
+
+def test_first_day_views_count_only_a_videos_first_day_and_are_stored_restored_and_merged(catalogue, tmp_path):
+    """Each video's views in its first 24 hours: what the first-day estimate of similar new videos averages."""
+    published = datetime.now(UTC) - timedelta(days=3)
+    for info in list(catalogue.info.values()):
+        catalogue.info[info.video_id] = VideoInfo(info.video_id, info.topic, info.creator_id, published.timestamp(),
+                                                  None, info.title)
+    rec = Recommender(RecommenderSettings(state_dir=tmp_path / "state"), catalogue, "watch.events")
+    rec.assign(0)
+    rec.assign(1)
+    hours = [1, 5, 23, 25, 47, -1]  # after publication: the first three are its first day, the rest are not
+    for i, h in enumerate(hours):
+        rec.apply(WatchEvent(user_id=f"u{i}", video_id="v0", action="like", ts=published + timedelta(hours=h)), i % 2)
+    rec.apply(WatchEvent(user_id="u9", video_id="v1", action="skip", ts=published + timedelta(hours=1)), 0)
+    assert rec.first_views.views("v0") == 3 and rec.first_views.views("v1") == 0, "engaged views only"
+
+    merged = GlobalStats(3600, rec.prior)
+    for p in (0, 1):
+        snap = rec.snapshot(p, next_offset=10, full=True)
+        snap.write()
+        back = Rows()
+        for key, value in encode_rows(snap.rows):
+            decode_row(key, value, back)
+        merged.apply(p, back, full=True)
+    assert merged.first_views.views("v0") == 3  # the changelog's view: both partitions summed
+    rec.close()
+    again = Recommender(RecommenderSettings(state_dir=tmp_path / "state"), catalogue, "watch.events")
+    again.assign(0)
+    again.assign(1)
+    assert again.first_views.views("v0") == 3  # the local files
     again.close()
