@@ -47,6 +47,20 @@ def test_keys_are_the_topic_and_the_strongest_concepts():
     assert keys_of(None, ()) == []
 
 
+def stored_and_merged(rec: Recommender, next_offset: int) -> GlobalStats:
+    """Each partition of ``rec`` stored whole in its local file, and read back through the changelog's encoding
+    into the view every replica merges."""
+    merged = GlobalStats(3600, rec.prior)
+    for p in sorted(rec.partitions):
+        snap = rec.snapshot(p, next_offset=next_offset, full=True)
+        snap.write()
+        back = Rows()
+        for key, value in encode_rows(snap.rows):
+            decode_row(key, value, back)
+        merged.apply(p, back, full=True)
+    return merged
+
+
 def test_trend_counts_are_stored_restored_and_merged(catalogue, tmp_path):
     now = datetime.now(UTC)
     for info in list(catalogue.info.values()):  # the fixture's videos, with concepts
@@ -61,14 +75,7 @@ def test_trend_counts_are_stored_restored_and_merged(catalogue, tmp_path):
     views = sum(rec.trends.counts["concept:tabby"].values())
     assert views == 30 and sum(sum(r.values()) for k, r in rec.trends.counts.items() if k.startswith("topic:")) == 30
 
-    merged = GlobalStats(3600, rec.prior)
-    for p in (0, 1):
-        snap = rec.snapshot(p, next_offset=15, full=True)
-        snap.write()
-        back = Rows()
-        for key, value in encode_rows(snap.rows):
-            decode_row(key, value, back)
-        merged.apply(p, back, full=True)
+    merged = stored_and_merged(rec, 15)
     assert merged.trends.counts == rec.trends.counts  # the changelog's view: every partition summed
 
     expected = {k: dict(r) for k, r in rec.trends.counts.items()}
@@ -96,14 +103,7 @@ def test_first_day_views_count_only_a_videos_first_day_and_are_stored_restored_a
     rec.apply(WatchEvent(user_id="u9", video_id="v1", action="skip", ts=published + timedelta(hours=1)), 0)
     assert rec.first_views.views("v0") == 3 and rec.first_views.views("v1") == 0, "engaged views only"
 
-    merged = GlobalStats(3600, rec.prior)
-    for p in (0, 1):
-        snap = rec.snapshot(p, next_offset=10, full=True)
-        snap.write()
-        back = Rows()
-        for key, value in encode_rows(snap.rows):
-            decode_row(key, value, back)
-        merged.apply(p, back, full=True)
+    merged = stored_and_merged(rec, 10)
     assert merged.first_views.views("v0") == 3  # the changelog's view: both partitions summed
     rec.close()
     again = Recommender(RecommenderSettings(state_dir=tmp_path / "state"), catalogue, "watch.events")
