@@ -33,7 +33,9 @@ def env(tmp_path_factory):
         settings = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "CLIPSTREAM_FETCH_MEDIA_ROOT": str(media),
             "CLIPSTREAM_QDRANT_DATA_DIR": str(root / "qdrant"), "CLIPSTREAM_ENCODER_ARTEFACTS_DIR": str(root / "artefacts"),
-            "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000", "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200",
+            # a member that stops leaves the group; 6 s only for one that cannot heartbeat (a 1 s session let a
+            # CPU-starved restart rebalance over and over past its readiness wait, twice in CI under load)
+            "CLIPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000", "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         }
         encoder = ServiceProcess("encoder", free_port(), env=settings, log_path=root / "encoder.log")
         encoder.start()
@@ -108,7 +110,7 @@ async def test_uploads_become_points_and_events_and_repeats_stay_one_point(env):
         finally:
             store.close()
     finally:
-        env["encoder"].start()
+        env["encoder"].start(timeout_s=180)  # a restart waits for the group to rebalance onto it
 
 
 BAD_SOURCES = {
