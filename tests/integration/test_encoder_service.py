@@ -96,22 +96,6 @@ async def test_uploads_become_points_and_events_and_repeats_stay_one_point(env):
     assert 'clipstream_encoder_videos_total{outcome="embedded"}' in metrics
     assert 'clipstream_encoder_stage_duration_seconds_count{stage="decode"}' in metrics
 
-    env["encoder"].stop()  # the embedded shard belongs to one process: stop it to look inside
-    try:
-        # the model version's own collection, under the service's folder of the data dir
-        store = EdgeVectorStore(env["root"] / "qdrant" / "encoder" / f"videos-{model_id(version)}", dim)
-        try:
-            assert store.count() == 4, "re-publishing an upload leaves one point"
-            [point] = store.get(["vid-0"])
-            assert point.payload["topic"] == "sports" and point.payload["creator_id"] == "creator-1"
-            assert point.payload["model_version"] == events[0].model_version
-            flagged = [p.payload["duplicate_of"] for p in store.get(["vid-0", "vid-copy"])]
-            assert sorted(map(str, flagged)) in (["None", "vid-0"], ["None", "vid-copy"])
-        finally:
-            store.close()
-    finally:
-        env["encoder"].start(timeout_s=180)  # a restart waits for the group to rebalance onto it
-
 
 BAD_SOURCES = {
     "path traversal": ("../../etc/passwd", "unsafe_source"),
@@ -167,3 +151,26 @@ async def _all_events(bootstrap: str, topic: str) -> list[dict]:
         return [json.loads(r.value) for records in batch.values() for r in records]
     finally:
         await consumer.stop()
+
+
+async def test_the_shard_holds_one_point_per_upload_after_a_repeat(env):
+    """Last in this module: it stops the encoder for good (the embedded shard belongs to one process). Restarting
+    the encoder after this process had opened and closed its shard hung in CI (twice on 2026-11-30, never when run
+    alone); not restarting here keeps that out of the other tests while it is looked into."""
+    events = [VideoEmbedded.model_validate(e) for e in await _all_events(env["broker"].bootstrap,
+                                                                         topics.VIDEOS_EMBEDDED.name)]
+    version, dim = events[0].model_version, len(events[0].vector)
+    embedded = {e.video_id for e in events}  # the first test's four (one of them twice) and the good-after-bad one
+    env["encoder"].stop()
+    # the model version's own collection, under the service's folder of the data dir
+    store = EdgeVectorStore(env["root"] / "qdrant" / "encoder" / f"videos-{model_id(version)}", dim)
+    try:
+        assert len(events) == len(embedded) + 1 and store.count() == len(embedded), \
+            "re-publishing an upload leaves one point"
+        [point] = store.get(["vid-0"])
+        assert point.payload["topic"] == "sports" and point.payload["creator_id"] == "creator-1"
+        assert point.payload["model_version"] == version
+        flagged = [p.payload["duplicate_of"] for p in store.get(["vid-0", "vid-copy"])]
+        assert sorted(map(str, flagged)) in (["None", "vid-0"], ["None", "vid-copy"])
+    finally:
+        store.close()
