@@ -283,8 +283,7 @@ class Recommender:
             st.sessions.update(event.user_id, recent_before, user.recent_positive)
             info = self.catalogue.info.get(event.video_id)
             keys = keys_of(info.topic, info.concepts) if info is not None else []
-            for a, b, _ in st.trends.add(keys, ts):
-                st.dirty_trends[a].add(b)
+            st.trends.add(keys, ts, dirty=st.dirty_trends)
             if info is not None:
                 st.first_views.add(event.video_id, ts, info.created_at, st.dirty_first)
             if self.shared is None and self.own_covisit is not st.covisit:  # one process: the merged view follows

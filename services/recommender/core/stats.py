@@ -184,18 +184,27 @@ class TrendCounts(CoVisitation):
         super().__init__(max_neighbours=keep)
         self.keep = keep
 
-    def add(self, keys: list[str], ts: float) -> list[tuple[str, str, float]]:  # type: ignore[override]
+    def add(self, keys: list[str], ts: float,  # type: ignore[override]
+            dirty: Dirty | None = None) -> list[tuple[str, str, float]]:
+        """The changed pairs as :meth:`CoVisitation.add` gives them (with ``dirty``: into it instead)."""
         bucket = int(ts // self.BUCKET_S)
         name = str(bucket)
         changed: list[tuple[str, str, float]] = []
         for key in keys:
             row = self.counts[key]
             if name not in row:  # a new bucket: the row's expired ones go (once per bucket, not per event)
-                for old in [b for b in row if int(b) <= bucket - self.keep]:
+                expired = [b for b in row if int(b) <= bucket - self.keep]
+                for old in expired:
                     del row[old]
-                    changed.append((key, old, 0.0))
+                if dirty is None:
+                    changed.extend((key, old, 0.0) for old in expired)
+                else:
+                    dirty[key].update(expired)
             value = row[name] = row.get(name, 0.0) + 1.0
-            changed.append((key, name, value))
+            if dirty is None:
+                changed.append((key, name, value))
+            else:
+                dirty[key].add(name)
         return changed
 
 
