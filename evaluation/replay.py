@@ -201,17 +201,30 @@ class BaselineSystem:
     def __init__(self, model: ScoreBaseline) -> None:
         self.model = model
         self.name = model.name
+        self._ties = np.zeros(0)  # the shared tiebreak of model.items, extended as items are added
 
     def rank(self, user: str, k: int, exclude: set[str], now: float, tiebreak: dict[str, int] | None = None) -> list[str]:
         items = self.model.items
-        scores = np.asarray(self.model.scores(user, now), float)[: len(items)].copy()
+        n = len(items)
+        scores = np.asarray(self.model.scores(user, now), float)[:n].copy()
         for item in exclude:
             i = self.model.index.get(item)
             if i is not None:
                 scores[i] = -np.inf
-        ties = np.fromiter((tiebreak[it] for it in items), float, len(items)) if tiebreak else np.arange(len(items))
-        order = np.lexsort((ties, -scores))  # highest score first, ties by the shared order
+        ties = self._tiebreak(items, tiebreak)
+        # the top k by (score, tiebreak) as a full sort would give them, sorting only those at or above the k-th
+        # largest score (every item tied with it included, so the tiebreak still decides among them)
+        cand = np.flatnonzero(scores >= np.partition(scores, n - k)[n - k]) if n > k else np.arange(n)
+        order = cand[np.lexsort((ties[cand], -scores[cand]))]
         return [items[i] for i in order[:k] if np.isfinite(scores[i])]
+
+    def _tiebreak(self, items: list[str], tiebreak: dict[str, int] | None) -> np.ndarray:
+        if len(self._ties) < len(items):  # items only grow: the new tail's ranks
+            tail = items[len(self._ties):]
+            new = (np.fromiter((tiebreak[it] for it in tail), float, len(tail)) if tiebreak
+                   else np.arange(len(self._ties), len(items), dtype=float))
+            self._ties = np.concatenate([self._ties, new])
+        return self._ties[:len(items)]
 
     def update(self, ev: Interaction) -> None:
         self.model.update(ev.user, ev.item, ev.weight, ev.ts)

@@ -98,6 +98,23 @@ def test_popularity_decays_and_tolerates_late_events():
     assert many.tolist() == pytest.approx([pop.score("b", t + 3600), 0.0, pop.score("a", t + 3600)])
 
 
+def test_trending_top_is_nlargest_of_the_decayed_scores_ties_in_arrival_order():
+    """top() ranks in one numpy pass; it must give what heapq.nlargest over score() gives, ties included."""
+    import heapq
+
+    rng = np.random.default_rng(3)
+    pop = Popularity(half_life_s=3600)
+    for i in range(400):  # few distinct weights and times: many exact ties, and a late event now and then
+        pop.add(f"v{rng.integers(150)}", float(rng.integers(1, 3)), float(rng.choice([0, 600, 1200, 900 - 600 * (i % 7 == 0)])))
+    pop.replace("v3", [(2.0, 1200.0, 2.0)])  # moved to the end of the arrival order, as a merge does
+    for now, n in ((1200.0, 10), (5000.0, 40), (1200.0, 149), (1200.0, 500), (800.0, 1)):
+        expected = heapq.nlargest(n, ((v, pop.score(v, now)) for v in pop.scores), key=lambda x: x[1])
+        got = pop._ranked(n, now)
+        assert [v for v, _ in got] == [v for v, _ in expected]
+        assert np.allclose([s for _, s in got], [s for _, s in expected], rtol=1e-12)
+    assert pop._ranked(0, 1200.0) == [] and Popularity(60)._ranked(5, 0.0) == []
+
+
 def test_covisitation_is_symmetric():
     cov = CoVisitation()
     cov.add("c", ("a", "b"))
