@@ -294,7 +294,7 @@ class StylizationSettings(BaseSettings):
 SCORER_WEIGHTS: dict[str, float] = {
     "long": 1.0, "short": 1.0, "negative": 0.8, "trending": 0.3, "popularity": 0.3, "covisit": 1.0,
     "covisit_last": 0.5, "fresh": 0.1, "young": 0.0, "covisit_recent": 0.0, "topic": 0.0, "sequential": 1.0,
-    "session_knn": 2.0,
+    "session_knn": 2.0, "hot": 0.0,
 }
 """The recommender's prior scorer weights, keyed by feature name (``services/recommender/core/features.py``
 FEATURES; a test keeps the two in step)."""
@@ -317,6 +317,8 @@ class RecommenderSettings(BaseSettings):
     """A pause this long (or a new session_id) starts a new session vector."""
     popularity_half_life_s: float = Field(30 * 86400.0, gt=0)
     """Half-life of the time-decayed popularity counts (trending)."""
+    hot_half_life_s: float = Field(86400.0, gt=0)
+    """Half-life of the short-term popularity kept beside them (hot: what is popular today)."""
     fresh_window_s: float = Field(24 * 3600.0, gt=0)
     """Uploads younger than this are candidates for exploration ("new")."""
     seen_limit: int = Field(2000, ge=10)
@@ -326,7 +328,7 @@ class RecommenderSettings(BaseSettings):
     scorer_weights: dict[str, float] = Field(default_factory=lambda: dict(SCORER_WEIGHTS))
     """Scorer weight of each ranking feature, as JSON; names left out keep their default, unknown names are
     refused. long, short: similarity to the long-term and session vectors; negative: to the negative vector
-    (subtracted); trending, popularity: decayed and all-time popularity; covisit, covisit_last,
+    (subtracted); trending, popularity, hot: decayed (hot: over about a day) and all-time popularity; covisit, covisit_last,
     covisit_recent: co-visitation votes from recent items, the last item, the last 3; fresh, young: new
     uploads, youth on a log scale; topic: share of recent positives in the candidate's topic; sequential: what
     users watched next after the last 3 positives (sequential rules); session_knn: votes of users whose recent

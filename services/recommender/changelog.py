@@ -120,8 +120,8 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
     out = []
     for user_id, meta, long, short, negative in rows.users:
         out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
-    for video, score, at, total in rows.popularity:
-        out.append((b"p/" + video.encode(), json.dumps([score, at, total]).encode()))
+    for video, *entry in rows.popularity:
+        out.append((b"p/" + video.encode(), json.dumps(entry).encode()))
     for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions), (b"h/", rows.trends),
                                  (b"f/", rows.first_views)):
         for video, row in neighbour_rows:
@@ -144,8 +144,11 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
                     raise ChangelogError("a user row whose fields are not an object")
                 into.users.append((name.decode(), meta, long, short, negative))
         elif kind == b"p":
-            score, at, total = (float(x) for x in json.loads(value))
-            into.popularity.append((name.decode(), score, at, total))
+            entry = [float(x) for x in json.loads(value)]
+            if len(entry) == 3:  # written by a build without hot scores
+                entry.append(0.0)
+            score, at, total, hot = entry
+            into.popularity.append((name.decode(), score, at, total, hot))
         elif kind in _NEIGHBOUR_KINDS:
             table = getattr(into, _NEIGHBOUR_KINDS[kind])
             table.append((name.decode(), decode_neighbours(value)))

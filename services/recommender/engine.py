@@ -107,8 +107,8 @@ class Recommender:
         self.partitions: dict[int, PartitionState] = {}
         self.user_partition: dict[str, int] = {}
         self.prior = np.array([settings.scorer_weights[f] for f in FEATURES], float)
-        self.shared = GlobalStats(settings.popularity_half_life_s, self.prior) if shared_stats else None
-        self.own_popularity = Popularity(settings.popularity_half_life_s)
+        self.shared = GlobalStats(settings.popularity_half_life_s, self.prior, settings.hot_half_life_s) if shared_stats else None
+        self.own_popularity = Popularity(settings.popularity_half_life_s, settings.hot_half_life_s)
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
         self.own_trends = TrendCounts()
@@ -149,10 +149,10 @@ class Recommender:
 
     def install(self, partition: int, rows: Rows, store: PartitionStore | None = None) -> PartitionState:
         """Hold ``partition`` with the state in ``rows`` (restored from wherever); ``store``: its local file."""
-        pop = Popularity(self.settings.popularity_half_life_s)
+        pop = Popularity(self.settings.popularity_half_life_s, self.settings.hot_half_life_s)
         wall = self.clock()
-        for video, score, at, total in rows.popularity:  # a row stored by an unbounded build is brought back
-            pop.load(video, score, min(at, wall), total)
+        for video, score, at, total, hot in rows.popularity:  # a row stored by an unbounded build is brought back
+            pop.load(video, score, min(at, wall), total, hot)
         cov, nxt, trends, first = CoVisitation(), Transitions(), TrendCounts(), FirstViews()
         for table, neighbour_rows in ((cov, rows.covisit), (nxt, rows.transitions), (trends, rows.trends),
                                       (first, rows.first_views)):
@@ -237,7 +237,7 @@ class Recommender:
             self.own_popularity, self.own_covisit, self.own_transitions = st.popularity, st.covisit, st.transitions
             self.own_trends, self.own_first_views = st.trends, st.first_views
             return
-        self.own_popularity = Popularity(self.settings.popularity_half_life_s)
+        self.own_popularity = Popularity(self.settings.popularity_half_life_s, self.settings.hot_half_life_s)
         self.own_covisit = CoVisitation()
         self.own_transitions = Transitions()
         self.own_trends = TrendCounts()
@@ -362,8 +362,7 @@ class Recommender:
             trends, first = _patches(st.trends, trend_pairs), _patches(st.first_views, first_pairs)
         ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
         rows = Rows(users=[(u, *st.users[u].to_row()) for u in (st.users if full else users_)],
-                    popularity=[(v, *st.popularity.scores[v], st.popularity.totals.get(v, 0.0))
-                                for v in (st.popularity.scores if full else videos)],
+                    popularity=[(v, *st.popularity.row(v)) for v in (st.popularity.scores if full else videos)],
                     covisit=covisit, transitions=transitions, trends=trends, first_views=first,
                     ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
         was_dirty = st.ranker_dirty

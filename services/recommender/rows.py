@@ -17,8 +17,8 @@ import orjson
 
 UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
 """(user_id, small fields as JSON, long, short, negative vectors as float32 bytes): ``UserState.to_row``."""
-PopularityRow = tuple[str, float, float, float]
-"""(video_id, decayed score, at, all-time total)."""
+PopularityRow = tuple[str, float, float, float, float]
+"""(video_id, decayed score, at, all-time total, hot score): ``Popularity.row``."""
 CovisitRow = tuple[str, dict[str, float]]
 """(video_id, {neighbour: weight}): a co-visitation row, or a transitions row (the videos watched after it);
 in a delta, a patch of it (weight 0: the pair is gone)."""

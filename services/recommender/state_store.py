@@ -20,14 +20,14 @@ from pathlib import Path
 from services.recommender.core.user_state import UserState
 from services.recommender.rows import Rows
 
-SCHEMA_VERSION = 3
-UPGRADABLE = {2}  # versions whose files this build upgrades in place (it only adds tables)
+SCHEMA_VERSION = 4
+UPGRADABLE = {2, 3}  # versions whose files this build upgrades in place (it only adds tables and the hot column)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB,
                                   negative BLOB);
 CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
-                                       total REAL NOT NULL);
+                                       total REAL NOT NULL, hot REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trends (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
@@ -59,6 +59,8 @@ class PartitionStore:
                     f"{SCHEMA_VERSION}. Move the file away (or delete it): the partition is then rebuilt from "
                     f"{topic} from the beginning, since its offsets are stored with the state.")
         self.db.executescript(SCHEMA)
+        if "hot" not in {r[1] for r in self.db.execute("PRAGMA table_info(popularity)")}:  # a version 2 or 3 file
+            self.db.execute("ALTER TABLE popularity ADD COLUMN hot REAL NOT NULL DEFAULT 0")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
     def next_offset(self) -> int | None:
@@ -78,7 +80,7 @@ class PartitionStore:
         """Everything stored, with the offset it reflects."""
         db = self.db
         return Rows(users=list(db.execute("SELECT user_id, meta, long, short, negative FROM users")),
-                    popularity=list(db.execute("SELECT video_id, score, at, total FROM popularity")),
+                    popularity=list(db.execute("SELECT video_id, score, at, total, hot FROM popularity")),
                     covisit=self._neighbour_rows("covisit"), transitions=self._neighbour_rows("transitions"),
                     trends=self._neighbour_rows("trends"), first_views=self._neighbour_rows("first_views"),
                     ranker=db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone(),
@@ -101,7 +103,7 @@ class PartitionStore:
                 for table in ("users", "popularity", "covisit", "transitions", "trends", "first_views", "ranker"):
                     db.execute(f"DELETE FROM {table}")  # the table names of this module
             db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", rows.users)
-            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?)", rows.popularity)
+            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?, ?)", rows.popularity)
             for table, neighbour_rows in (("covisit", rows.covisit), ("transitions", rows.transitions),
                                           ("trends", rows.trends), ("first_views", rows.first_views)):
                 pairs = [(a, b, w) for a, row in neighbour_rows for b, w in row.items()]

@@ -86,7 +86,7 @@ def dump(folder, partition: int) -> tuple[dict, dict, dict, int]:
         rows = store.load()
         pairs = {(kind, a, b): w for kind, table in (("c", rows.covisit), ("t", rows.transitions))
                  for a, row in table for b, w in row.items()}
-        return (store.users(), {v: (s, a, t) for v, s, a, t in rows.popularity}, pairs,
+        return (store.users(), {v: tuple(entry) for v, *entry in rows.popularity}, pairs,
                 rows.ranker[1] if rows.ranker else 0)
     finally:
         store.close()

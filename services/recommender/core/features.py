@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from services.recommender.core.feed import FeedContext
 
 FEATURES = ("long", "short", "negative", "trending", "popularity", "covisit", "covisit_last", "fresh", "young",
-            "covisit_recent", "topic", "sequential", "session_knn")
+            "covisit_recent", "topic", "sequential", "session_knn", "hot")
 RECENT = 20  # recent positive items that vote for co-visited candidates
 RECENCY = 0.9  # each older recent item's vote counts this much less
 POP_DAMPING = 0.3  # co-visit counts divided by popularity**this: popular items co-occur with everything
@@ -122,6 +122,7 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
 
     pop = ctx.popularity
     trending = _over(pop.scores_at(ids, ctx.now), pop.top_score(ctx.now))
+    hot = _over(pop.scores_at(ids, ctx.now, hot=True), pop.top_score(ctx.now, hot=True))
     popularity = _over(np.log1p(pop.totals_of(ids)), float(np.log1p(pop.peak_total)))
     votes = covisit_votes(ctx)
     covisit = np.fromiter(map(votes.get, ids, repeat(0.0)), float, n)
@@ -139,7 +140,7 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     knn_votes = session_votes(ctx)
     session_knn = np.fromiter(map(knn_votes.get, ids, repeat(0.0)), float, n)
     columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh,
-               young, covisit_recent, topic_share(ctx, ids), sequential, session_knn)
+               young, covisit_recent, topic_share(ctx, ids), sequential, session_knn, hot)
     return np.stack(columns, axis=1)
 
 

@@ -127,14 +127,20 @@ class SessionKNNSource:
 
 
 class TrendingSource:
+    """The most popular videos of the last weeks (trending), then of today (hot) not among them."""
+
     name = "trending"
 
     def fetch(self, ctx: FeedContext) -> list[Candidate]:
-        out = []
-        for video, _ in ctx.popularity.top(ctx.n, ctx.now):
-            info = ctx.catalogue.info.get(video)
-            topic = info.topic if info and info.topic else "all videos"
-            out.append(Candidate(video, self.name, f"trending in {topic}"))
+        out, found = [], set()
+        for hot, why in ((False, "trending in"), (True, "popular today in")):
+            for video, _ in ctx.popularity.top(ctx.n, ctx.now, hot):
+                if video in found:
+                    continue
+                found.add(video)
+                info = ctx.catalogue.info.get(video)
+                topic = info.topic if info and info.topic else "all videos"
+                out.append(Candidate(video, self.name, f"{why} {topic}"))
         return out
 
 

@@ -57,12 +57,12 @@ class MergedRows:
 
 
 class GlobalStats:
-    def __init__(self, half_life_s: float, prior: np.ndarray) -> None:
-        self.popularity = Popularity(half_life_s)
+    def __init__(self, half_life_s: float, prior: np.ndarray, hot_half_life_s: float = 86400.0) -> None:
+        self.popularity = Popularity(half_life_s, hot_half_life_s)
         self.covisit = CoVisitation()
         self.transitions = Transitions()
         self.prior = prior
-        self.pops: dict[int, dict[str, tuple[float, float, float]]] = {}
+        self.pops: dict[int, dict[str, tuple[float, float, float, float]]] = {}
         self._covisit = MergedRows(self.covisit)
         self._transitions = MergedRows(self.transitions)
         self.trends = TrendCounts()
@@ -81,7 +81,7 @@ class GlobalStats:
             pops.clear()
             if self.rankers.pop(partition, None) is not None and rows.ranker is None:
                 self._weights = None
-        pops.update((v, (score, at, total)) for v, score, at, total in rows.popularity)
+        pops.update((v, tuple(entry)) for v, *entry in rows.popularity)
         self._covisit.apply(partition, rows.covisit, full)
         self._transitions.apply(partition, rows.transitions, full)
         self._trends.apply(partition, rows.trends, full)

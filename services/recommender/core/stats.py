@@ -21,56 +21,76 @@ def _exp(x: float) -> float:
 
 class Popularity:
     """score(v) = sum of positive weights, each decayed by exp(-age / tau); lazily decayed per item.
-    ``totals`` keeps the undecayed sum (all-time popularity)."""
+    ``hot`` keeps the same sum at a short half-life (what is popular today), on the same clock as the score:
+    trends on a short-video platform come and go within a day, and the scorer learns how much that says
+    where a month's trend says little. ``totals`` keeps the undecayed sum (all-time popularity)."""
 
-    def __init__(self, half_life_s: float) -> None:
+    def __init__(self, half_life_s: float, hot_half_life_s: float = 86400.0) -> None:
         self.tau = half_life_s / math.log(2)
+        self.hot_tau = hot_half_life_s / math.log(2)
         self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
+        self.hot: dict[str, float] = {}  # video -> its hot score at the same time
         self.totals: dict[str, float] = {}
         self.peak_total = 0.0  # the largest all-time total (totals only grow)
         # every score decays at the same rate, so the top score's video is the same at any time: the
         # largest log(score) + at / tau, which only grows, names it (top_score() at any time, O(1))
         self._peak_key = -math.inf
+        self._hot_peak_key = -math.inf
         self.now = 0.0
-        self._top: tuple[float, int, list[tuple[str, float]]] | None = None  # (at, n, ranking) cache
+        self._top: dict[bool, tuple[float, int, list[tuple[str, float]]]] = {}  # hot -> (at, n, ranking) cache
         self.cache_s = 1.0
 
-    def add(self, video: str, weight: float, ts: float, total: float | None = None) -> None:
+    def add(self, video: str, weight: float, ts: float, total: float | None = None, hot: float | None = None) -> None:
+        """A positive event of ``weight`` at ``ts``; a merge gives the entry's ``total`` and ``hot`` score too."""
         self.now = max(self.now, ts)
         self.totals[video] = self.totals.get(video, 0.0) + (weight if total is None else total)
         self.peak_total = max(self.peak_total, self.totals[video])
+        h = weight if hot is None else hot
         score, at = self.scores.get(video, (0.0, ts))
+        warm = self.hot.get(video, 0.0)
         if ts >= at:
             self.scores[video] = (score * _exp(-(ts - at) / self.tau) + weight, ts)
+            self.hot[video] = warm * _exp(-(ts - at) / self.hot_tau) + h
         else:  # an event older than the item's clock: decay the event instead
             self.scores[video] = (score + weight * _exp(-(at - ts) / self.tau), at)
-        self._raise_peak(*self.scores[video])
+            self.hot[video] = warm + h * _exp(-(at - ts) / self.hot_tau)
+        self._raise_peak(*self.scores[video], self.hot[video])
 
-    def _raise_peak(self, score: float, at: float) -> None:
+    def _raise_peak(self, score: float, at: float, hot: float) -> None:
         if score > 0:
             self._peak_key = max(self._peak_key, math.log(score) + at / self.tau)
+        if hot > 0:
+            self._hot_peak_key = max(self._hot_peak_key, math.log(hot) + at / self.hot_tau)
 
-    def top_score(self, now: float | None = None) -> float:
-        """The largest decayed score at ``now`` (0 while nothing is popular)."""
-        if self._peak_key == -math.inf:
+    def top_score(self, now: float | None = None, hot: bool = False) -> float:
+        """The largest decayed score (``hot``: hot score) at ``now`` (0 while nothing is popular)."""
+        key, tau = (self._hot_peak_key, self.hot_tau) if hot else (self._peak_key, self.tau)
+        if key == -math.inf:
             return 0.0
-        return _exp(self._peak_key - (now or self.now) / self.tau)
+        return _exp(key - (now or self.now) / tau)
 
-    def load(self, video: str, score: float, at: float, total: float) -> None:
-        """One stored row back, exactly as it was written."""
+    def load(self, video: str, score: float, at: float, total: float, hot: float = 0.0) -> None:
+        """One stored row back, exactly as it was written (a row from a build without hot scores: 0)."""
         self.scores[video] = (score, at)
+        self.hot[video] = hot
         self.totals[video] = total
         self.peak_total = max(self.peak_total, total)
         self.now = max(self.now, at)
-        self._raise_peak(score, at)
+        self._raise_peak(score, at, hot)
 
-    def replace(self, video: str, entries: list[tuple[float, float, float]]) -> None:
-        """``video``'s entry becomes the merge of ``entries`` ((score, at, total) each, in the order given)."""
+    def row(self, video: str) -> tuple[float, float, float, float]:
+        """(score, at, total, hot): what a stored row and a changelog row hold for ``video``."""
+        score, at = self.scores[video]
+        return score, at, self.totals.get(video, 0.0), self.hot.get(video, 0.0)
+
+    def replace(self, video: str, entries: list[tuple[float, float, float, float]]) -> None:
+        """``video``'s entry becomes the merge of ``entries`` ((score, at, total, hot) each, in the order given)."""
         self.scores.pop(video, None)
+        self.hot.pop(video, None)
         self.totals.pop(video, None)
-        for score, at, total in entries:
-            self.add(video, score, at, total)
-        self._top = None
+        for score, at, total, hot in entries:
+            self.add(video, score, at, total, hot)
+        self._top.clear()
 
     def score(self, video: str, now: float | None = None) -> float:
         if video not in self.scores:
@@ -78,42 +98,46 @@ class Popularity:
         score, at = self.scores[video]
         return score * _exp(-max(0.0, (now or self.now) - at) / self.tau)
 
-    def scores_at(self, videos: list[str], now: float | None = None) -> np.ndarray:
-        """score() for many videos at once (0 for unknown ones)."""
+    def scores_at(self, videos: list[str], now: float | None = None, hot: bool = False) -> np.ndarray:
+        """score() for many videos at once (0 for unknown ones); ``hot``: their hot scores."""
         rows = np.array([self.scores.get(v, _NONE) for v in videos], float).reshape(-1, 2)
+        if hot:
+            values = np.fromiter(map(self.hot.get, videos, repeat(0.0)), float, len(videos))
+            return values * np.exp(-np.maximum(0.0, (now or self.now) - rows[:, 1]) / self.hot_tau)
         return rows[:, 0] * np.exp(-np.maximum(0.0, (now or self.now) - rows[:, 1]) / self.tau)
 
     def totals_of(self, videos: list[str]) -> np.ndarray:
         return np.fromiter(map(self.totals.get, videos, repeat(0.0)), float, len(videos))
 
-    def top(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
-        """The n most popular videos; recomputed at most once a second of stream time (trending may lag
-        the stream by up to a second; a feed is not held up by sorting every video each time)."""
+    def top(self, n: int, now: float | None = None, hot: bool = False) -> list[tuple[str, float]]:
+        """The n most popular videos (``hot``: by hot score); recomputed at most once a second of stream time
+        (trending may lag the stream by up to a second; a feed is not held up by sorting every video each time)."""
         now = now or self.now
-        cached = self._top
+        cached = self._top.get(hot)
         if cached is not None and cached[1] >= n and abs(now - cached[0]) < self.cache_s:
             return cached[2][:n]
-        ranked = self._ranked(n, now)
-        self._top = (now, n, ranked)
+        ranked = self._ranked(n, now, hot)
+        self._top[hot] = (now, n, ranked)
         return ranked
 
-    def _ranked(self, n: int, now: float) -> list[tuple[str, float]]:
-        """The n largest score(v, now), as heapq.nlargest over ``scores`` would give them (ties in insertion
-        order), with the scores decayed in one numpy pass and only those at or above the n-th largest sorted:
-        a tenth of the time at 2,000 videos, and a catalogue of 100k no longer costs seconds."""
+    def _ranked(self, n: int, now: float, hot: bool = False) -> list[tuple[str, float]]:
+        """The n largest score(v, now) (``hot``: hot scores), as heapq.nlargest over ``scores`` would give them
+        (ties in insertion order), with the scores decayed in one numpy pass and only those at or above the n-th
+        largest sorted: a tenth of the time at 2,000 videos, and a catalogue of 100k no longer costs seconds."""
         m = len(self.scores)
         if n <= 0 or not m:
             return []
         ids = list(self.scores)
         rows = np.array(list(self.scores.values()), float)
-        values = rows[:, 0] * np.exp(-np.maximum(0.0, now - rows[:, 1]) / self.tau)
+        base = np.fromiter(map(self.hot.get, ids, repeat(0.0)), float, m) if hot else rows[:, 0]
+        values = base * np.exp(-np.maximum(0.0, now - rows[:, 1]) / (self.hot_tau if hot else self.tau))
         cand = np.flatnonzero(values >= np.partition(values, m - n)[m - n]) if n < m else np.arange(m)
         order = cand[np.lexsort((cand, -values[cand]))][:n]
         return [(ids[i], float(values[i])) for i in order]
 
     def merge(self, other: Popularity) -> None:
         for video, (score, at) in other.scores.items():
-            self.add(video, score, at, other.totals.get(video, 0.0))
+            self.add(video, score, at, other.totals.get(video, 0.0), other.hot.get(video, 0.0))
 
 
 class CoVisitation:

@@ -21,7 +21,7 @@ from tests.unit.services.recommender.changelog_fakes import MemoryChangelog
 def test_rows_round_trip_exactly():
     vector = np.random.default_rng(0).normal(size=16).astype(np.float32).tobytes()
     rows = Rows(users=[("u1", '{"events": 3}', vector, None, vector), ("u2", "{}", None, None, None)],
-                popularity=[("v1", 1.25, 1.7e9, 3.0)], covisit=[("v1", {"v2": 2.0, "v3": 1.0})],
+                popularity=[("v1", 1.25, 1.7e9, 3.0, 0.75)], covisit=[("v1", {"v2": 2.0, "v3": 1.0})],
                 transitions=[("v2", {"v1": 1.5, "v3": 0.25})], trends=[("topic:cats", {"2900000": 3.0})],
                 ranker=(np.arange(4, dtype=np.float64).tobytes(), 7))
     back = Rows()
@@ -34,12 +34,19 @@ def test_rows_round_trip_exactly():
     assert skipped.users == [] and skipped.popularity == rows.popularity
 
 
+def test_a_popularity_row_from_a_build_without_hot_scores_reads_with_hot_zero():
+    back = Rows()
+    decode_row(b"p/v1", b"[1.25, 1700000000.0, 3.0]", back)
+    assert back.popularity == [("v1", 1.25, 1.7e9, 3.0, 0.0)]
+
+
 @pytest.mark.parametrize(("key", "value"), [
     (b"u/u1", encode_user("{}", b"1234")[:-2]),  # cut short
     (b"u/u1", encode_user("{}", None, None, None) + b"x"),  # bytes after its fields
     (b"u/u1", b"\xff\xff"),
     (b"u/u1", encode_user("[]", None, None, None)),  # fields that are not an object
     (b"p/v1", b"[1, 2]"),
+    (b"p/v1", b"[1, 2, 3, 4, 5]"),
     (b"p/v1", b"not json"),
     (b"c/v1", b"[1]"),
     (b"t/v1", b"[0.5]"),

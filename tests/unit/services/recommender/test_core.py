@@ -106,13 +106,30 @@ def test_trending_top_is_nlargest_of_the_decayed_scores_ties_in_arrival_order():
     pop = Popularity(half_life_s=3600)
     for i in range(400):  # few distinct weights and times: many exact ties, and a late event now and then
         pop.add(f"v{rng.integers(150)}", float(rng.integers(1, 3)), float(rng.choice([0, 600, 1200, 900 - 600 * (i % 7 == 0)])))
-    pop.replace("v3", [(2.0, 1200.0, 2.0)])  # moved to the end of the arrival order, as a merge does
+    pop.replace("v3", [(2.0, 1200.0, 2.0, 2.0)])  # moved to the end of the arrival order, as a merge does
     for now, n in ((1200.0, 10), (5000.0, 40), (1200.0, 149), (1200.0, 500), (800.0, 1)):
         expected = heapq.nlargest(n, ((v, pop.score(v, now)) for v in pop.scores), key=lambda x: x[1])
         got = pop._ranked(n, now)
         assert [v for v, _ in got] == [v for v, _ in expected]
         assert np.allclose([s for _, s in got], [s for _, s in expected], rtol=1e-12)
     assert pop._ranked(0, 1200.0) == [] and Popularity(60)._ranked(5, 0.0) == []
+
+
+def test_hot_scores_forget_within_a_day_where_trending_remembers_the_month():
+    pop = Popularity(half_life_s=30 * 86400, hot_half_life_s=86400)
+    t = T0.timestamp()
+    for _ in range(10):
+        pop.add("old_hit", 1.0, t)
+    pop.add("today", 1.0, t + 3 * 86400)
+    pop.add("today", 1.0, t + 3 * 86400 - 86400)  # a day late: worth half today
+    now = t + 3 * 86400
+    assert [v for v, _ in pop.top(2, now)] == ["old_hit", "today"]
+    assert [v for v, _ in pop.top(2, now, hot=True)] == ["today", "old_hit"]
+    assert pop.scores_at(["today", "old_hit", "missing"], now, hot=True).tolist() == pytest.approx([1.5, 10 / 8, 0.0])
+    assert pop.top_score(now, hot=True) == pytest.approx(1.5)
+    merged = Popularity(half_life_s=30 * 86400, hot_half_life_s=86400)
+    merged.replace("today", [pop.row("today")[:3] + (pop.row("today")[3],)])
+    assert merged.row("today") == pytest.approx(pop.row("today"))
 
 
 def test_covisitation_is_symmetric():

@@ -125,12 +125,16 @@ def test_transitions_are_stored_with_the_offsets_and_restored(rec, tmp_path):
         store.close()
 
 
-def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions(tmp_path):
+def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions_and_no_hot_scores(tmp_path):
     store = PartitionStore(tmp_path, "watch.events", 0)
     store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=5))
     store.close()
     db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")
     db.execute("DROP TABLE transitions")
+    db.execute("DROP TABLE popularity")  # as version 2 and 3 wrote it: no hot column
+    db.execute("CREATE TABLE popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL, "
+               "total REAL NOT NULL)")
+    db.execute("INSERT INTO popularity VALUES ('a', 2.0, 1700000000.0, 3.0)")
     db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
     db.commit()
     db.close()
@@ -138,8 +142,9 @@ def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions(tmp_path):
     try:
         rows = store.load()
         assert rows.next_offset == 5 and rows.covisit == [("a", {"b": 1.0})] and rows.transitions == []
+        assert rows.popularity == [("a", 2.0, 1.7e9, 3.0, 0.0)]
         version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert version == SCHEMA_VERSION == 3
+        assert version == SCHEMA_VERSION == 4
     finally:
         store.close()
 
