@@ -103,6 +103,8 @@ VARIANTS: dict[str, dict] = {
     "negatives from the whole catalogue, every positive": {"learn_candidate_share": 0.0},
     "session_knn prior 1 (not 2)": {"scorer_weights": {"session_knn": 1.0}},
     "trending prior 1 (not 0.3)": {"scorer_weights": {"trending": 1.0}},
+    "hot prior 0.3 (not 0)": {"scorer_weights": {"hot": 0.3}},
+    "hot half-life 30 days (as trending's: no short-term count)": {"hot_half_life_s": 30 * 86400.0},
 }
 
 
