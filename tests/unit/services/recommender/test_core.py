@@ -165,6 +165,23 @@ def test_cold_user_gets_trending_and_new_items_with_reasons(recommender):
     assert rec.user("nobody").is_cold
 
 
+def test_todays_hit_reaches_the_feed_as_popular_today_though_the_months_trending_is_full(recommender, tmp_path):
+    settings = RecommenderSettings(state_dir=tmp_path / "state5", candidates_per_source=5)
+    rec = Recommender(settings, recommender.catalogue, "watch.events")
+    try:
+        for n, video in enumerate(f"v{i}-{j}" for i in range(4) for j in range(2)):  # the month's trending
+            for u in range(3):
+                rec.apply(ev(f"then{n}-{u}", video, "like", ts=T0 - timedelta(days=20)), 0)
+        rec.apply(ev("today", "v5-2", "like", ts=T0 - timedelta(hours=1)), 0)  # once, an hour ago
+        now = T0.timestamp()
+        assert "v5-2" not in [v for v, _ in rec.popularity.top(5, now)]
+        assert rec.popularity.top(1, now, hot=True)[0][0] == "v5-2"
+        reasons = {i.video_id: i.reason for i in rec.feed("nobody", 20, now=now)}
+        assert reasons.get("v5-2") == "popular today in topic5", reasons  # creator2: under the cap
+    finally:
+        rec.close()
+
+
 def test_feed_follows_taste_and_dislike_pushes_similar_down(recommender):
     rec = recommender
     rec.apply(ev("u", "v0-0", "like"), 0)
