@@ -31,6 +31,7 @@ import numpy as np
 
 from evaluation.baselines import BASELINES, ScoreBaseline
 from services.recommender.core.catalogue import Catalogue, VideoInfo
+from services.recommender.core.stats import top_order
 from services.recommender.engine import Recommender
 from shared.events import WatchEvent
 from shared.settings import RecommenderSettings, Settings
@@ -212,11 +213,7 @@ class BaselineSystem:
             if i is not None:
                 scores[i] = -np.inf
         ties = self._tiebreak(items, tiebreak)
-        # the top k by (score, tiebreak) as a full sort would give them, sorting only those at or above the k-th
-        # largest score (every item tied with it included, so the tiebreak still decides among them)
-        cand = np.flatnonzero(scores >= np.partition(scores, n - k)[n - k]) if n > k else np.arange(n)
-        order = cand[np.lexsort((ties[cand], -scores[cand]))]
-        return [items[i] for i in order[:k] if np.isfinite(scores[i])]
+        return [items[i] for i in top_order(scores, k, ties) if np.isfinite(scores[i])]
 
     def _tiebreak(self, items: list[str], tiebreak: dict[str, int] | None) -> np.ndarray:
         if len(self._ties) < len(items):  # items only grow: the new tail's ranks

@@ -19,6 +19,15 @@ def _exp(x: float) -> float:
     return math.exp(min(x, _MAX_EXPONENT))
 
 
+def top_order(values: np.ndarray, k: int, ties: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k largest ``values``, largest first, ties by ``ties`` (default: the index), as a full
+    stable sort would give them; only those at or above the k-th largest are sorted."""
+    m = len(values)
+    cand = np.flatnonzero(values >= np.partition(values, m - k)[m - k]) if 0 < k < m else np.arange(m)
+    keys = cand if ties is None else ties[cand]
+    return cand[np.lexsort((keys, -values[cand]))][:k]
+
+
 class Popularity:
     """score(v) = sum of positive weights, each decayed by exp(-age / tau); lazily decayed per item.
     ``hot`` keeps the same sum at a short half-life (what is popular today), on the same clock as the score:
@@ -131,9 +140,7 @@ class Popularity:
         rows = np.array(list(self.scores.values()), float)
         base = np.fromiter(map(self.hot.get, ids, repeat(0.0)), float, m) if hot else rows[:, 0]
         values = base * np.exp(-np.maximum(0.0, now - rows[:, 1]) / (self.hot_tau if hot else self.tau))
-        cand = np.flatnonzero(values >= np.partition(values, m - n)[m - n]) if n < m else np.arange(m)
-        order = cand[np.lexsort((cand, -values[cand]))][:n]
-        return [(ids[i], float(values[i])) for i in order]
+        return [(ids[i], float(values[i])) for i in top_order(values, n)]
 
     def merge(self, other: Popularity) -> None:
         for video, (score, at) in other.scores.items():
