@@ -8,6 +8,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -84,11 +85,8 @@ class PartitionState:
 
 def _patches(table: CoVisitation, changed: dict[str, set[str]]) -> list[tuple[str, dict[str, float]]]:
     """The changed pairs of each row, with their weights now (0: no longer in the row)."""
-    out = []
-    for a, bs in changed.items():
-        row = table.counts.get(a, {})
-        out.append((a, {b: row.get(b, 0.0) for b in bs}))
-    return out
+    counts, empty = table.counts, {}
+    return [(a, dict(zip(bs, map(counts.get(a, empty).get, bs, repeat(0.0))))) for a, bs in changed.items()]
 
 
 class Recommender:

@@ -157,30 +157,52 @@ class CoVisitation:
     def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0,
             dirty: Dirty | None = None) -> list[tuple[str, str, float]]:
         """Returns every pair (a, b, weight now) that changed, a pair a trimmed row dropped with weight 0; with
-        ``dirty``, each changed pair is added to ``dirty[a]`` instead (and nothing is returned)."""
+        ``dirty``, each changed pair is added to ``dirty[a]`` instead (and nothing is returned).
+
+        For each other item: row ``item`` gains ``weight`` for it, then its row gains as much for ``item``; a
+        row past twice the cap keeps its strongest ``max_neighbours`` at once. Inlined (no call per pair):
+        this runs for every positive event, twice the co-visit window of dict updates."""
         changed: list[tuple[str, str, float]] = []
+        counts, cap = self.counts, self.max_neighbours * 2
+        row = counts[item]
+        mine: set[str] | None = None  # dirty[item], looked up at the first pair (no entry for an event without any)
         for other in previous:
-            if other != item:
-                self._bump(item, other, weight, changed, dirty)
-                self._bump(other, item, weight, changed, dirty)
+            if other == item:
+                continue
+            value = row[other] = row.get(other, 0.0) + weight
+            if dirty is None:
+                changed.append((item, other, value))
+            else:
+                if mine is None:
+                    mine = dirty[item]
+                mine.add(other)
+            if len(row) > cap:
+                row = self._trim(item, row, changed, mine)
+            back = counts[other]
+            value = back[item] = back.get(item, 0.0) + weight
+            if dirty is None:
+                changed.append((other, item, value))
+                if len(back) > cap:
+                    self._trim(other, back, changed, None)
+            else:
+                theirs = dirty[other]
+                theirs.add(item)
+                if len(back) > cap:
+                    self._trim(other, back, changed, theirs)
         return changed
 
-    def _bump(self, a: str, b: str, weight: float, changed: list[tuple[str, str, float]], dirty: Dirty | None) -> None:
-        """Row ``a`` gains ``weight`` for ``b``; a row past twice the cap keeps its strongest ``max_neighbours``
-        (the pairs it drops go to ``changed`` with weight 0, so that a flush can store only what changed)."""
-        row = self.counts[a]
-        value = row[b] = row.get(b, 0.0) + weight
+    def _trim(self, a: str, row: dict[str, float], changed: list[tuple[str, str, float]],
+              dirty: set[str] | None) -> dict[str, float]:
+        """Row ``a`` keeps its strongest ``max_neighbours``, the strongest first (ties in their order); the pairs
+        it drops go to ``dirty`` (a's changed pairs), else to ``changed`` with weight 0. Returns the row kept."""
+        order = sorted(row, key=row.__getitem__, reverse=True)  # reverse=True keeps ties in their order
+        keep = self.max_neighbours
+        kept = self.counts[a] = {b: row[b] for b in order[:keep]}
         if dirty is None:
-            changed.append((a, b, value))
+            changed.extend((a, dropped, 0.0) for dropped in order[keep:])
         else:
-            dirty[a].add(b)
-        if len(row) > self.max_neighbours * 2:
-            ranked = sorted(row.items(), key=lambda kv: -kv[1])
-            self.counts[a] = dict(ranked[: self.max_neighbours])
-            if dirty is None:
-                changed.extend((a, dropped, 0.0) for dropped, _ in ranked[self.max_neighbours:])
-            else:
-                dirty[a].update(dropped for dropped, _ in ranked[self.max_neighbours:])
+            dirty.update(order[keep:])
+        return kept
 
     def merge(self, other: CoVisitation) -> None:
         """Add ``other``'s weights (another partition's) to these, pair by pair; rows are not trimmed here."""
@@ -205,14 +227,30 @@ class Transitions(CoVisitation):
         super().__init__(max_neighbours)
         self.steps = steps
         self.unit = math.lcm(*range(1, steps + 1))
+        self._gains: dict[float, list[float]] = {}  # weight -> what it adds at each distance
 
     def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0,
             dirty: Dirty | None = None) -> list[tuple[str, str, float]]:
         """``previous``: the user's positives before ``item``, oldest first."""
         changed: list[tuple[str, str, float]] = []
-        for distance, other in enumerate(reversed(previous[-self.steps:]), start=1):
-            if other != item:
-                self._bump(other, item, weight * self.unit // distance, changed, dirty)
+        counts, cap = self.counts, self.max_neighbours * 2
+        gains = self._gains.get(weight)
+        if gains is None:  # weight * unit // distance for each distance, once per weight (a few hundred kept)
+            if len(self._gains) >= 256:
+                self._gains.clear()
+            gains = self._gains[weight] = [weight * self.unit // d for d in range(1, self.steps + 1)]
+        for gain, other in zip(gains, reversed(previous[-self.steps:])):
+            if other == item:
+                continue
+            row = counts[other]
+            value = row[item] = row.get(item, 0.0) + gain
+            theirs = dirty[other] if dirty is not None else None
+            if theirs is None:
+                changed.append((other, item, value))
+            else:
+                theirs.add(item)
+            if len(row) > cap:
+                self._trim(other, row, changed, theirs)
         return changed
 
 

@@ -7,10 +7,10 @@ out-of-order timestamps cannot make weights grow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from services.recommender.core.signals import marks_seen, signal_weight
 from shared.events import WatchEvent
@@ -54,12 +54,14 @@ class UserState:
                 "disliked": self.disliked, "recent_positive": self.recent_positive, "event_ids": self.event_ids,
                 "hours": self.hours}
         raw = lambda v: None if v is None else np.asarray(v, np.float32).tobytes()
-        return json.dumps(meta, separators=(",", ":")), raw(self.long), raw(self.short), raw(self.negative)
+        # orjson writes what json.dumps(separators=(",", ":")) writes for these fields (ASCII ids, one float)
+        # in a tenth of the time: every flush writes the row of every user with a new event
+        return orjson.dumps(meta).decode(), raw(self.long), raw(self.short), raw(self.negative)
 
     @classmethod
     def from_row(cls, meta: str, long: bytes | None, short: bytes | None, negative: bytes | None) -> UserState:
         arr = lambda b: None if b is None else np.frombuffer(b, np.float32).copy()
-        m = json.loads(meta)
+        m = orjson.loads(meta)
         return cls(arr(long), arr(short), arr(negative), m["session_id"], m["last_ts"], m["events"], m["seen"],
                    m["disliked"], m["recent_positive"], m["event_ids"], m.get("hours") or [0] * 24)
 
