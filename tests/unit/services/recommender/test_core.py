@@ -1,3 +1,4 @@
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 
 from services.recommender.core.catalogue import Catalogue, VideoInfo
 from services.recommender.core.signals import signal_weight
-from services.recommender.core.stats import CoVisitation, Popularity
+from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState, apply_event
 from services.recommender.engine import Recommender
 from services.recommender.state_store import PartitionStore
@@ -138,6 +139,38 @@ def test_covisitation_is_symmetric():
     cov.add("d", ("c",))
     assert dict(cov.neighbours("c", 5)) == {"a": 1.0, "b": 1.0, "d": 1.0}
     assert cov.neighbours("a", 5) == [("c", 1.0)]
+
+
+def test_a_full_row_keeps_its_strongest_neighbours_ties_in_the_order_they_came():
+    cov = CoVisitation(max_neighbours=2)
+    cov.add("a", ("x",))
+    cov.add("a", ("x", "y"))  # a: x 2, y 1
+    changed = cov.add("a", ("z", "w", "q"))  # a: x 2, y z w q 1 -> past twice the cap: x and the first tie kept
+    assert list(cov.counts["a"].items()) == [("x", 2.0), ("y", 1.0)]
+    assert [(b, w) for a, b, w in changed if a == "a"] == [("z", 1.0), ("w", 1.0), ("q", 1.0), ("z", 0.0),
+                                                            ("w", 0.0), ("q", 0.0)]
+    assert cov.counts["q"] == {"a": 1.0}  # the other side's row keeps its pair
+
+
+@pytest.mark.parametrize("table", [lambda: CoVisitation(max_neighbours=3), lambda: Transitions(max_neighbours=3, steps=4)])
+def test_a_flush_marks_exactly_the_pairs_an_update_reports(table):
+    """The flush's dirty sets (the path events take) hold every pair the returned changes name, trims included,
+    and both tables end with the same rows."""
+    rng = np.random.default_rng(3)
+    reported, marked = table(), table()
+    dirty: defaultdict[str, set[str]] = defaultdict(set)
+    expected: defaultdict[str, set[str]] = defaultdict(set)
+    history: list[str] = []
+    for _ in range(300):
+        item = f"v{rng.integers(12)}"
+        weight = float(rng.choice([1.0, 1.5, 0.65]))
+        for a, b, _ in reported.add(item, tuple(history[-5:]), weight):
+            expected[a].add(b)
+        assert marked.add(item, tuple(history[-5:]), weight, dirty=dirty) == []
+        history.append(item)
+    assert dirty == expected
+    assert {a: list(row.items()) for a, row in marked.counts.items()} == \
+        {a: list(row.items()) for a, row in reported.counts.items()}
 
 
 @pytest.fixture
