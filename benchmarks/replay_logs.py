@@ -105,6 +105,8 @@ VARIANTS: dict[str, dict] = {
     "trending prior 1 (not 0.3)": {"scorer_weights": {"trending": 1.0}},
     "hot prior 0.3 (not 0)": {"scorer_weights": {"hot": 0.3}},
     "hot half-life 30 days (as trending's: no short-term count)": {"hot_half_life_s": 30 * 86400.0},
+    "learning rate 0.03 (not 0.1)": {"learn_rate": 0.03},
+    "learning rate 0.3 (not 0.1)": {"learn_rate": 0.3},
 }
 
 
