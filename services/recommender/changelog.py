@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.recommender.rows import Rows, decode_neighbours, encode_neighbours
@@ -121,7 +122,7 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
     for user_id, meta, long, short, negative in rows.users:
         out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
     for video, *entry in rows.popularity:
-        out.append((b"p/" + video.encode(), json.dumps(entry).encode()))
+        out.append((b"p/" + video.encode(), orjson.dumps(entry)))  # a row per video that changed: orjson
     for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions), (b"h/", rows.trends),
                                  (b"f/", rows.first_views)):
         for video, row in neighbour_rows:
@@ -144,7 +145,7 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
                     raise ChangelogError("a user row whose fields are not an object")
                 into.users.append((name.decode(), meta, long, short, negative))
         elif kind == b"p":
-            entry = [float(x) for x in json.loads(value)]
+            entry = [float(x) for x in orjson.loads(value)]
             if len(entry) == 3:  # written by a build without hot scores
                 entry.append(0.0)
             score, at, total, hot = entry
