@@ -10,6 +10,16 @@ from collections import defaultdict
 import numpy as np
 
 
+def fit(array: np.ndarray, size: int, fill: float = 0.0) -> np.ndarray:
+    """``array`` with room for ``size`` rows: itself when it has them, else a copy at least twice as long (new
+    rows ``fill``), so that growing one item at a time costs amortised O(1)."""
+    if size <= len(array):
+        return array
+    grown = np.full((max(size, 2 * len(array), 64), *array.shape[1:]), fill, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
 class ScoreBaseline:
     """Keeps an item index; subclasses fill ``scores`` for a user over the catalogue."""
 
@@ -41,8 +51,7 @@ class PopularityBaseline(ScoreBaseline):
 
     def update(self, user, item, weight, ts):
         i = self._idx(item)
-        if i >= len(self.counts):
-            self.counts = np.concatenate([self.counts, np.zeros(max(64, i + 1 - len(self.counts)))])
+        self.counts = fit(self.counts, i + 1)
         if weight > 0:
             self.counts[i] += 1
 
@@ -61,10 +70,7 @@ class DecayedPopularityBaseline(ScoreBaseline):
 
     def update(self, user, item, weight, ts):
         i = self._idx(item)
-        if i >= len(self.values):
-            grow = max(64, i + 1 - len(self.values))
-            self.values = np.concatenate([self.values, np.zeros(grow)])
-            self.at = np.concatenate([self.at, np.full(grow, ts)])
+        self.values, self.at = fit(self.values, i + 1), fit(self.at, i + 1, ts)  # an item's clock starts at 0 weight
         if weight > 0:
             self.values[i] = self.values[i] * math.exp(-max(0.0, ts - self.at[i]) / self.tau) + weight
             self.at[i] = max(self.at[i], ts)
@@ -83,7 +89,7 @@ class ItemKNNBaseline(ScoreBaseline):
         super().__init__()
         self.history: dict[str, list[int]] = defaultdict(list)
         self.co: dict[int, dict[int, float]] = defaultdict(dict)
-        self.pop: dict[int, float] = defaultdict(float)
+        self.pop = np.zeros(0)  # positives per item index
         self.window = history
         self.alpha = alpha
         self.decay = decay
@@ -92,6 +98,7 @@ class ItemKNNBaseline(ScoreBaseline):
         i = self._idx(item)
         if weight <= 0:
             return
+        self.pop = fit(self.pop, i + 1)
         self.pop[i] += 1
         for j in self.history[user][-self.window:]:
             if j != i:
@@ -106,7 +113,7 @@ class ItemKNNBaseline(ScoreBaseline):
             decay = self.decay ** rank  # recent history counts more
             for j, c in self.co[h].items():
                 s[j] += decay * c
-        pops = np.array([self.pop.get(i, 0.0) for i in range(len(self.items))])
+        pops = fit(self.pop, len(self.items))[: len(self.items)]
         return s / np.maximum(pops, 1.0) ** self.alpha
 
 
@@ -207,28 +214,37 @@ class RiverMFBaseline(ScoreBaseline):
         self.negatives = negatives
         self.rng = np.random.default_rng(seed)
         self.seen: dict[str, set[int]] = defaultdict(set)
+        # each item's bias and latent vector as the model holds them, one row per item index: a step changes only
+        # the items it learns on, so scoring every item needs no pass over the model's dictionaries
+        self.biases = np.zeros(0)
+        self.latents = np.zeros((0, n_factors))
 
     def update(self, user, item, weight, ts):
         i = self._idx(item)
         self.seen[user].add(i)
-        self.model.learn_one(user, item, weight)
+        self._learn(user, i, weight)
         if weight > 0 and len(self.items) > 1:
             for j in self.rng.integers(0, len(self.items), self.negatives):
                 if int(j) not in self.seen[user]:
-                    self.model.learn_one(user, self.items[int(j)], 0.0)
+                    self._learn(user, int(j), 0.0)
+
+    def _learn(self, user: str, i: int, target: float) -> None:
+        m, item = self.model, self.items[i]
+        m.learn_one(user, item, target)
+        self.biases, self.latents = fit(self.biases, i + 1), fit(self.latents, i + 1)
+        self.biases[i] = m.i_biases.get(item, 0.0)
+        self.latents[i] = np.asarray(m.i_latents[item], float) if item in m.i_latents else 0.0
 
     def scores(self, user, now):
         m = self.model
         n = len(self.items)
-        ib = np.array([m.i_biases.get(it, 0.0) for it in self.items])
+        ib = fit(self.biases, n)[:n]
         if user not in m.u_latents:
             return m.global_mean.get() + ib
         if not n:
             return np.zeros(0)
         u = np.asarray(m.u_latents[user], float)
-        zero = np.zeros(m.n_factors)
-        lat = np.stack([np.asarray(m.i_latents[it], float) if it in m.i_latents else zero for it in self.items])
-        return m.global_mean.get() + m.u_biases.get(user, 0.0) + ib + lat @ u
+        return m.global_mean.get() + m.u_biases.get(user, 0.0) + ib + fit(self.latents, n)[:n] @ u
 
 
 BASELINES = (PopularityBaseline, DecayedPopularityBaseline, ItemKNNBaseline, SequentialRulesBaseline,
