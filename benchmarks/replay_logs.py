@@ -89,7 +89,10 @@ def run_log(log: Log, logs: Path | None) -> dict:
     meta = read_items(items) if items else {}
     t = time.perf_counter()
     result = replay(interactions, meta)
-    command = f"clipstream eval replay --interactions {path}" + (f" --items {items}" if items else "")
+    def shown(file: Path) -> str:  # a shared log as DIR/<name> (the folder given with --logs), never its location
+        return f"DIR/{file.name}" if logs is not None and file.parent == logs else str(file)
+
+    command = f"clipstream eval replay --interactions {shown(path)}" + (f" --items {shown(items)}" if items else "")
     out = {"log": log.name, "what": log.what, "command": command, "seconds": round(time.perf_counter() - t), **result}
     write_result(f"replay_{log.name}", out)
     return out
