@@ -180,15 +180,13 @@ class CoVisitation:
                 row = self._trim(item, row, changed, mine)
             back = counts[other]
             value = back[item] = back.get(item, 0.0) + weight
-            if dirty is None:
+            theirs = dirty[other] if dirty is not None else None
+            if theirs is None:
                 changed.append((other, item, value))
-                if len(back) > cap:
-                    self._trim(other, back, changed, None)
             else:
-                theirs = dirty[other]
                 theirs.add(item)
-                if len(back) > cap:
-                    self._trim(other, back, changed, theirs)
+            if len(back) > cap:
+                self._trim(other, back, changed, theirs)
         return changed
 
     def _trim(self, a: str, row: dict[str, float], changed: list[tuple[str, str, float]],
