@@ -130,6 +130,34 @@ def test_edge_store_persists_across_reopen(tmp_path, corpus):
         reopened.close()
 
 
+def test_search_without_payload_names_every_hit(store, corpus):
+    """Ids of hits asked for without payload: the same as with it, after upserts, re-upserts and deletes."""
+    store.upsert(corpus)
+    store.upsert([VectorRecord("video-0", corpus[1].vector, {"topic": "changed"})])
+    store.delete(["video-2"])
+    query = corpus[1].vector
+    full = store.search(query, 20, exact=True)
+    bare = store.search(query, 20, exact=True, with_payload=False)
+    assert [h.id for h in bare] == [h.id for h in full]
+    assert [h.score for h in bare] == pytest.approx([h.score for h in full], abs=1e-6)
+    assert "video-2" not in {h.id for h in bare} and {"video-0", "video-1"} <= {h.id for h in bare}
+
+
+def test_edge_store_names_hits_of_a_reopened_shard_without_payload(tmp_path, corpus):
+    """Points written before the shard was reopened are named by their payload at their first hit."""
+    store = EdgeVectorStore(tmp_path / "shard", DIM)
+    store.upsert(corpus)
+    store.close()
+    reopened = EdgeVectorStore(tmp_path / "shard", DIM)
+    try:
+        query = corpus[9].vector
+        bare = reopened.search(query, 10, exact=True, with_payload=False)
+        assert [h.id for h in bare] == brute_force(corpus, query, 10)
+        assert [h.id for h in reopened.search(query, 10, exact=True, with_payload=False)] == [h.id for h in bare]
+    finally:
+        reopened.close()
+
+
 def test_edge_store_refuses_a_second_process(tmp_path):
     store = EdgeVectorStore(tmp_path / "shard", DIM)
     try:
