@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -29,8 +30,10 @@ FieldType = Literal["keyword", "integer", "float", "bool", "datetime"]
 Scalar = str | int | bool
 
 
+@lru_cache(maxsize=1 << 17)
 def point_id(external_id: str) -> str:
-    """The Qdrant point id for an external id: stable across processes and backends."""
+    """The Qdrant point id for an external id: stable across processes and backends. Cached: a feed excludes up
+    to 500 seen videos by point id, and a UUID5 costs tens of microseconds."""
     return str(uuid.uuid5(_NAMESPACE, external_id))
 
 

@@ -9,7 +9,7 @@ vectors of one model version: an embedding of another version or size is refused
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,54 @@ class VideoInfo:
     covers: tuple[str, ...] = ()  # cover candidates, best first, relative to the encoder's artefacts folder
 
 
+class VectorRows(Mapping[str, np.ndarray]):
+    """The catalogue's unit vectors as the rows of one float32 matrix (a video keeps its row; a new vector
+    overwrites it), read like a dict of vectors; :meth:`take` gathers many rows in one numpy step. Columns of
+    per-video numbers kept beside them (``Catalogue``) use the same rows."""
+
+    def __init__(self) -> None:
+        self.row: dict[str, int] = {}
+        self.matrix = np.zeros((0, 0), np.float32)
+
+    def put(self, video_id: str, vector: np.ndarray) -> int:
+        """``video_id``'s vector (its row's index returned: a new video takes the next row)."""
+        r = self.row.get(video_id)
+        if r is None:
+            r = len(self.row)
+            if r >= len(self.matrix):
+                grown = np.zeros((max(1024, len(self.matrix) * 3 // 2), len(vector)), np.float32)
+                if r:
+                    grown[:r] = self.matrix[:r]
+                self.matrix = grown
+            self.row[video_id] = r
+        self.matrix[r] = vector
+        return r
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Row indices of ``ids`` (all in the catalogue)."""
+        return np.fromiter(map(self.row.__getitem__, ids), np.intp, len(ids))
+
+    def take(self, ids: Sequence[str]) -> np.ndarray:
+        """(len(ids), dim): the vectors of ``ids`` (all in the catalogue), in that order."""
+        return self.matrix[self.rows(ids)]
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        return self.matrix[self.row[video_id]]
+
+    def get(self, video_id: str, default: np.ndarray | None = None) -> np.ndarray | None:  # type: ignore[override]
+        r = self.row.get(video_id)
+        return default if r is None else self.matrix[r]
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self.row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.row)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
 class Catalogue:
     def __init__(self, store: VectorStore, search_store: VectorStore | None = None,
                  model_version: str | None = None) -> None:
@@ -39,13 +87,17 @@ class Catalogue:
         self.store = store
         self.search_store = search_store
         self.model_version = model_version
-        self.vectors: dict[str, np.ndarray] = {}
+        self.vectors = VectorRows()
+        self.created = np.zeros(0)  # created_at of each row of ``vectors``
+        self.topics = np.zeros(0, np.int32)  # its topic's code in ``topic_codes`` (-1: none)
+        self.topic_codes: dict[str, int] = {}
+        self.duplicates: set[str] = set()  # videos that are re-uploads of another (``duplicate_of`` set)
         self.info: dict[str, VideoInfo] = {}
         self._by_time: list[tuple[float, str]] = []  # (created_at, video_id), kept sorted
         self.ids: list[str] = []  # in arrival order, for uniform sampling
 
     def __contains__(self, video_id: str) -> bool:
-        return video_id in self.vectors
+        return video_id in self.vectors.row
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -94,8 +146,18 @@ class Catalogue:
             if info.video_id not in self.info:
                 bisect.insort(self._by_time, (info.created_at, info.video_id))
                 self.ids.append(info.video_id)
-            self.vectors[info.video_id] = vec
+            r = self.vectors.put(info.video_id, vec)
+            if r >= len(self.created):
+                size = len(self.vectors.matrix)
+                self.created = np.concatenate([self.created, np.zeros(size - len(self.created))])
+                self.topics = np.concatenate([self.topics, np.full(size - len(self.topics), -1, np.int32)])
+            self.created[r] = info.created_at
+            self.topics[r] = self.topic_codes.setdefault(info.topic, len(self.topic_codes)) if info.topic else -1
             self.info[info.video_id] = info
+            if info.duplicate_of:
+                self.duplicates.add(info.video_id)
+            else:
+                self.duplicates.discard(info.video_id)
 
     def text_search(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """The ``n`` videos whose search vectors are nearest ``vector`` (a query in the search space)."""

@@ -10,7 +10,6 @@ hundreds. The ranker (``ranker.py``) learns the weights online.
 
 from __future__ import annotations
 
-from collections import Counter
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -97,14 +96,16 @@ def session_votes(ctx: FeedContext) -> dict[str, float]:
     return ctx.session_votes
 
 
-def topic_share(ctx: FeedContext, ids: list[str]) -> np.ndarray:
-    """For each candidate, the share of the user's recent positive items in its topic."""
-    info = ctx.catalogue.info
-    topics = [info[v].topic for v in ctx.state.recent_positive[-RECENT:] if v in info]
-    if not topics:
-        return np.zeros(len(ids))
-    counts = Counter(topics)
-    return np.array([counts.get(info[i].topic, 0) / len(topics) if info[i].topic else 0.0 for i in ids])
+def topic_share(ctx: FeedContext, rows: np.ndarray) -> np.ndarray:
+    """For each candidate (its catalogue row), the share of the user's recent positive items in its topic."""
+    cat = ctx.catalogue
+    recent = [r for r in map(cat.vectors.row.get, ctx.state.recent_positive[-RECENT:]) if r is not None]
+    if not recent:
+        return np.zeros(len(rows))
+    topics = cat.topics[recent]
+    counts = np.bincount(topics[topics >= 0], minlength=len(cat.topic_codes) + 1).astype(float)
+    mine = cat.topics[rows]
+    return np.where(mine >= 0, counts[np.maximum(mine, 0)] / len(recent), 0.0)
 
 
 def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
@@ -112,7 +113,8 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     n = len(ids)
     if not n:
         return np.zeros((0, len(FEATURES)))
-    vecs = np.stack([ctx.catalogue.vectors[i] for i in ids])
+    rows = ctx.catalogue.vectors.rows(ids)
+    vecs = ctx.catalogue.vectors.matrix[rows]
     st = ctx.state
 
     def sim(user_vec: np.ndarray | None) -> np.ndarray:
@@ -121,16 +123,16 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
         return vecs @ (user_vec / (np.linalg.norm(user_vec) + 1e-12))
 
     pop = ctx.popularity
-    trending = _over(pop.scores_at(ids, ctx.now), pop.top_score(ctx.now))
-    hot = _over(pop.scores_at(ids, ctx.now, hot=True), pop.top_score(ctx.now, hot=True))
+    trending, hot = pop.both_at(ids, ctx.now)
+    trending = _over(trending, pop.top_score(ctx.now))
+    hot = _over(hot, pop.top_score(ctx.now, hot=True))
     popularity = _over(np.log1p(pop.totals_of(ids)), float(np.log1p(pop.peak_total)))
     votes = covisit_votes(ctx)
     covisit = np.fromiter(map(votes.get, ids, repeat(0.0)), float, n)
     last_row = ctx.covisit.counts.get(st.recent_positive[-1], {}) if st.recent_positive else {}
     covisit_last = _over(np.fromiter(map(last_row.get, ids, repeat(0.0)), float, n),
                          max(last_row.values(), default=0.0))
-    info = ctx.catalogue.info
-    age = ctx.now - np.fromiter((info[i].created_at for i in ids), float, n)
+    age = ctx.now - ctx.catalogue.created[rows]
     fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
     young = np.clip(1.0 - np.log1p(np.maximum(age, 0.0) / HOUR) / np.log1p(YEAR_H), 0.0, 1.0)
     recent_votes = covisit_votes(ctx, LAST_FEW)
@@ -140,7 +142,7 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     knn_votes = session_votes(ctx)
     session_knn = np.fromiter(map(knn_votes.get, ids, repeat(0.0)), float, n)
     columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh,
-               young, covisit_recent, topic_share(ctx, ids), sequential, session_knn, hot)
+               young, covisit_recent, topic_share(ctx, rows), sequential, session_knn, hot)
     return np.stack(columns, axis=1)
 
 

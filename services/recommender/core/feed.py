@@ -167,7 +167,8 @@ class KnownVideoFilter:
     name = "known"
 
     def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
-        return [c for c in cands if c.video_id in ctx.catalogue]
+        known = ctx.catalogue.vectors.row
+        return [c for c in cands if c.video_id in known]
 
 
 class SeenFilter:
@@ -192,7 +193,8 @@ class DuplicateFilter:
     name = "duplicate"
 
     def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
-        return [c for c in cands if not ctx.catalogue.info[c.video_id].duplicate_of]
+        duplicates = ctx.catalogue.duplicates
+        return [c for c in cands if c.video_id not in duplicates]
 
 
 class LinearScorer:
@@ -219,7 +221,7 @@ class MmrSelector:
         pool = sorted(cands, key=lambda c: -c.score)[: max(ctx.k * 5, 50)]
         if not pool:
             return []
-        vectors = np.stack([ctx.catalogue.vectors[c.video_id] for c in pool])
+        vectors = ctx.catalogue.vectors.take([c.video_id for c in pool])
         scores = np.array([c.score for c in pool])
         redundancy = np.full(len(pool), -np.inf)  # max similarity to anything chosen so far
         available = np.ones(len(pool), bool)

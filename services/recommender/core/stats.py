@@ -109,11 +109,14 @@ class Popularity:
 
     def scores_at(self, videos: list[str], now: float | None = None, hot: bool = False) -> np.ndarray:
         """score() for many videos at once (0 for unknown ones); ``hot``: their hot scores."""
+        return self.both_at(videos, now)[1 if hot else 0]
+
+    def both_at(self, videos: list[str], now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`scores_at` of ``videos``, and their hot scores, from one read of the rows."""
         rows = np.array([self.scores.get(v, _NONE) for v in videos], float).reshape(-1, 2)
-        if hot:
-            values = np.fromiter(map(self.hot.get, videos, repeat(0.0)), float, len(videos))
-            return values * np.exp(-np.maximum(0.0, (now or self.now) - rows[:, 1]) / self.hot_tau)
-        return rows[:, 0] * np.exp(-np.maximum(0.0, (now or self.now) - rows[:, 1]) / self.tau)
+        age = np.maximum(0.0, (now or self.now) - rows[:, 1])
+        warm = np.fromiter(map(self.hot.get, videos, repeat(0.0)), float, len(videos))
+        return rows[:, 0] * np.exp(-age / self.tau), warm * np.exp(-age / self.hot_tau)
 
     def totals_of(self, videos: list[str]) -> np.ndarray:
         return np.fromiter(map(self.totals.get, videos, repeat(0.0)), float, len(videos))

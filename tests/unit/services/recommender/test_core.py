@@ -285,6 +285,39 @@ def test_a_candidate_has_the_same_features_among_few_or_many(recommender):
     assert few[0, FEATURES.index("covisit")] > 0, "a video co-visited with the user's items has votes"
 
 
+def test_topic_share_is_the_share_of_recent_positives_in_the_candidates_topic(recommender):
+    """Computed over the catalogue's topic column: recent items without a topic count in the denominator,
+    a candidate without a topic gets 0."""
+    from services.recommender.core.features import FEATURES, candidate_features
+    from services.recommender.core.feed import FeedContext
+
+    rec = recommender
+    rec.catalogue.add(VideoInfo("untitled", None, "c8", T0.timestamp(), None, ""), basis(5))
+    for n, video in enumerate(["v1-0", "v1-1", "v2-0", "untitled"]):
+        rec.apply(ev("a", video, event_id=f"e{n}", ts=T0 + timedelta(minutes=n)), 0)
+    st = rec.partitions[0]
+    ctx = FeedContext("a", st.users["a"], 10, T0.timestamp() + 3600, rec.catalogue, st.popularity, st.covisit, rec.prior)
+    x = candidate_features(ctx, ["v1-2", "v2-1", "v3-0", "untitled"])[:, FEATURES.index("topic")]
+    assert x.tolist() == [2 / 4, 1 / 4, 0.0, 0.0]
+
+
+def test_catalogue_rows_keep_each_video_and_follow_a_new_vector(tmp_path):
+    store = EdgeVectorStore(tmp_path / "videos", DIM)
+    cat = Catalogue(store)
+    try:
+        for i in range(1500):  # past the first block of rows: the matrix grows and keeps what it held
+            cat.add(VideoInfo(f"v{i}", f"t{i % 3}", "c", float(i), None, ""), basis(i % DIM) + basis((i + 1) % DIM))
+        cat.add(VideoInfo("v7", "t1", "c", 7.0, None, ""), basis(2))
+        assert len(cat) == len(cat.vectors) == 1500 and "v1499" in cat and "v1500" not in cat
+        assert np.allclose(cat.vector("v7"), basis(2)) and cat.vector("missing") is None
+        assert np.allclose(cat.vectors.take(["v3", "v1499"]), [cat.vectors["v3"], cat.vectors["v1499"]])
+        assert np.allclose(cat.vectors["v3"], (basis(3) + basis(4)) / np.sqrt(2))
+        assert cat.created[cat.vectors.rows(["v0", "v1234"])].tolist() == [0.0, 1234.0]
+        assert list(cat.vectors)[:3] == ["v0", "v1", "v2"]
+    finally:
+        store.close()
+
+
 def test_scorer_weights_are_one_mapping_keyed_by_feature_name():
     from services.recommender.core.features import FEATURES
     from shared.settings import SCORER_WEIGHTS
