@@ -166,7 +166,8 @@ class Catalogue:
         return [(h.id, h.score) for h in self.search_store.search(vector, n, with_payload=False)]
 
     def vector(self, video_id: str) -> np.ndarray | None:
-        return self.vectors.get(video_id)
+        r = self.vectors.row.get(video_id)  # once per applied event: no call through the mapping
+        return None if r is None else self.vectors.matrix[r]
 
     def search(self, vector: np.ndarray, n: int, exclude: Sequence[str] = (), ef: int | None = None
                ) -> list[tuple[str, float]]:
