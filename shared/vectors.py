@@ -31,6 +31,11 @@ Scalar = str | int | bool
 
 
 @lru_cache(maxsize=1 << 17)
+def _point_uuid(external_id: str) -> uuid.UUID:
+    return uuid.UUID(point_id(external_id))
+
+
+@lru_cache(maxsize=1 << 17)
 def point_id(external_id: str) -> str:
     """The Qdrant point id for an external id: stable across processes and backends. Cached: a feed excludes up
     to 500 seen videos by point id, and a UUID5 costs tens of microseconds."""
@@ -140,10 +145,19 @@ class EdgeVectorStore:
             self.path.mkdir(parents=True, exist_ok=True)
             self._shard = qe.EdgeShard.create(str(self.path), config)
         self._ids: dict[int, str] = {}  # point (its UUID as an int) -> external id, of the points written or hit
+        self._last_ids_filter: tuple[tuple[str, ...], Any] = ((), None)  # the latest ids-only filter, with its ids
 
     def _filter(self, where: Where | None):
         if where is None:
             return None
+        if where.exclude_ids and not (where.match or where.exclude or where.ranges):  # a feed's already-seen filter
+            key = tuple(where.exclude_ids)
+            if self._last_ids_filter[0] != key:  # built once for both of a feed's ANN queries (~1 ms at 500 ids)
+                self._last_ids_filter = (key, self._build_filter(where))
+            return self._last_ids_filter[1]
+        return self._build_filter(where)
+
+    def _build_filter(self, where: Where):
         qe = self._qe
         must, must_not = [], []
         for key, value in where.match.items():
@@ -153,8 +167,8 @@ class EdgeVectorStore:
             must_not.append(qe.FieldCondition(key=key, match=qe.MatchAny(list(values))))
         for key, (gte, lte) in where.ranges.items():
             must.append(qe.FieldCondition(key=key, range=qe.RangeFloat(gte=gte, lte=lte)))
-        if where.exclude_ids:
-            must_not.append(qe.HasIdCondition({point_id(i) for i in where.exclude_ids}))
+        if where.exclude_ids:  # UUID objects: Qdrant takes them faster than their strings
+            must_not.append(qe.HasIdCondition({_point_uuid(i) for i in where.exclude_ids}))
         return qe.Filter(must=must or None, must_not=must_not or None)
 
     def upsert(self, records: Sequence[VectorRecord]) -> None:

@@ -96,6 +96,16 @@ def test_filters_match_exclude_range_and_ids(store, corpus):
     assert [(h.id, h.payload) for h in bare] == [(h.id, {}) for h in hits]
 
 
+def test_excluded_ids_apply_to_each_search_as_given(store, corpus):
+    """The same exclusions twice (a feed's two ANN queries), then others: each search honours its own."""
+    store.upsert(corpus)
+    query = corpus[0].vector
+    seen = ["video-0", "video-7", "video-30"]
+    for exclude in (seen, seen, list(seen), seen[:1], ["video-5"]):
+        hits = store.search(query, 8, where=Where(exclude_ids=exclude), exact=True, with_payload=False)
+        assert [h.id for h in hits] == brute_force(corpus, query, 8, lambda r: r.id not in exclude)
+
+
 def test_get_returns_payload_and_vectors_in_request_order(store, corpus):
     store.upsert(corpus)
     got = store.get(["video-7", "video-3", "missing"], with_vectors=True)
