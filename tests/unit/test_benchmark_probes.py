@@ -1,10 +1,11 @@
-"""The device-ready benchmarks: ONNX provider inputs from the manifests, the sequential probe's model."""
+"""The device-ready benchmarks: ONNX provider inputs from the manifests, the sequential probe's model; the ranker probe."""
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from benchmarks.onnx_providers import cases, make_inputs, manifests
+from benchmarks.ranker_probe import Ranker, fit, ndcg, scorer
 from benchmarks.sequential_probe import SelfAttentiveRecommender, left_pad, train, training_windows
 
 
@@ -40,3 +41,25 @@ def test_the_sequential_model_learns_a_deterministic_order():
         logits = model(torch.tensor([left_pad([5, 6, 1, 2, 3, 4, 5, 6], 8)]))[0]
     # every position after the first (training always started at item 1) predicts the next item
     assert logits.argmax(-1).tolist()[1:] == [1, 2, 3, 4, 5, 6, 1]
+
+
+def test_ranker_probe_ndcg_ranks_the_watched_candidate_among_its_list():
+    x = np.array([[0.1], [0.9], [0.5]])
+    lists = [(x, 1, np.zeros(3)), (x, 2, np.zeros(3)), (x, -1, np.zeros(3))]
+    by_feature = ndcg(lists, lambda f, given: f[:, 0])
+    assert by_feature == (1.0 + 1 / np.log2(3) + 0.0) / 3
+    assert ndcg(lists, lambda f, given: given) == (1 / np.log2(4) + 1 / np.log2(4) + 0.0) / 3, "ties count against it"
+
+
+def test_the_ranker_probe_learns_a_feature_the_prior_ignores():
+    rng = np.random.default_rng(0)
+    prior = np.array([1.0, 0.0])
+    lists = []
+    for _ in range(200):  # feature 0 is noise, feature 1 names the watched candidate
+        x = rng.random((8, 2))
+        lists.append((x, int(np.argmax(x[:, 1])), np.zeros(8)))
+    model = Ranker(prior)
+    before = ndcg(lists, scorer(model))
+    losses = fit(model, lists, epochs=5, lr=0.05)
+    assert losses[-1] < losses[0]
+    assert ndcg(lists, scorer(model)) > before + 0.2
