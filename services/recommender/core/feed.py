@@ -223,16 +223,18 @@ class MmrSelector:
             return []
         vectors = ctx.catalogue.vectors.take([c.video_id for c in pool])
         scores = np.array([c.score for c in pool])
-        redundancy = np.full(len(pool), -np.inf)  # max similarity to anything chosen so far
-        available = np.ones(len(pool), bool)
+        redundancy = np.full(len(pool), -np.inf)  # max similarity to anything chosen so far (finite once any is)
+        taken = np.zeros(len(pool))  # -inf where a candidate was taken or passed over
         chosen: list[Candidate] = []
         per_creator: dict[str, int] = {}
         lam = ctx.mmr_lambda if ctx.content else 1.0
-        while available.any() and len(chosen) < ctx.k:
-            values = lam * scores - (1 - lam) * np.where(np.isfinite(redundancy), redundancy, 0.0)
-            values[~available] = -np.inf
+        relevance = lam * scores
+        for _ in range(len(pool)):
+            if len(chosen) >= ctx.k:
+                break
+            values = (relevance - (1 - lam) * redundancy if chosen else relevance) + taken
             best = int(np.argmax(values))
-            available[best] = False
+            taken[best] = -np.inf
             cand = pool[best]
             creator = ctx.catalogue.info[cand.video_id].creator_id
             if per_creator.get(creator, 0) >= ctx.creator_cap:
