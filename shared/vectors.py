@@ -175,10 +175,9 @@ class EdgeVectorStore:
         if not records:
             return
         qe = self._qe
-        pids = [point_id(r.id) for r in records]
-        points = [qe.Point(pid, _check(r.vector, self.dim), _payload(r)) for pid, r in zip(pids, records)]
+        points = [qe.Point(point_id(r.id), _check(r.vector, self.dim), _payload(r)) for r in records]
         self._shard.update(qe.UpdateOperation.upsert_points(points))
-        self._ids.update((uuid.UUID(pid).int, r.id) for pid, r in zip(pids, records))
+        self._ids.update((_point_uuid(r.id).int, r.id) for r in records)
 
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[VectorRecord]:
         found = self._shard.retrieve([point_id(i) for i in ids], with_payload=True, with_vector=with_vectors)
@@ -192,10 +191,9 @@ class EdgeVectorStore:
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            points = [point_id(i) for i in ids]
-            self._shard.update(self._qe.UpdateOperation.delete_points(points))
-            for p in points:
-                self._ids.pop(uuid.UUID(p).int, None)
+            self._shard.update(self._qe.UpdateOperation.delete_points([point_id(i) for i in ids]))
+            for i in ids:
+                self._ids.pop(_point_uuid(i).int, None)
 
     def search(self, vector: Sequence[float], k: int, where: Where | None = None, exact: bool = False,
                with_payload: bool = True, min_score: float | None = None, ef: int | None = None) -> list[Hit]:
