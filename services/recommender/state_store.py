@@ -17,6 +17,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import orjson
+
 from services.recommender.core.user_state import UserState
 from services.recommender.rows import Rows
 
@@ -38,6 +40,25 @@ CREATE TABLE IF NOT EXISTS ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL,
 
 class StateSchemaError(RuntimeError):
     """A state file written by another version of the recommender."""
+
+
+# Many rows in one statement, their values read from one JSON parameter by SQLite itself (``json_each``), not
+# one ``executemany`` step per row: the write runs in a thread beside the consumer, and every step of an
+# executemany takes the GIL back from it (with a busy consumer, each wait is up to the 5 ms switch interval).
+# JSON numbers read back as the same doubles (orjson writes the shortest repr that round-trips; a unit test
+# checks SQLite reads it exactly).
+POPULARITY_FROM_JSON = ("INSERT OR REPLACE INTO popularity SELECT json_extract(value, '$[0]'), "
+                        "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
+                        "json_extract(value, '$[4]') FROM json_each(?1)")  # [[video, score, at, total, hot], ...]
+_PAIRS = "FROM json_each(?1) AS r, json_each(r.value, '$[1]') AS p"  # [[a, {b: w, ...}], ...]: one row per pair
+PAIRS_DELETED_FROM_JSON = ("DELETE FROM {table} WHERE (a, b) IN (SELECT json_extract(r.value, '$[0]'), p.key "
+                           + _PAIRS + " WHERE p.value = 0)")  # a patch's weight 0: the pair is gone (rows.py)
+PAIRS_FROM_JSON = "INSERT OR REPLACE INTO {table} SELECT json_extract(r.value, '$[0]'), p.key, p.value " + _PAIRS + \
+    " WHERE p.value != 0"
+
+
+def _json(rows: list) -> bytes:
+    return orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class PartitionStore:
@@ -103,12 +124,14 @@ class PartitionStore:
                 for table in ("users", "popularity", "covisit", "transitions", "trends", "first_views", "ranker"):
                     db.execute(f"DELETE FROM {table}")  # the table names of this module
             db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", rows.users)
-            db.executemany("INSERT OR REPLACE INTO popularity VALUES (?, ?, ?, ?, ?)", rows.popularity)
+            if rows.popularity:
+                db.execute(POPULARITY_FROM_JSON, (_json(rows.popularity),))
             for table, neighbour_rows in (("covisit", rows.covisit), ("transitions", rows.transitions),
                                           ("trends", rows.trends), ("first_views", rows.first_views)):
-                pairs = [(a, b, w) for a, row in neighbour_rows for b, w in row.items()]
-                db.executemany(f"DELETE FROM {table} WHERE a = ? AND b = ?", [(a, b) for a, b, w in pairs if not w])
-                db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", [p for p in pairs if p[2]])
+                if neighbour_rows:
+                    blob = _json(neighbour_rows)
+                    db.execute(PAIRS_DELETED_FROM_JSON.format(table=table), (blob,))
+                    db.execute(PAIRS_FROM_JSON.format(table=table), (blob,))
             if rows.ranker is not None:
                 db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", rows.ranker)
             if rows.next_offset is not None:
