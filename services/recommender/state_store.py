@@ -42,11 +42,11 @@ class StateSchemaError(RuntimeError):
     """A state file written by another version of the recommender."""
 
 
-# Many rows in one statement, their values read from one JSON parameter by SQLite itself (``json_each``), not
-# one ``executemany`` step per row: the write runs in a thread beside the consumer, and every step of an
-# executemany takes the GIL back from it (with a busy consumer, each wait is up to the 5 ms switch interval).
-# JSON numbers read back as the same doubles (orjson writes the shortest repr that round-trips; a unit test
-# checks SQLite reads it exactly).
+# Many rows in one statement, not one ``executemany`` step per row: the write runs in a thread beside the
+# consumer, and every step of an executemany takes the GIL back from it (with a busy consumer, each wait is up
+# to the 5 ms switch interval). Ids and numbers are read by SQLite itself from one JSON parameter (``json_each``;
+# orjson writes the shortest repr that round-trips, and a unit test checks SQLite reads the same doubles back);
+# user rows hold blobs, so they are bound, thousands of rows to an INSERT.
 POPULARITY_FROM_JSON = ("INSERT OR REPLACE INTO popularity SELECT json_extract(value, '$[0]'), "
                         "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
                         "json_extract(value, '$[4]') FROM json_each(?1)")  # [[video, score, at, total, hot], ...]
@@ -55,6 +55,7 @@ PAIRS_DELETED_FROM_JSON = ("DELETE FROM {table} WHERE (a, b) IN (SELECT json_ext
                            + _PAIRS + " WHERE p.value = 0)")  # a patch's weight 0: the pair is gone (rows.py)
 PAIRS_FROM_JSON = "INSERT OR REPLACE INTO {table} SELECT json_extract(r.value, '$[0]'), p.key, p.value " + _PAIRS + \
     " WHERE p.value != 0"
+USERS_PER_STATEMENT = 2000  # user rows (5 values each) per INSERT: under SQLite's 32,766 bound values
 
 
 def _json(rows: list) -> bytes:
@@ -123,7 +124,10 @@ class PartitionStore:
             if full:
                 for table in ("users", "popularity", "covisit", "transitions", "trends", "first_views", "ranker"):
                     db.execute(f"DELETE FROM {table}")  # the table names of this module
-            db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", rows.users)
+            for start in range(0, len(rows.users), USERS_PER_STATEMENT):  # blobs: bound, not JSON
+                chunk = rows.users[start:start + USERS_PER_STATEMENT]
+                db.execute("INSERT OR REPLACE INTO users VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                           [value for row in chunk for value in row])
             if rows.popularity:
                 db.execute(POPULARITY_FROM_JSON, (_json(rows.popularity),))
             for table, neighbour_rows in (("covisit", rows.covisit), ("transitions", rows.transitions),

@@ -60,3 +60,16 @@ def test_a_full_commit_replaces_everything(tmp_path):
         assert got["popularity"] == [("new", 1.0, 2.0, 3.0, 0.0)] and got["covisit"] == {"new": {"y": 2.0}}
     finally:
         store.close()
+
+
+def test_many_users_are_stored_in_chunks(tmp_path, monkeypatch):
+    import services.recommender.state_store as state_store
+
+    monkeypatch.setattr(state_store, "USERS_PER_STATEMENT", 3)  # 7 rows: two full statements and one short one
+    users = [(f"u{i}", '{"events": %d}' % i, bytes([i]) * 8, None, b"") for i in range(7)]
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    try:
+        store.commit(Rows(users=users, next_offset=1))
+        assert sorted(store.load().users) == users
+    finally:
+        store.close()
