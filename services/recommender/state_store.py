@@ -54,7 +54,7 @@ _PAIRS = "FROM json_each(?1) AS r, json_each(r.value, '$[1]') AS p"  # [[a, {b: 
 PAIRS_DELETED_FROM_JSON = ("DELETE FROM {table} WHERE (a, b) IN (SELECT json_extract(r.value, '$[0]'), p.key "
                            + _PAIRS + " WHERE p.value = 0)")  # a patch's weight 0: the pair is gone (rows.py)
 PAIRS_FROM_JSON = "INSERT OR REPLACE INTO {table} SELECT json_extract(r.value, '$[0]'), p.key, p.value " + _PAIRS + \
-    " WHERE p.value != 0"
+    " WHERE p.value IS NOT 0"  # IS NOT: a NaN weight (JSON null) fails the write, as a bound NaN did, not skipped
 USERS_PER_STATEMENT = 2000  # user rows (5 values each) per INSERT: under SQLite's 32,766 bound values
 
 

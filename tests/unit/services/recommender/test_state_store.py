@@ -67,3 +67,12 @@ def test_many_users_are_stored_in_chunks(store, monkeypatch):
     users = [(f"u{i}", '{"events": %d}' % i, bytes([i]) * 8, None, b"") for i in range(7)]
     store.commit(Rows(users=users, next_offset=1))
     assert sorted(store.load().users) == users
+
+
+def test_a_nan_weight_fails_the_write_and_leaves_the_file_as_it_was(store):
+    import sqlite3
+
+    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=1), full=True)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit(Rows(covisit=[("a", {"b": float("nan"), "c": 2.0})], next_offset=2))
+    assert stored(store)["covisit"] == {"a": {"b": 1.0}} and store.next_offset() == 1
