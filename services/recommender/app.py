@@ -154,7 +154,7 @@ def create_app(root: Settings) -> FastAPI:
             log.info("catalogue: %d videos loaded from %s", loaded, topics.VIDEOS_EMBEDDED.name)
             if stats is not None:
                 log_io = KafkaChangelog(producer, bootstrap, changelog, replica, settings.snapshot_min_entries)
-                parts.changelog = log_io
+                parts.changelog = readers["changelog"] = log_io
                 stack.push_async_callback(log_io.close)
                 start = await stats_reader.starts(log_io, topics.WATCH_EVENTS.partitions)
                 readers["stats"] = await stack.enter_async_context(
@@ -184,7 +184,8 @@ def create_app(root: Settings) -> FastAPI:
                  asyncio.create_task(uploads.follow(readers["uploads"], app.state.uploads, readers["producer"],
                                                     kafka.max_message_bytes))]
         if "stats" in readers:
-            tasks.append(asyncio.create_task(stats_reader.follow(readers["stats"], stats, f"{group}/{replica}")))
+            tasks.append(asyncio.create_task(stats_reader.follow(readers["stats"], stats, f"{group}/{replica}",
+                                                                readers["changelog"].written)))
         try:
             yield
         finally:

@@ -30,8 +30,9 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -182,6 +183,33 @@ def flush_id(record: Any) -> str | None:
 # ---------------------------------------------------------------- reading
 
 
+class WrittenFlushes:
+    """The rows of the flushes this process wrote lately, users left out, by flush id: its own statistics
+    reader takes them instead of decoding the same records back (``Assembler``). What no reader takes is
+    dropped oldest first past ``max_entries`` (a reader that finds a flush gone decodes it as any other)."""
+
+    def __init__(self, max_entries: int = 2_000_000) -> None:
+        self.max_entries = max_entries
+        self.held: OrderedDict[str, tuple[Rows, int]] = OrderedDict()
+        self.entries = 0
+
+    def keep(self, flush: str, rows: Rows) -> None:
+        """Before the flush's first record is written (a reader may see it at once)."""
+        kept = replace(rows, users=[])
+        size = kept.entries
+        self.held[flush] = (kept, size)
+        self.entries += size
+        while self.entries > self.max_entries and len(self.held) > 1:
+            self.entries -= self.held.popitem(last=False)[1][1]
+
+    def take(self, flush: str) -> Rows | None:
+        kept = self.held.pop(flush, None)
+        if kept is None:
+            return None
+        self.entries -= kept[1]
+        return replace(kept[0])  # a copy: the reader sets the marker's position on it
+
+
 @dataclass
 class Assembler:
     """Changelog records of one partition in, complete flushes out (see the module note). ``users``: keep
@@ -189,13 +217,16 @@ class Assembler:
 
     users: bool = True
     generation: int = -1
-    pending: dict[str, tuple[Rows, int]] = field(default_factory=dict)
+    pending: dict[str, tuple[Rows, int, bool]] = field(default_factory=dict)  # flush -> (rows, records, held)
+    written: WrittenFlushes | None = None
+    """Flushes this process wrote (``ChangelogLog.written``): their records are counted, not decoded again,
+    and the rows come from there (only without ``users``: what is held there has none)."""
 
     def feed(self, record: Any) -> tuple[Marker, Rows] | None:
         """One record; returns (marker, the flush's rows) when it completes a flush. Raises ChangelogError."""
         if record.key == MARKER:
             marker = decode_marker(record.value)
-            rows, count = self.pending.pop(marker.flush, (Rows(), 0))
+            rows, count, _ = self.pending.pop(marker.flush, None) or self._begin(marker.flush)
             self.pending.clear()  # a flush left without its marker never completes
             if marker.generation < self.generation:
                 return None  # written by an owner the group had already replaced
@@ -207,10 +238,17 @@ class Assembler:
         flush = flush_id(record)
         if flush is None:
             raise ChangelogError(f"changelog record at offset {record.offset} names no flush")
-        rows, count = self.pending.get(flush, (Rows(), 0))
-        decode_row(record.key, record.value, rows, self.users)
-        self.pending[flush] = (rows, count + 1)
+        rows, count, held = self.pending.get(flush) or self._begin(flush)
+        if not held:
+            decode_row(record.key, record.value, rows, self.users)
+        self.pending[flush] = (rows, count + 1, held)
         return None
+
+    def _begin(self, flush: str) -> tuple[Rows, int, bool]:
+        """A flush's first record (or its marker, for a flush of none): the rows as this process wrote them
+        when it holds them (taken out: the flush completes once), else empty rows to decode into."""
+        held = None if self.written is None or self.users else self.written.take(flush)
+        return (Rows(), 0, False) if held is None else (held, 0, True)
 
 
 @dataclass

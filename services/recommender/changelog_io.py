@@ -16,6 +16,7 @@ from services.recommender.changelog import (
     MARKER,
     Marker,
     Restored,
+    WrittenFlushes,
     encode_rows,
     last_marker,
     restore,
@@ -47,6 +48,7 @@ class ChangelogLog:
         self.snapshot_min_entries = snapshot_min_entries
         self.positions: dict[int, Position] = {}
         self.flushes = 0
+        self.written = WrittenFlushes()  # for this replica's own statistics reader (stats_reader.py)
 
     async def _end(self, partition: int) -> int:
         raise NotImplementedError
@@ -112,6 +114,7 @@ class ChangelogLog:
         encoded = await asyncio.to_thread(encode_rows, rows)
         self.flushes += 1
         flush = f"{self.replica}:{self.flushes}"
+        self.written.keep(flush, rows)
         first = await self._append(partition, encoded, [(FLUSH_HEADER, flush.encode())])
         entries = rows.entries
         if full:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from services.recommender import metrics
-from services.recommender.changelog import Assembler, ChangelogError
+from services.recommender.changelog import Assembler, ChangelogError, WrittenFlushes
 from services.recommender.changelog_io import KafkaChangelog
 from services.recommender.core.global_stats import GlobalStats
 from shared.replay import Tail
@@ -24,12 +24,14 @@ async def starts(changelog: KafkaChangelog, partitions: int) -> dict[int, int]:
     return out
 
 
-def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalStats) -> int:
+def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalStats,
+                written: WrittenFlushes | None = None) -> int:
     """Fold a batch of changelog records into ``stats``; returns the flushes applied. A record that fails to
-    decode is counted and its partition's pending flush dropped (its next complete flush applies again)."""
+    decode is counted and its partition's pending flush dropped (its next complete flush applies again).
+    ``written``: this replica's own flushes, taken from there instead of decoded (the same rows)."""
     applied = 0
     for record in records:
-        assembler = assemblers.setdefault(record.partition, Assembler(users=False))
+        assembler = assemblers.setdefault(record.partition, Assembler(users=False, written=written))
         try:
             done = assembler.feed(record)
         except ChangelogError as exc:
@@ -44,9 +46,9 @@ def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalSt
     return applied
 
 
-async def follow(tail: Tail, stats: GlobalStats, group: str) -> None:
+async def follow(tail: Tail, stats: GlobalStats, group: str, written: WrittenFlushes | None = None) -> None:
     """Read ``tail`` (opened at :func:`starts`) into ``stats`` for as long as the replica runs."""
     assemblers: dict[int, Assembler] = {}
     async for records in tail.batches():
-        apply_batch(records, assemblers, stats)
+        apply_batch(records, assemblers, stats, written)
         metrics.report_lag(tail.topic, group, tail.lag())

@@ -1,0 +1,59 @@
+"""The statistics reader (``stats_reader.py``) takes a replica's own flushes as it wrote them instead of decoding
+its records again: the same statistics as a reader that decodes every record."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from services.recommender.changelog import MARKER, WrittenFlushes
+from services.recommender.core.global_stats import GlobalStats
+from services.recommender.stats_reader import apply_batch
+from tests.unit.services.recommender.changelog_fakes import MemoryChangelog
+from tests.unit.services.recommender.test_partitions import P, events, serving
+
+
+def view(stats: GlobalStats) -> tuple:
+    rows = lambda table: {a: dict(r) for a, r in table.counts.items()}
+    return (dict(stats.popularity.scores), dict(stats.popularity.hot), rows(stats.covisit), rows(stats.transitions),
+            rows(stats.trends), {p: r.to_bytes() for p, r in stats.rankers.items()})
+
+
+def wrote(tmp_path, catalogue, flushes: int = 5, each: int = 12):
+    """A replica's log of a few flushes (deltas and full snapshots), and what it holds of its own flushes."""
+    log = MemoryChangelog(snapshot_min_entries=40)
+
+    async def run():
+        replica = await serving(tmp_path / "a", catalogue, log, "a", each)
+        for i in range(1, flushes):
+            await replica.consume(events(each, start=i * each), i * each)
+        return replica
+
+    replica = asyncio.run(run())
+    return log.logs[P], replica.parts.changelog.written, replica.rec.prior
+
+
+def test_own_flushes_are_taken_as_written_and_rank_the_same(tmp_path, catalogue):
+    records, written, prior = wrote(tmp_path, catalogue)
+    flushes = sum(r.key == MARKER for r in records)
+    snapshots = sum(r.key == MARKER and b'"snapshot":true' in r.value for r in records)
+    assert flushes > snapshots > 1 and len(written.held) == flushes
+    decoded = GlobalStats(3600.0, prior)
+    assert apply_batch(records, {}, decoded) == flushes
+    # the data records garbled: a reader that decoded them would reject every flush
+    garbled = [r if r.key == MARKER else replace(r, value=b"\xff not a row") for r in records]
+    own = GlobalStats(3600.0, prior)
+    assert apply_batch(garbled, {}, own, written) == flushes
+    assert view(own) == view(decoded) and view(own)[2], "the same statistics, co-visitation included"
+    assert not written.held and written.entries == 0, "each flush is taken once"
+
+
+def test_flushes_no_longer_held_are_decoded(tmp_path, catalogue):
+    records, written, prior = wrote(tmp_path, catalogue)
+    few = WrittenFlushes(max_entries=1)  # keeps only the latest flush
+    for flush, (rows, _) in written.held.items():
+        few.keep(flush, rows)
+    assert len(few.held) == 1
+    decoded, own = GlobalStats(3600.0, prior), GlobalStats(3600.0, prior)
+    assert apply_batch(records, {}, decoded) == apply_batch(records, {}, own, few) > 2
+    assert view(own) == view(decoded) and not few.held
