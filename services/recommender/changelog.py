@@ -183,31 +183,51 @@ def flush_id(record: Any) -> str | None:
 # ---------------------------------------------------------------- reading
 
 
+@dataclass(frozen=True)
+class Held:
+    """A flush as its writer kept it: ``rows`` (users left out); for a full snapshot also ``delta``, what
+    changed since the writer's flush ``after`` of the same partition (the snapshot is that flush's state with
+    ``delta`` applied, so a reader whose latest flush was ``after`` applies ``delta`` alone)."""
+
+    rows: Rows
+    delta: Rows | None = None
+    after: str | None = None
+
+    @property
+    def entries(self) -> int:
+        return self.rows.entries + (self.delta.entries if self.delta is not None else 0)
+
+
 class WrittenFlushes:
-    """The rows of the flushes this process wrote lately, users left out, by flush id: its own statistics
-    reader takes them instead of decoding the same records back (``Assembler``). What no reader takes is
-    dropped oldest first past ``max_entries`` (a reader that finds a flush gone decodes it as any other)."""
+    """The rows of the flushes this process wrote lately, by flush id: its own statistics reader takes them
+    instead of decoding the same records back (``Assembler``). What no reader takes is dropped oldest first
+    past ``max_entries`` (a reader that finds a flush gone decodes it as any other)."""
 
     def __init__(self, max_entries: int = 2_000_000) -> None:
         self.max_entries = max_entries
-        self.held: OrderedDict[str, tuple[Rows, int]] = OrderedDict()
+        self.held: OrderedDict[str, Held] = OrderedDict()
         self.entries = 0
 
-    def keep(self, flush: str, rows: Rows) -> None:
+    def keep(self, flush: str, rows: Rows, delta: Rows | None = None, after: str | None = None) -> None:
         """Before the flush's first record is written (a reader may see it at once)."""
-        kept = replace(rows, users=[])
-        size = kept.entries
-        self.held[flush] = (kept, size)
-        self.entries += size
+        held = Held(replace(rows, users=[]), None if delta is None or after is None else replace(delta, users=[]),
+                    after)
+        self.held[flush] = held
+        self.entries += held.entries
         while self.entries > self.max_entries and len(self.held) > 1:
-            self.entries -= self.held.popitem(last=False)[1][1]
+            self.entries -= self.held.popitem(last=False)[1].entries
 
-    def take(self, flush: str) -> Rows | None:
-        kept = self.held.pop(flush, None)
-        if kept is None:
+    def take(self, flush: str, last: str | None) -> tuple[Rows, bool] | None:
+        """(the rows, whether they are a delta) for a reader whose latest flush of the partition was ``last``."""
+        held = self.held.pop(flush, None)
+        if held is None:
             return None
-        self.entries -= kept[1]
-        return replace(kept[0])  # a copy: the reader sets the marker's position on it
+        self.entries -= held.entries
+        as_delta = held.delta is not None and last is not None and held.after == last
+        return replace(held.delta if as_delta else held.rows), as_delta  # a copy: the reader sets the position
+
+
+DECODED, HELD, HELD_DELTA = 0, 1, 2  # how an Assembler gets a pending flush's rows
 
 
 @dataclass
@@ -217,38 +237,44 @@ class Assembler:
 
     users: bool = True
     generation: int = -1
-    pending: dict[str, tuple[Rows, int, bool]] = field(default_factory=dict)  # flush -> (rows, records, held)
+    pending: dict[str, tuple[Rows, int, int]] = field(default_factory=dict)  # flush -> (rows, records, HELD_...)
     written: WrittenFlushes | None = None
     """Flushes this process wrote (``ChangelogLog.written``): their records are counted, not decoded again,
     and the rows come from there (only without ``users``: what is held there has none)."""
+    last: str | None = None  # the latest flush completed
 
     def feed(self, record: Any) -> tuple[Marker, Rows] | None:
         """One record; returns (marker, the flush's rows) when it completes a flush. Raises ChangelogError."""
         if record.key == MARKER:
             marker = decode_marker(record.value)
-            rows, count, _ = self.pending.pop(marker.flush, None) or self._begin(marker.flush)
+            rows, count, held = self.pending.pop(marker.flush, None) or self._begin(marker.flush)
             self.pending.clear()  # a flush left without its marker never completes
             if marker.generation < self.generation:
                 return None  # written by an owner the group had already replaced
             if count != marker.records:
                 raise ChangelogError(f"flush {marker.flush} says {marker.records} records, {count} were read")
-            self.generation = marker.generation
+            self.generation, self.last = marker.generation, marker.flush
             rows.next_offset, rows.model_version = marker.next_offset, marker.model_version
+            if held == HELD_DELTA and marker.snapshot:  # the snapshot as what changed since the latest flush
+                marker = marker.model_copy(update={"snapshot": False})
             return marker, rows
         flush = flush_id(record)
         if flush is None:
             raise ChangelogError(f"changelog record at offset {record.offset} names no flush")
         rows, count, held = self.pending.get(flush) or self._begin(flush)
-        if not held:
+        if held == DECODED:
             decode_row(record.key, record.value, rows, self.users)
         self.pending[flush] = (rows, count + 1, held)
         return None
 
-    def _begin(self, flush: str) -> tuple[Rows, int, bool]:
+    def _begin(self, flush: str) -> tuple[Rows, int, int]:
         """A flush's first record (or its marker, for a flush of none): the rows as this process wrote them
         when it holds them (taken out: the flush completes once), else empty rows to decode into."""
-        held = None if self.written is None or self.users else self.written.take(flush)
-        return (Rows(), 0, False) if held is None else (held, 0, True)
+        taken = None if self.written is None or self.users else self.written.take(flush, self.last)
+        if taken is None:
+            return Rows(), 0, DECODED
+        rows, as_delta = taken
+        return rows, 0, HELD_DELTA if as_delta else HELD
 
 
 @dataclass

@@ -49,6 +49,7 @@ class ChangelogLog:
         self.positions: dict[int, Position] = {}
         self.flushes = 0
         self.written = WrittenFlushes()  # for this replica's own statistics reader (stats_reader.py)
+        self.completed: dict[int, str] = {}  # partition -> this replica's latest flush of it with its marker written
 
     async def _end(self, partition: int) -> int:
         raise NotImplementedError
@@ -107,14 +108,15 @@ class ChangelogLog:
         after = pos.since_snapshot - pos.snapshot_entries  # written since the snapshot
         return pos.force or after > max(self.snapshot_min_entries, pos.snapshot_entries)
 
-    async def write(self, partition: int, rows: Rows, full: bool, generation: int) -> None:
+    async def write(self, partition: int, rows: Rows, full: bool, generation: int, delta: Rows | None = None) -> None:
         """The flush's records, then its marker, each acknowledged; raises if any write fails (the flush then
-        never completes, and the caller stores the same changes again later)."""
+        never completes, and the caller stores the same changes again later). ``delta``: for a full snapshot,
+        what changed since this replica's previous flush of the partition (for its own reader, never written)."""
         pos = self.positions.setdefault(partition, Position())
         encoded = await asyncio.to_thread(encode_rows, rows)
         self.flushes += 1
         flush = f"{self.replica}:{self.flushes}"
-        self.written.keep(flush, rows)
+        self.written.keep(flush, rows, delta if full else None, self.completed.get(partition))
         first = await self._append(partition, encoded, [(FLUSH_HEADER, flush.encode())])
         entries = rows.entries
         if full:
@@ -126,6 +128,7 @@ class ChangelogLog:
                         snapshot_records=snapshot_records, snapshot_entries=snapshot_entries, entries=since,
                         generation=generation, model_version=rows.model_version)
         await self._append_marker(partition, marker.model_dump_json().encode())
+        self.completed[partition] = flush
         pos.since_snapshot = since
         if full:
             pos.base, pos.snapshot_records, pos.snapshot_entries, pos.force = base, snapshot_records, entries, False

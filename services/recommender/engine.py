@@ -7,7 +7,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 
 import numpy as np
@@ -47,6 +47,8 @@ class Snapshot:
     full: bool
     restore: Callable[[], None]
     store: PartitionStore | None = None
+    delta: Rows | None = None
+    """For a full snapshot: what changed since the previous snapshot taken, as a delta holds it (users left out)."""
 
     @property
     def next_offset(self) -> int:
@@ -352,17 +354,19 @@ class Recommender:
         pairs, next_pairs, trend_pairs, first_pairs = st.dirty_rows, st.dirty_next, st.dirty_trends, st.dirty_first
         st.dirty_rows, st.dirty_next, st.dirty_trends = defaultdict(set), defaultdict(set), defaultdict(set)
         st.dirty_first = defaultdict(set)
+        patches = Rows(popularity=[(v, *st.popularity.row(v)) for v in videos],
+                       covisit=_patches(st.covisit, pairs), transitions=_patches(st.transitions, next_pairs),
+                       trends=_patches(st.trends, trend_pairs), first_views=_patches(st.first_views, first_pairs),
+                       ranker=(st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None,
+                       next_offset=next_offset, model_version=self.catalogue.model_version)
         if full:
             covisit, transitions, trends, first = ([(a, dict(row)) for a, row in table.counts.items() if row]
                                                    for table in (st.covisit, st.transitions, st.trends, st.first_views))
+            rows = replace(patches, users=[(u, *user.to_row()) for u, user in st.users.items()],
+                           popularity=[(v, *st.popularity.row(v)) for v in st.popularity.scores],
+                           covisit=covisit, transitions=transitions, trends=trends, first_views=first)
         else:
-            covisit, transitions = _patches(st.covisit, pairs), _patches(st.transitions, next_pairs)
-            trends, first = _patches(st.trends, trend_pairs), _patches(st.first_views, first_pairs)
-        ranker = (st.ranker.to_bytes(), st.ranker.updates) if st.ranker_dirty or full else None
-        rows = Rows(users=[(u, *st.users[u].to_row()) for u in (st.users if full else users_)],
-                    popularity=[(v, *st.popularity.row(v)) for v in (st.popularity.scores if full else videos)],
-                    covisit=covisit, transitions=transitions, trends=trends, first_views=first,
-                    ranker=ranker, next_offset=next_offset, model_version=self.catalogue.model_version)
+            rows = replace(patches, users=[(u, *st.users[u].to_row()) for u in users_])
         was_dirty = st.ranker_dirty
         st.ranker_dirty = False
         st.dirty_users.clear()
@@ -377,7 +381,7 @@ class Recommender:
                     dirty[a] |= bs
             st.ranker_dirty = st.ranker_dirty or was_dirty
 
-        return Snapshot(partition, rows, full, restore, st.store)
+        return Snapshot(partition, rows, full, restore, st.store, patches if full else None)
 
     def commit(self, partition: int, next_offset: int | None = None) -> None:
         """Store what changed in the partition's local file now."""

@@ -48,7 +48,8 @@ class Changelog(Protocol):
     def forget(self, partition: int) -> None: ...
     def wrote(self, marker: Marker) -> bool: ...
     def wants_full(self, partition: int) -> bool: ...
-    async def write(self, partition: int, rows: Rows, full: bool, generation: int) -> None: ...
+    async def write(self, partition: int, rows: Rows, full: bool, generation: int,
+                    delta: Rows | None = None) -> None: ...
 
 
 class Claims(Protocol):
@@ -371,7 +372,7 @@ class Partitions:
         for i, snap in enumerate(snaps):
             try:
                 if self.changelog is not None:
-                    await self.changelog.write(snap.partition, snap.rows, snap.full, generation)
+                    await self.changelog.write(snap.partition, snap.rows, snap.full, generation, snap.delta)
                     metrics.changelog_flushes.labels("snapshot" if snap.full else "delta").inc()
                 await asyncio.to_thread(snap.write)
             except BaseException:

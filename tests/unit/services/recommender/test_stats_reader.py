@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from services.recommender.changelog import MARKER, WrittenFlushes
+from services.recommender.changelog import MARKER, Assembler, Marker, WrittenFlushes
 from services.recommender.core.global_stats import GlobalStats
 from services.recommender.stats_reader import apply_batch
 from tests.unit.services.recommender.changelog_fakes import MemoryChangelog
@@ -48,11 +48,30 @@ def test_own_flushes_are_taken_as_written_and_rank_the_same(tmp_path, catalogue)
     assert not written.held and written.entries == 0, "each flush is taken once"
 
 
+def test_own_snapshots_after_own_flushes_are_taken_as_their_deltas(tmp_path, catalogue):
+    records, written, prior = wrote(tmp_path, catalogue)
+    kinds = {True: 0, False: 0}
+    assembler = Assembler(users=False, written=written)
+    for record in records:
+        done = assembler.feed(record)
+        if done is not None:
+            kinds[done[0].snapshot] += 1
+    snapshots = sum(r.key == MARKER and b'"snapshot":true' in r.value for r in records)
+    # the first flush has no flush before it; every later snapshot followed one this reader applied
+    assert kinds[True] == 1 < snapshots and kinds[False] == sum(r.key == MARKER for r in records) - 1
+    # a reader that starts at a later snapshot (its base) gets that snapshot whole
+    records, written, _ = wrote(tmp_path / "again", catalogue)
+    last = max(i for i, r in enumerate(records) if r.key == MARKER and b'"snapshot":true' in r.value)
+    late = Assembler(users=False, written=written)
+    done = [late.feed(r) for r in records[Marker.model_validate_json(records[last].value).base:]]
+    assert [d[0].snapshot for d in done if d is not None][0] is True
+
+
 def test_flushes_no_longer_held_are_decoded(tmp_path, catalogue):
     records, written, prior = wrote(tmp_path, catalogue)
     few = WrittenFlushes(max_entries=1)  # keeps only the latest flush
-    for flush, (rows, _) in written.held.items():
-        few.keep(flush, rows)
+    for flush, held in written.held.items():
+        few.keep(flush, held.rows, held.delta, held.after)
     assert len(few.held) == 1
     decoded, own = GlobalStats(3600.0, prior), GlobalStats(3600.0, prior)
     assert apply_batch(records, {}, decoded) == apply_batch(records, {}, own, few) > 2
