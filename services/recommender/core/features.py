@@ -63,12 +63,11 @@ def _votes_by_window(ctx: FeedContext) -> dict[int, dict[str, float]]:
     if not raw:
         return windows
     ids = list(raw)
-    damp = dict(zip(ids, (np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING).tolist()))
-    for window, votes in windows.items():
-        keys = list(votes)
-        if keys:
-            damped = np.fromiter(votes.values(), float, len(keys)) / np.fromiter(map(damp.get, keys), float, len(keys))
-            windows[window] = dict(zip(keys, _over(damped, float(damped.max())).tolist()))
+    damp = np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING
+    for window, votes in windows.items():  # a window's candidates are the first ones of ``raw``'s, in its order
+        if votes:
+            damped = np.fromiter(votes.values(), float, len(votes)) / damp[:len(votes)]
+            windows[window] = dict(zip(ids, _over(damped, float(damped.max())).tolist()))
     return windows
 
 
@@ -187,7 +186,7 @@ def sample_negatives(ctx: FeedContext, positive: str, n: int, seed: int, candida
     out: list[str] = []
     if n_pool:
         found = retrieved(ctx)
-        pool = sorted(v for v in found if v not in seen and v in ctx.catalogue.info)  # sorted: the same draw anywhere
+        pool = sorted(found.difference(seen).intersection(ctx.catalogue.info))  # sorted: the same draw anywhere
         out = [pool[i] for i in rng.choice(len(pool), min(n_pool, len(pool)), replace=False)] if pool else []
     ids = ctx.catalogue.ids
     drawn = [ids[i] for i in rng.integers(0, len(ids), n * 2)] if ids else []

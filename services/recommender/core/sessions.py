@@ -72,7 +72,9 @@ class SessionIndex:
 
     def _nearest(self, overlap: dict[str, float], distinct: int) -> list[tuple[float, str]]:
         users, size = self.users, self.size
-        sampled = heapq.nlargest(SAMPLE, overlap, key=lambda u: (users[u].last_ts, u))
+        # all of them when there are no more than SAMPLE (the K most similar do not depend on their order)
+        sampled = heapq.nlargest(SAMPLE, overlap, key=lambda u: (users[u].last_ts, u)) if len(overlap) > SAMPLE \
+            else overlap
         norm = math.sqrt(distinct)
         scored = [(overlap[u] / (norm * math.sqrt(size[u])), u) for u in sampled]
         return heapq.nlargest(K, scored)
