@@ -242,6 +242,14 @@ class Assembler:
     """Flushes this process wrote (``ChangelogLog.written``): their records are counted, not decoded again,
     and the rows come from there (only without ``users``: what is held there has none)."""
     last: str | None = None  # the latest flush completed
+    gap: bool = False
+    """A flush was rejected since the latest full snapshot: the rows read lack it, so no snapshot is taken as
+    a delta until a whole one has been read (``reject``)."""
+
+    def reject(self) -> None:
+        """The pending flush failed (a record of it did not decode, or some went missing): drop it."""
+        self.pending.clear()
+        self.gap = True
 
     def feed(self, record: Any) -> tuple[Marker, Rows] | None:
         """One record; returns (marker, the flush's rows) when it completes a flush. Raises ChangelogError."""
@@ -257,6 +265,8 @@ class Assembler:
             rows.next_offset, rows.model_version = marker.next_offset, marker.model_version
             if held == HELD_DELTA and marker.snapshot:  # the snapshot as what changed since the latest flush
                 marker = marker.model_copy(update={"snapshot": False})
+            elif marker.snapshot:
+                self.gap = False
             return marker, rows
         flush = flush_id(record)
         if flush is None:
@@ -270,7 +280,9 @@ class Assembler:
     def _begin(self, flush: str) -> tuple[Rows, int, int]:
         """A flush's first record (or its marker, for a flush of none): the rows as this process wrote them
         when it holds them (taken out: the flush completes once), else empty rows to decode into."""
-        taken = None if self.written is None or self.users else self.written.take(flush, self.last)
+        if self.written is None or self.users:
+            return Rows(), 0, DECODED
+        taken = self.written.take(flush, None if self.gap else self.last)
         if taken is None:
             return Rows(), 0, DECODED
         rows, as_delta = taken

@@ -37,7 +37,7 @@ def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalSt
         except ChangelogError as exc:
             metrics.changelog_rejected.inc()
             log.error("changelog[%d]@%d: %s; skipped in the shared statistics", record.partition, record.offset, exc)
-            assembler.pending.clear()
+            assembler.reject()
             continue
         if done is not None:
             marker, rows = done
