@@ -4,7 +4,9 @@ rank with the same popularity, co-visitation and ranker weights, whichever parti
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator
 
 from services.recommender import metrics
 from services.recommender.changelog import Assembler, ChangelogError, WrittenFlushes
@@ -29,7 +31,13 @@ def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalSt
     """Fold a batch of changelog records into ``stats``; returns the flushes applied. A record that fails to
     decode is counted and its partition's pending flush dropped (its next complete flush applies again).
     ``written``: this replica's own flushes, taken from there instead of decoded (the same rows)."""
-    applied = 0
+    return sum(_fold(records, assemblers, stats, written))
+
+
+def _fold(records: list, assemblers: dict[int, Assembler], stats: GlobalStats,
+          written: WrittenFlushes | None) -> Iterator[int]:
+    """:func:`apply_batch` in steps (``GlobalStats.steps``): yields 0 between steps of a flush's merge and 1
+    when a flush is applied."""
     for record in records:
         assembler = assemblers.setdefault(record.partition, Assembler(users=False, written=written))
         try:
@@ -41,14 +49,16 @@ def apply_batch(records: list, assemblers: dict[int, Assembler], stats: GlobalSt
             continue
         if done is not None:
             marker, rows = done
-            stats.apply(record.partition, rows, marker.snapshot)
-            applied += 1
-    return applied
+            for _ in stats.steps(record.partition, rows, marker.snapshot):
+                yield 0
+            yield 1
 
 
 async def follow(tail: Tail, stats: GlobalStats, group: str, written: WrittenFlushes | None = None) -> None:
-    """Read ``tail`` (opened at :func:`starts`) into ``stats`` for as long as the replica runs."""
+    """Read ``tail`` (opened at :func:`starts`) into ``stats`` for as long as the replica runs, letting the
+    event loop run between steps of a flush's merge (feeds and the consumer wait a step, not a flush)."""
     assemblers: dict[int, Assembler] = {}
     async for records in tail.batches():
-        apply_batch(records, assemblers, stats, written)
+        for _ in _fold(records, assemblers, stats, written):
+            await asyncio.sleep(0)
         metrics.report_lag(tail.topic, group, tail.lag())

@@ -9,11 +9,15 @@ by difference, exactly, whatever order the flushes of different partitions came 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import CoVisitation, FirstViews, Popularity, Transitions, TrendCounts
 from services.recommender.rows import CovisitRow, Rows, patch_row
+
+STEP = 256  # rows merged between two pauses of :meth:`GlobalStats.steps` (a few milliseconds)
 
 
 class MergedRows:
@@ -25,26 +29,38 @@ class MergedRows:
 
     def apply(self, partition: int, rows: list[CovisitRow], full: bool) -> None:
         """One flush of ``partition``: whole rows (``full``: what is not in them is gone) or patches."""
+        for _ in self.steps(partition, rows, full):
+            pass
+
+    def steps(self, partition: int, rows: list[CovisitRow], full: bool) -> Iterator[None]:
+        """:meth:`apply`, pausing after every ``STEP`` rows (the rows patched so far are merged)."""
         mine = self.rows.setdefault(partition, {})
         if full:
             listed = dict(rows)
-            for video in [v for v in mine if v not in listed]:
+            for i, video in enumerate([v for v in mine if v not in listed], 1):
                 self._patch(mine, video, dict.fromkeys(mine[video], 0.0))
-            for video, row in rows:  # the pairs of the old row that are not in the new one are gone
+                if i % STEP == 0:
+                    yield
+            for i, (video, row) in enumerate(rows, 1):  # the pairs of the old row that are not in the new one are gone
                 self._patch(mine, video, {**dict.fromkeys(mine.get(video, ()), 0.0), **row})
+                if i % STEP == 0:
+                    yield
         else:
-            for video, patch in rows:
+            for i, (video, patch) in enumerate(rows, 1):
                 self._patch(mine, video, patch)
+                if i % STEP == 0:
+                    yield
 
     def _patch(self, mine: dict[str, dict[str, float]], video: str, patch: dict[str, float]) -> None:
         """Pairs of ``video``'s row of one partition set (weight 0: removed); the sum moves by the difference."""
         row = mine.setdefault(video, {})
         merged = self.into.counts[video]
+        get, was = merged.get, row.get
         for other, w in patch.items():
-            old = row.get(other, 0.0)
+            old = was(other, 0.0)
             if w == old:
                 continue
-            left = merged.get(other, 0.0) + (w - old)
+            left = get(other, 0.0) + (w - old)
             if left > 0:
                 merged[other] = left
             else:
@@ -74,6 +90,13 @@ class GlobalStats:
 
     def apply(self, partition: int, rows: Rows, full: bool = False) -> None:
         """One flush of ``partition``: a delta, or (``full``) its whole state, replacing what was known of it."""
+        for _ in self.steps(partition, rows, full):
+            pass
+
+    def steps(self, partition: int, rows: Rows, full: bool = False) -> Iterator[None]:
+        """:meth:`apply` in steps of about ``STEP`` rows, so a reader on the event loop can let other work run
+        between them (a flush of a busy partition takes tens of milliseconds to merge). Between two steps
+        the flush is partly merged: a feed ranks with some of its rows and not yet the others."""
         pops = self.pops.setdefault(partition, {})
         touched = {v for v, *_ in rows.popularity}
         if full:
@@ -82,21 +105,20 @@ class GlobalStats:
             if self.rankers.pop(partition, None) is not None and rows.ranker is None:
                 self._weights = None
         pops.update((v, tuple(entry)) for v, *entry in rows.popularity)
-        self._covisit.apply(partition, rows.covisit, full)
-        self._transitions.apply(partition, rows.transitions, full)
-        self._trends.apply(partition, rows.trends, full)
-        self._first_views.apply(partition, rows.first_views, full)
         if rows.ranker is not None:
             ranker = Ranker.from_bytes(*rows.ranker)
             if len(ranker.weights) == len(self.prior):  # a build with other features: its weights do not apply
                 self.rankers[partition] = ranker
                 self._weights = None
-        for video in touched:
-            self._merge_video(video)
-
-    def _merge_video(self, video: str) -> None:
-        entries = [self.pops[p][video] for p in sorted(self.pops) if video in self.pops[p]]
-        self.popularity.replace(video, entries)
+        for table, table_rows in ((self._covisit, rows.covisit), (self._transitions, rows.transitions),
+                                  (self._trends, rows.trends), (self._first_views, rows.first_views)):
+            yield from table.steps(partition, table_rows, full)
+        tables = [self.pops[p] for p in sorted(self.pops)]  # each video's entries in partition order
+        replace = self.popularity.replace
+        for i, video in enumerate(touched, 1):
+            replace(video, [table[video] for table in tables if video in table])
+            if i % STEP == 0:
+                yield
 
     def weights(self) -> np.ndarray:
         if self._weights is None:

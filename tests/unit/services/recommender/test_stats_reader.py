@@ -92,3 +92,41 @@ def test_a_rejected_flush_makes_the_next_snapshot_count_whole(tmp_path, catalogu
     assert apply_batch(records[:gone] + records[gone + 1:], assemblers, own, written) == len(markers) - 1
     assert view(own) == view(decoded), "the snapshot after the rejected flush was read whole, and repaired it"
     assert not assemblers[P].gap
+
+
+def test_a_flush_merges_in_steps_to_the_same_statistics(monkeypatch, tmp_path, catalogue):
+    """The reader lets the event loop run between steps of a flush's merge: with steps of 3 rows, every flush of
+    the log pauses at least once, and the statistics end the same as merging each flush at once."""
+    import services.recommender.core.global_stats as global_stats
+    from services.recommender.stats_reader import _fold
+
+    records, _, prior = wrote(tmp_path, catalogue)
+    whole = GlobalStats(3600.0, prior)
+    flushes = apply_batch(records, {}, whole)
+    monkeypatch.setattr(global_stats, "STEP", 3)
+    stepped = GlobalStats(3600.0, prior)
+    marks = list(_fold(records, {}, stepped, None))
+    assert sum(marks) == flushes and marks.count(0) >= flushes
+    assert view(stepped) == view(whole)
+
+
+def test_merging_popularity_entries_is_adding_them_in_turn():
+    """``Popularity.replace`` (the reader's per-video merge) gives what ``add`` of each entry gives, bit for bit,
+    with entries older and newer than the ones before them, and the peaks it raises on the way."""
+    import numpy as np
+
+    from services.recommender.core.stats import Popularity
+
+    rng = np.random.default_rng(3)
+    merged, added = Popularity(3600.0, 600.0), Popularity(3600.0, 600.0)
+    for video in range(200):
+        entries = [(float(rng.exponential(5)), float(rng.uniform(0, 10_000)), float(rng.integers(1, 9)),
+                    float(rng.exponential(2))) for _ in range(int(rng.integers(1, 6)))]
+        merged.replace(f"v{video}", entries)
+        for score, at, total, hot in entries:
+            added.add(f"v{video}", score, at, total, hot)
+    assert merged.scores == added.scores and merged.hot == added.hot and merged.totals == added.totals
+    assert (merged._peak_key, merged._hot_peak_key, merged.peak_total, merged.now) == \
+        (added._peak_key, added._hot_peak_key, added.peak_total, added.now)
+    merged.replace("v0", [])
+    assert "v0" not in merged.scores and "v0" not in merged.totals
