@@ -15,7 +15,7 @@ import numpy as np
 
 from services.recommender.core.ranker import Ranker, blend
 from services.recommender.core.stats import CoVisitation, FirstViews, Popularity, Transitions, TrendCounts
-from services.recommender.rows import CovisitRow, Rows, patch_row
+from services.recommender.rows import CovisitRow, Rows
 
 STEP = 256  # rows merged between two pauses of :meth:`GlobalStats.steps` (a few milliseconds)
 
@@ -56,16 +56,19 @@ class MergedRows:
         row = mine.setdefault(video, {})
         merged = self.into.counts[video]
         get, was = merged.get, row.get
-        for other, w in patch.items():
+        for other, w in patch.items():  # patch_row(row, patch) in the same pass
             old = was(other, 0.0)
-            if w == old:
+            if w == old:  # rows hold no zeros: a zero already absent, or the same weight
                 continue
             left = get(other, 0.0) + (w - old)
             if left > 0:
                 merged[other] = left
             else:
                 merged.pop(other, None)
-        patch_row(row, patch)
+            if w:
+                row[other] = w
+            else:
+                del row[other]  # old != 0: it is there
         if not row:
             del mine[video]
         if not merged:
