@@ -20,9 +20,9 @@ import argparse
 import asyncio
 import hashlib
 import json
+import multiprocessing
 import tracemalloc
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,6 +198,27 @@ async def probe_freshness(bootstrap: str, url: str, videos: list[str]) -> list[f
     return out
 
 
+def produce_load(bootstrap: str, values: list[bytes], per_s: int, stop, ready) -> None:
+    """Background watch events at ``per_s`` (one producer, a batch every 50 ms, ``values`` cycled) until ``stop``
+    is set; ``ready`` once the producer is up. Run in a process of its own (see ``through_broker``)."""
+    async def run() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await p.start()
+        ready.set()
+        batch, i = max(1, per_s // 20), 0
+        try:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                for _ in range(batch):
+                    await p.send(topics.WATCH_EVENTS.name, values[i % len(values)], key=str(i % 5000).encode())
+                    i += 1
+                await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
+        finally:
+            await p.stop()
+
+    asyncio.run(run())
+
+
 def service_videos(n: int, rng: np.random.Generator) -> list[VideoEmbedded]:
     """Videos the recommender service accepts: the prepared model's vector size and version (it refuses others)."""
     space = model_space(ModelSettings())
@@ -223,33 +244,19 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
             ours_s, drained = drain_time(Path(tmp) / "state", n_events)
             raw_s = asyncio.run(raw_consume(broker.bootstrap, n_events))
 
-            stop = threading.Event()
             background = [e.model_dump_json().encode() for e in make_events(load_per_s * 2, 5000,
                                                                              [v.video_id for v in vids], rng)]
-
-            def load() -> None:  # one producer, a batch every 50 ms, the same pre-encoded events cycled
-                async def run() -> None:
-                    p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
-                    await p.start()
-                    batch, i = max(1, load_per_s // 20), 0
-                    try:
-                        while not stop.is_set():
-                            t0 = time.perf_counter()
-                            for _ in range(batch):
-                                await p.send(topics.WATCH_EVENTS.name, background[i % len(background)],
-                                             key=str(i % 5000).encode())
-                                i += 1
-                            await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
-                    finally:
-                        await p.stop()
-
-                asyncio.run(run())
-
-            loader = threading.Thread(target=load, daemon=True)
+            # the load runs in a process of its own: in a thread here it would hold this process's GIL while the
+            # probes below wait to read the clock, and their figures would count that wait as the service's
+            spawn = multiprocessing.get_context("spawn")
+            stop, ready = spawn.Event(), spawn.Event()
+            loader = spawn.Process(target=produce_load, args=(broker.bootstrap, background, load_per_s, stop, ready),
+                                   daemon=True)
             loader.start()
+            ready.wait(60)
             fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, [v.video_id for v in vids[:probes]]))
             stop.set()
-            loader.join()
+            loader.join(30)
             flushes = {line.split('kind="')[1].split('"')[0]: int(float(line.rsplit(" ", 1)[1]))
                        for line in httpx.get(f"{proc.url}/metrics", timeout=10).text.splitlines()
                        if line.startswith("clipstream_recommender_changelog_flushes_total{")}
