@@ -263,7 +263,7 @@ class Recommender:
         vector = self.catalogue.vector(event.video_id)  # None: not in the catalogue (yet)
         s = self.settings
         weight = signal_weight(event)
-        if vector is not None and weight > 0 and event.event_id not in user.event_ids:
+        if vector is not None and weight > 0 and not user.has_event(event.event_id):
             self._learn(st, event.user_id, user, event)
         recent_before = list(user.recent_positive) if weight > 0 else None  # for the session index
         applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,

@@ -181,14 +181,15 @@ def sample_negatives(ctx: FeedContext, positive: str, n: int, seed: int, candida
     if n_pool and not retrieves(ctx, positive):
         return []
     rng = np.random.default_rng(seed)  # drawn from the seed here: a step that learns nothing costs nothing
-    seen = set(ctx.state.seen)
-    seen.add(positive)
+    seen = ctx.state.seen_set()  # the state's own set: read, never changed here
     out: list[str] = []
     if n_pool:
-        found = retrieved(ctx)
-        pool = sorted(found.difference(seen).intersection(ctx.catalogue.info))  # sorted: the same draw anywhere
+        found = retrieved(ctx).difference(seen)
+        found.discard(positive)
+        pool = sorted(found.intersection(ctx.catalogue.info))  # sorted: the same draw anywhere
         out = [pool[i] for i in rng.choice(len(pool), min(n_pool, len(pool)), replace=False)] if pool else []
     ids = ctx.catalogue.ids
     drawn = [ids[i] for i in rng.integers(0, len(ids), n * 2)] if ids else []
     taken = set(out)
+    taken.add(positive)
     return (out + list(dict.fromkeys(v for v in drawn if v not in seen and v not in taken)))[:n]

@@ -175,7 +175,7 @@ class SeenFilter:
     name = "seen"
 
     def apply(self, ctx: FeedContext, cands: list[Candidate]) -> list[Candidate]:
-        seen = set(ctx.state.seen)
+        seen = ctx.state.seen_set()
         return [c for c in cands if c.video_id not in seen]
 
 
