@@ -238,14 +238,15 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
                "CLIPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200", **(env or {})}
         # the events wait in the topic before the service starts, as they do for the bare consumer: both drain
         # the same backlog, and neither shares the two cores with the producer while it is timed
-        events = make_events(n_events, 5000, [v.video_id for v in vids], rng)
-        asyncio.run(produce(broker.bootstrap, events, topics.WATCH_EVENTS.name, "user_id"))
+        video_ids = [v.video_id for v in vids]
+        asyncio.run(produce(broker.bootstrap, make_events(n_events, 5000, video_ids, rng), topics.WATCH_EVENTS.name,
+                            "user_id"))
+        del vids  # 2,000 lists of 2,048 floats: each full collection of this process (the probes' client) walks them
         with ServiceProcess("recommender", free_port(), env=env) as proc:
             ours_s, drained = drain_time(Path(tmp) / "state", n_events)
             raw_s = asyncio.run(raw_consume(broker.bootstrap, n_events))
 
-            background = [e.model_dump_json().encode() for e in make_events(load_per_s * 2, 5000,
-                                                                             [v.video_id for v in vids], rng)]
+            background = [e.model_dump_json().encode() for e in make_events(load_per_s * 2, 5000, video_ids, rng)]
             # the load runs in a process of its own: in a thread here it would hold this process's GIL while the
             # probes below wait to read the clock, and their figures would count that wait as the service's
             spawn = multiprocessing.get_context("spawn")
@@ -254,7 +255,8 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
                                    daemon=True)
             loader.start()
             ready.wait(60)
-            fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, [v.video_id for v in vids[:probes]]))
+            settle_heap()  # a collector pause in the client would count as the service's
+            fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, video_ids[:probes]))
             stop.set()
             loader.join(30)
             flushes = {line.split('kind="')[1].split('"')[0]: int(float(line.rsplit(" ", 1)[1]))

@@ -1,6 +1,7 @@
 import gc
+import weakref
 
-from shared.runtime.heap import settle_heap
+from shared.runtime.heap import freeze_after_full_collections, settle_heap
 
 
 def test_settle_heap_freezes_what_is_alive_and_keeps_it_usable():
@@ -12,3 +13,31 @@ def test_settle_heap_freezes_what_is_alive_and_keeps_it_usable():
         assert state["user1"]["seen"] == [1, 2, 3]
     finally:
         gc.unfreeze()
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_garbage_is_not():
+    """The hook freezes what a full collection leaves alive, so the next walks only newer objects; a cycle that
+    was garbage at that moment is collected first, never frozen."""
+    class Node:
+        pass
+
+    gc.unfreeze()
+    freeze_after_full_collections()
+    freeze_after_full_collections()  # idempotent: one hook
+    try:
+        assert gc.callbacks.count(next(c for c in gc.callbacks if c.__name__ == "_freeze_survivors")) == 1
+        alive = [Node() for _ in range(100)]
+        dead = Node()
+        dead.me = dead  # a cycle: only the collector frees it
+        gone = weakref.ref(dead)
+        del dead
+        gc.collect()
+        frozen = gc.get_freeze_count()
+        assert frozen >= 100 and gone() is None
+        young = [Node() for _ in range(10)]
+        gc.collect(1)  # a younger collection freezes nothing
+        assert gc.get_freeze_count() == frozen and len(alive) + len(young) == 110
+    finally:
+        freeze_after_full_collections(on=False)
+        gc.unfreeze()
+    assert all(c.__name__ != "_freeze_survivors" for c in gc.callbacks)
