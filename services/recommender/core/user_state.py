@@ -16,6 +16,9 @@ from services.recommender.core.signals import marks_seen, signal_weight
 from shared.events import WatchEvent
 
 
+SET_FROM = 64  # list length from which a state keeps a set of it for membership (see UserState)
+
+
 def _decay(half_life: float) -> float:
     return 0.5 ** (1.0 / half_life)
 
@@ -43,19 +46,31 @@ class UserState:
     recent_positive: list[str] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
     hours: list[int] = field(default_factory=lambda: [0] * 24)  # events by hour of the day (UTC): when the user is active
-    # the same ids as ``event_ids`` and ``seen``, as sets, built at first use and kept in step by apply_event: a
-    # heavy user has up to 1,000 ids and 2,000 seen videos, and a list scan per event cost more than the rest
+    # ``event_ids`` and ``seen`` as sets, once they are long (SET_FROM), kept in step by apply_event: a heavy user
+    # has up to 1,000 ids and 2,000 seen videos, and a list scan per event cost more than the rest of the event;
+    # a short list is scanned, as fast, and most users never pay a set's memory
     _event_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
     _seen_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def has_event(self, event_id: str) -> bool:
         if self._event_set is None:
+            if len(self.event_ids) < SET_FROM:
+                return event_id in self.event_ids
             self._event_set = set(self.event_ids)
         return event_id in self._event_set
 
-    def seen_set(self) -> set[str]:
-        """The videos in ``seen`` (read only: the state's own set)."""
+    def has_seen(self, video: str) -> bool:
         if self._seen_set is None:
+            if len(self.seen) < SET_FROM:
+                return video in self.seen
+            self._seen_set = set(self.seen)
+        return video in self._seen_set
+
+    def seen_set(self) -> set[str]:
+        """The videos in ``seen``, to read, never to change (for a long list, the state's own set)."""
+        if self._seen_set is None:
+            if len(self.seen) < SET_FROM:
+                return set(self.seen)
             self._seen_set = set(self.seen)
         return self._seen_set
 
@@ -81,12 +96,15 @@ class UserState:
                    m["disliked"], m["recent_positive"], m["event_ids"], m.get("hours") or [0] * 24)
 
 
-def _push(items: list[str], members: set[str], item: str, limit: int) -> None:
-    """``item`` appended to ``items`` (not in it), the oldest dropped past ``limit``; ``members`` kept in step."""
+def _push(items: list[str], members: set[str] | None, item: str, limit: int) -> None:
+    """``item`` appended to ``items`` (not in it), the oldest dropped past ``limit``; ``members`` (None: no set yet)
+    kept in step."""
     items.append(item)
-    members.add(item)
+    if members is not None:
+        members.add(item)
     if len(items) > limit:
-        members.difference_update(items[:-limit])
+        if members is not None:
+            members.difference_update(items[:-limit])
         del items[:-limit]
 
 
@@ -119,11 +137,11 @@ def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, 
         weight = signal_weight(event)
     video = event.video_id
     if marks_seen(event):
-        seen = state.seen_set()
-        if video in seen:
+        if state.has_seen(video):
             state.seen.remove(video)
-            seen.discard(video)
-        _push(state.seen, seen, video, seen_limit)
+            if state._seen_set is not None:
+                state._seen_set.discard(video)
+        _push(state.seen, state._seen_set, video, seen_limit)
     before = tuple(state.recent_positive[-covisit_window:])
     if vector is not None and weight > 0:
         state.long = _mix(state.long, vector, weight, _decay(long_half_life))

@@ -58,21 +58,23 @@ def test_duplicate_event_ids_count_once():
 
 def test_seen_and_event_ids_stay_lists_in_order_with_their_sets_in_step():
     """Re-watched videos move to the end of ``seen``, the oldest fall off past the limits, an id that fell off
-    the dedupe window counts again, and a state read back from its row (sets built afresh) goes on the same."""
+    the dedupe window counts again, short lists and long ones (kept as sets too) alike, and a state read back
+    from its row (sets built afresh) goes on the same."""
     rng = np.random.default_rng(5)
     st, seen, ids = UserState(), [], []
     for i in range(600):
         video, event_id = f"v{rng.integers(150)}", f"e{rng.integers(400)}"
-        applied = apply_event(st, ev("u", video, event_id=event_id), basis(i % DIM), **KW, dedupe_window=50)
+        applied = apply_event(st, ev("u", video, event_id=event_id), basis(i % DIM), **KW, dedupe_window=80)
         assert applied.duplicate == (event_id in ids)
         if not applied.duplicate:
-            ids = (ids + [event_id])[-50:]
+            ids = (ids + [event_id])[-80:]
             seen = ([v for v in seen if v != video] + [video])[-KW["seen_limit"]:]
         assert st.seen == seen and st.event_ids == ids
         assert st.seen_set() == set(seen) and all(st.has_event(e) for e in ids) and not st.has_event("never")
         if i == 300:
             st = UserState.from_row(*st.to_row())
-    assert len(seen) == KW["seen_limit"]
+    assert len(seen) == KW["seen_limit"] and len(ids) == 80  # both past SET_FROM: kept as sets too
+    assert st._seen_set == set(seen) and st._event_set == set(ids)
 
 
 def test_session_vector_restarts_after_a_gap_but_long_term_remembers():
