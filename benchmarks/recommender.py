@@ -254,11 +254,18 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
             loader = spawn.Process(target=produce_load, args=(broker.bootstrap, background, load_per_s, stop, ready),
                                    daemon=True)
             loader.start()
-            ready.wait(60)
-            settle_heap()  # a collector pause in the client would count as the service's
-            fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, video_ids[:probes]))
-            stop.set()
-            loader.join(30)
+            try:
+                if not ready.wait(60):
+                    raise RuntimeError(f"the background load did not start (exit code {loader.exitcode})")
+                settle_heap()  # a collector pause in the client would count as the service's
+                fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, video_ids[:probes]))
+                if not loader.is_alive():
+                    raise RuntimeError(f"the background load stopped during the probes (exit code {loader.exitcode})")
+            finally:
+                stop.set()
+                loader.join(30)
+                if loader.is_alive():
+                    loader.terminate()
             flushes = {line.split('kind="')[1].split('"')[0]: int(float(line.rsplit(" ", 1)[1]))
                        for line in httpx.get(f"{proc.url}/metrics", timeout=10).text.splitlines()
                        if line.startswith("clipstream_recommender_changelog_flushes_total{")}

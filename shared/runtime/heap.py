@@ -13,7 +13,10 @@ walks back: every time the tracked objects grow by a quarter, Python runs a full
 all of them, and in the recommender under the broker benchmark those took up to 125-170 ms, each a
 stall of its event loop. ``freeze_after_full_collections`` freezes what survives each full
 collection, right after it (no garbage is left then to be frozen), so the next one walks only what
-was created since.
+was created since. What is alive then includes short-lived objects in reference cycles (a request's
+or a task's), which, frozen, would never be collected once they die; so every ``REVISIT``-th full
+collection unfreezes everything first and walks it all, as Python would have: the leak is bounded,
+and one full collection in ``REVISIT`` pauses as long as before.
 """
 
 from __future__ import annotations
@@ -28,14 +31,31 @@ def settle_heap() -> int:
     return gc.get_freeze_count()
 
 
-def _freeze_survivors(phase: str, info: dict) -> None:
-    if phase == "stop" and info["generation"] == 2:
-        gc.freeze()
+REVISIT = 8
+
+
+class _Freezer:
+    def __init__(self) -> None:
+        self.full = 0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self.full += 1
+            if self.full % REVISIT == 0:  # this one walks everything again: cycles frozen alive, dead since, go
+                gc.unfreeze()
+        else:
+            gc.freeze()
+
+
+_freezer = _Freezer()
 
 
 def freeze_after_full_collections(on: bool = True) -> None:
     """After each full collection, freeze its survivors (``on``; idempotent), or stop doing so."""
-    if _freeze_survivors in gc.callbacks:
-        gc.callbacks.remove(_freeze_survivors)
+    if _freezer in gc.callbacks:
+        gc.callbacks.remove(_freezer)
     if on:
-        gc.callbacks.append(_freeze_survivors)
+        _freezer.full = 0
+        gc.callbacks.append(_freezer)

@@ -105,17 +105,17 @@ class GlobalStats:
         if full:
             touched |= set(pops)
             pops.clear()
-            if self.rankers.pop(partition, None) is not None and rows.ranker is None:
+            if self.rankers.pop(partition, None) is not None:  # replaced below, or gone (none, or the wrong size)
                 self._weights = None
         pops.update((v, tuple(entry)) for v, *entry in rows.popularity)
-        if rows.ranker is not None:
+        for table, table_rows in ((self._covisit, rows.covisit), (self._transitions, rows.transitions),
+                                  (self._trends, rows.trends), (self._first_views, rows.first_views)):
+            yield from table.steps(partition, table_rows, full)
+        if rows.ranker is not None:  # after the rows, as before steps: new weights never rank older rows
             ranker = Ranker.from_bytes(*rows.ranker)
             if len(ranker.weights) == len(self.prior):  # a build with other features: its weights do not apply
                 self.rankers[partition] = ranker
                 self._weights = None
-        for table, table_rows in ((self._covisit, rows.covisit), (self._transitions, rows.transitions),
-                                  (self._trends, rows.trends), (self._first_views, rows.first_views)):
-            yield from table.steps(partition, table_rows, full)
         tables = [self.pops[p] for p in sorted(self.pops)]  # each video's entries in partition order
         replace = self.popularity.replace
         for i, video in enumerate(touched, 1):

@@ -96,10 +96,10 @@ class Popularity:
         """``video``'s entry becomes the merge of ``entries`` ((score, at, total, hot) each, in the order given):
         what :meth:`add` of each entry in turn gives, the same floating-point steps, with no call or dict
         access per entry (every replica re-merges each touched video of every flush it reads)."""
+        self.scores.pop(video, None)  # re-added at the end, as add() after a pop did (ties in top() keep that order)
+        self.hot.pop(video, None)
+        self.totals.pop(video, None)
         if not entries:
-            self.scores.pop(video, None)
-            self.hot.pop(video, None)
-            self.totals.pop(video, None)
             self._top.clear()
             return
         tau, hot_tau, log, exp = self.tau, self.hot_tau, math.log, math.exp  # exp of ages <= 0: never overflows
@@ -121,9 +121,9 @@ class Popularity:
                 peak = max(peak, log(score) + at / tau)
             if warm > 0:
                 hot_peak = max(hot_peak, log(warm) + at / hot_tau)
+        self.totals[video] = total
         self.scores[video] = (score, at)
         self.hot[video] = warm
-        self.totals[video] = total
         self._peak_key, self._hot_peak_key, self.peak_total, self.now = peak, hot_peak, peak_total, now
         self._top.clear()
 

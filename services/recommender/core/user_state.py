@@ -48,7 +48,8 @@ class UserState:
     hours: list[int] = field(default_factory=lambda: [0] * 24)  # events by hour of the day (UTC): when the user is active
     # ``event_ids`` and ``seen`` as sets, once they are long (SET_FROM), kept in step by apply_event: a heavy user
     # has up to 1,000 ids and 2,000 seen videos, and a list scan per event cost more than the rest of the event;
-    # a short list is scanned, as fast, and most users never pay a set's memory
+    # a short list is scanned, as fast, and most users never pay a set's memory. Only apply_event changes the lists
+    # (a copy by dataclasses.replace shares them and starts without sets: do not apply events to both)
     _event_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
     _seen_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
