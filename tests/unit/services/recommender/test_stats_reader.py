@@ -130,3 +130,17 @@ def test_merging_popularity_entries_is_adding_them_in_turn():
         (added._peak_key, added._hot_peak_key, added.peak_total, added.now)
     merged.replace("v0", [])
     assert "v0" not in merged.scores and "v0" not in merged.totals
+
+
+def test_a_partitions_ranker_replaced_by_one_of_another_build_stops_ranking():
+    """A full snapshot whose ranker has another feature count drops the partition's ranker: the blended weights
+    a feed cached before are recomputed without it (they were left stale)."""
+    import numpy as np
+
+    from services.recommender.rows import Rows
+
+    stats = GlobalStats(3600.0, np.zeros(2))
+    stats.apply(0, Rows(ranker=(np.ones(2).tobytes(), 5)))
+    assert stats.weights().tolist() != [0.0, 0.0]  # cached with the partition's ranker
+    stats.apply(0, Rows(ranker=(np.ones(3).tobytes(), 5)), full=True)
+    assert stats.rankers == {} and stats.weights().tolist() == [0.0, 0.0]
