@@ -17,6 +17,7 @@ from shared.events import WatchEvent
 
 
 SET_FROM = 64  # list length from which a state keeps a set of it for membership (see UserState)
+_SETS = {"event_ids": "_event_set", "seen": "_seen_set"}  # a list of UserState -> the field holding its set
 
 
 def _decay(half_life: float) -> float:
@@ -53,27 +54,27 @@ class UserState:
     _event_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
     _seen_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
+    def _members(self, name: str) -> set[str] | None:
+        """The set kept of list ``name`` ("event_ids" or "seen"), built once it is long; None while it is short."""
+        cache = _SETS[name]
+        members = getattr(self, cache)
+        if members is None and len(getattr(self, name)) >= SET_FROM:
+            members = set(getattr(self, name))
+            setattr(self, cache, members)
+        return members
+
     def has_event(self, event_id: str) -> bool:
-        if self._event_set is None:
-            if len(self.event_ids) < SET_FROM:
-                return event_id in self.event_ids
-            self._event_set = set(self.event_ids)
-        return event_id in self._event_set
+        members = self._members("event_ids")
+        return event_id in (self.event_ids if members is None else members)
 
     def has_seen(self, video: str) -> bool:
-        if self._seen_set is None:
-            if len(self.seen) < SET_FROM:
-                return video in self.seen
-            self._seen_set = set(self.seen)
-        return video in self._seen_set
+        members = self._members("seen")
+        return video in (self.seen if members is None else members)
 
     def seen_set(self) -> set[str]:
         """The videos in ``seen``, to read, never to change (for a long list, the state's own set)."""
-        if self._seen_set is None:
-            if len(self.seen) < SET_FROM:
-                return set(self.seen)
-            self._seen_set = set(self.seen)
-        return self._seen_set
+        members = self._members("seen")
+        return set(self.seen) if members is None else members
 
     @property
     def is_cold(self) -> bool:
