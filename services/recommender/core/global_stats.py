@@ -9,7 +9,8 @@ by difference, exactly, whatever order the flushes of different partitions came 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import chain
 
 import numpy as np
 
@@ -35,21 +36,16 @@ class MergedRows:
     def steps(self, partition: int, rows: list[CovisitRow], full: bool) -> Iterator[None]:
         """:meth:`apply`, pausing after every ``STEP`` rows (the rows patched so far are merged)."""
         mine = self.rows.setdefault(partition, {})
-        if full:
+        patches: Iterable[CovisitRow] = rows
+        if full:  # rows no longer listed are emptied; a listed row's pairs not in it are gone (patches made lazily)
             listed = dict(rows)
-            for i, video in enumerate([v for v in mine if v not in listed], 1):
-                self._patch(mine, video, dict.fromkeys(mine[video], 0.0))
-                if i % STEP == 0:
-                    yield
-            for i, (video, row) in enumerate(rows, 1):  # the pairs of the old row that are not in the new one are gone
-                self._patch(mine, video, {**dict.fromkeys(mine.get(video, ()), 0.0), **row})
-                if i % STEP == 0:
-                    yield
-        else:
-            for i, (video, patch) in enumerate(rows, 1):
-                self._patch(mine, video, patch)
-                if i % STEP == 0:
-                    yield
+            gone = [v for v in mine if v not in listed]
+            patches = chain(((video, dict.fromkeys(mine[video], 0.0)) for video in gone),
+                            ((video, {**dict.fromkeys(mine.get(video, ()), 0.0), **row}) for video, row in rows))
+        for i, (video, patch) in enumerate(patches, 1):
+            self._patch(mine, video, patch)
+            if i % STEP == 0:
+                yield
 
     def _patch(self, mine: dict[str, dict[str, float]], video: str, patch: dict[str, float]) -> None:
         """Pairs of ``video``'s row of one partition set (weight 0: removed); the sum moves by the difference."""

@@ -49,8 +49,8 @@ class UserState:
     hours: list[int] = field(default_factory=lambda: [0] * 24)  # events by hour of the day (UTC): when the user is active
     # ``event_ids`` and ``seen`` as sets, once they are long (SET_FROM), kept in step by apply_event: a heavy user
     # has up to 1,000 ids and 2,000 seen videos, and a list scan per event cost more than the rest of the event;
-    # a short list is scanned, as fast, and most users never pay a set's memory. Only apply_event changes the lists
-    # (a copy by dataclasses.replace shares them and starts without sets: do not apply events to both)
+    # a short list is scanned, as fast, and most users never pay a set's memory. Only apply_event changes the
+    # lists (a copy by dataclasses.replace shares them and starts without sets: do not apply events to both)
     _event_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
     _seen_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -140,9 +140,7 @@ def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, 
     video = event.video_id
     if marks_seen(event):
         if state.has_seen(video):
-            state.seen.remove(video)
-            if state._seen_set is not None:
-                state._seen_set.discard(video)
+            state.seen.remove(video)  # and back at the end; its set keeps it
         _push(state.seen, state._seen_set, video, seen_limit)
     before = tuple(state.recent_positive[-covisit_window:])
     if vector is not None and weight > 0:
