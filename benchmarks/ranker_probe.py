@@ -68,11 +68,13 @@ class Recorded(ClipStreamSystem):
     def __init__(self, scorer: RecordingScorer, *args) -> None:
         super().__init__(*args)
         self.scorer, self.lists, self.pending = scorer, [], None
+        self.contexts: list[tuple[list[str], list[str], float]] = []  # each list's candidate ids, the user's
+        # recent positives before the event, and its time (for probes that add a feature of their own)
 
     def rank(self, user, k, exclude, now):
         self.scorer.last = None
         ranked = super().rank(user, k, exclude, now)
-        self.pending = (user, self.scorer.last, exclude)
+        self.pending = (user, self.scorer.last, exclude, list(self.rec.user(user).recent_positive), now)
         return ranked
 
     def update(self, ev):
@@ -81,17 +83,22 @@ class Recorded(ClipStreamSystem):
             keep = [i for i, v in enumerate(ids) if v not in self.pending[2]]
             ids = [ids[i] for i in keep]
             self.lists.append((x[keep], ids.index(ev.item) if ev.item in ids else -1, given[keep]))
+            self.contexts.append((ids, self.pending[3], self.pending[4]))
         self.pending = None
         super().update(ev)
 
 
-def record(interactions: list, meta: dict) -> list[List]:
+def record(interactions: list, meta: dict, contexts: list | None = None) -> list[List]:
+    """The lists of ClipStream's replay of ``interactions``; ``contexts``, when given, receives each one's
+    (candidate ids, recent positives, time)."""
     tiebreak = shared_tiebreak(interactions, meta)
     with tempfile.TemporaryDirectory(prefix="clipstream-ranker-probe-") as tmp, recording() as scorer:
         vectors = item_vectors(sorted(tiebreak), meta)
         settings = RecommenderSettings(state_dir=Path(tmp) / "state", content_vectors=all(i in meta for i in vectors))
         ours = Recorded(scorer, vectors, meta, Path(tmp), settings)
         evaluate(interactions, [ours], tiebreak, progress=True)
+    if contexts is not None:
+        contexts.extend(ours.contexts)
     return ours.lists
 
 

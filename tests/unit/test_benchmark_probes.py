@@ -63,3 +63,19 @@ def test_the_ranker_probe_learns_a_feature_the_prior_ignores():
     losses = fit(model, lists, epochs=5, lr=0.05)
     assert losses[-1] < losses[0]
     assert ndcg(lists, scorer(model)) > before + 0.2
+
+
+def test_the_sequential_feature_probe_trains_on_what_came_before_and_scores_a_list():
+    from benchmarks.sequential_feature_probe import train as train_next, training_pairs, with_feature
+    from evaluation.replay import Interaction
+
+    log = [Interaction(f"u{u}", item, u * 10.0 + k, 1.0) for u in range(30) for k, item in enumerate("abc")]
+    log.append(Interaction("u0", "a", 5.0, 1.0))  # a repeat: not a new pair
+    log.sort(key=lambda ev: ev.ts)
+    index = {"a": 1, "b": 2, "c": 3}
+    xs, ys = training_pairs(log, until=100.0, index=index, window=2)  # users 0..9 only
+    assert len(xs) == 20 and xs[:2] == [[0, 1], [1, 2]] and ys[:2] == [2, 3]
+    model, pairs = train_next(log, 1e9, index, window=2, epochs=60)
+    assert pairs == 60
+    x, label, given = with_feature((np.zeros((2, 3)), 1, np.zeros(2)), (["c", "b"], ["a"], 0.0), model, index, 2)
+    assert x.shape == (2, 4) and x[1, -1] == 1.0 and x[0, -1] < 0.5  # after a comes b, not c
