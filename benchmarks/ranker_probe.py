@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,15 +163,23 @@ def scorer(model: Ranker):
     return score
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def probe_args(doc: str, argv: list[str] | None, epochs: int,
+               more: Callable[[argparse.ArgumentParser], None] = lambda ap: None) -> tuple[argparse.Namespace, tuple]:
+    """A probe's command line (--log, --logs, --epochs and ``more``) and its tuning log (name, interactions, meta)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--log", choices=("yoochoose", "movielens"), default="yoochoose")
     ap.add_argument("--logs", type=Path, help="the folder holding yoochoose-clicks-even.csv (for --log yoochoose)")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=epochs)
+    more(ap)
     args = ap.parse_args(argv)
     if args.log == "yoochoose" and args.logs is None:
         ap.error("--log yoochoose needs --logs DIR (the folder holding yoochoose-clicks-even.csv)")
-    [(name, interactions, meta)] = tuning_logs(args.logs, [args.log])
+    [log] = tuning_logs(args.logs, [args.log])
+    return args, log
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args, (name, interactions, meta) = probe_args(__doc__, argv, epochs=10)
     lists = record(interactions, meta)
     half = len(lists) // 2
     train, test = lists[:half], lists[half:]

@@ -16,16 +16,12 @@ Writes ``benchmarks/results/sequential_feature_probe_<log>.json``.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
 from benchmarks.common import write_result
-from benchmarks.ranker_probe import Ranker, fit, ndcg, record, scorer
-from benchmarks.replay_logs import tuning_logs
+from benchmarks.ranker_probe import Ranker, fit, ndcg, probe_args, record, scorer
 from benchmarks.sequential_probe import left_pad
 from services.recommender.core.features import FEATURES
 from shared.settings import SCORER_WEIGHTS
@@ -96,15 +92,8 @@ def with_feature(one: tuple, context: tuple, model: NextItem, index: dict[str, i
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--log", choices=("yoochoose", "movielens"), default="yoochoose")
-    ap.add_argument("--logs", type=Path, help="the folder holding yoochoose-clicks-even.csv (for --log yoochoose)")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--window", type=int, default=5)
-    args = ap.parse_args(argv)
-    if args.log == "yoochoose" and args.logs is None:
-        ap.error("--log yoochoose needs --logs DIR (the folder holding yoochoose-clicks-even.csv)")
-    [(name, interactions, meta)] = tuning_logs(args.logs, [args.log])
+    args, (name, interactions, meta) = probe_args(__doc__, argv, epochs=15, more=lambda ap: ap.add_argument(
+        "--window", type=int, default=5, help="the last positives the GRU reads"))
     contexts: list = []
     lists = record(interactions, meta, contexts)
     index = {item: i + 1 for i, item in enumerate(sorted({ev.item for ev in interactions}))}
