@@ -139,10 +139,7 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
     elif 0 < total < floor:
         reach = Reach(users=None, by_topic={}, active_users=active, reason=withheld(floor, "the reach"))
     else:
-        shown = {t: n for t, n in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])) if n >= floor}
-        rest = total - sum(shown.values())
-        if rest >= floor:
-            shown["(other topics)"] = rest
+        shown = topics_shown(topics, total, floor)
         reach = Reach(users=total, by_topic=shown, active_users=active,
                       reason=f"{total} of {active} users active in {window} have it among their top {first.top_k} "
                              "candidates (cosine of their long-term vector at least that of their "
@@ -158,6 +155,20 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
                     first_day_views=first_day_of(parts, floor), best_time=best, covers=first.covers[:3],
                     tags=first.tags, title_words=first.title_words, concepts=first.concepts, replicas=len(parts),
                     partitions_missing=sorted(set(range(partitions)) - seen))
+
+
+def topics_shown(topics: dict[str, int], total: int, floor: int) -> dict[str, int]:
+    """The reach by topic that may be published beside ``total``: topics of at least ``floor`` users, the largest
+    first, and the rest as "(other topics)". The rest is what ``total`` minus the topics shown gives anyone, so
+    it must reach the floor too: while it is above 0 and under it, the smallest topic shown joins it
+    (complementary suppression, as statistical offices publish tables)."""
+    shown = {t: n for t, n in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])) if n >= floor}
+    rest = total - sum(shown.values())
+    while 0 < rest < floor and shown:
+        rest += shown.popitem()[1]
+    if rest >= floor:
+        shown["(other topics)"] = rest
+    return shown
 
 
 def first_day_of(parts: Sequence[InsightsPart], floor: int) -> FirstDayViews:

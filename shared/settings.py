@@ -123,6 +123,10 @@ class GatewaySettings(BaseSettings):
     videos only (403 for others; the keys in api_keys may ask about any)."""
     insights_min_users: int = Field(10, ge=1)
     """Privacy floor of creator insights: a figure computed from fewer users than this is withheld."""
+    insights_creator_windows_days: list[Annotated[float, Field(gt=0, le=365)]] = []
+    """Audience windows (window_days) a creator's key may ask insights for, as JSON (e.g. [1, 7, 28]); none: only
+    the recommender's insights_window_days. Platform keys may ask any. Two close windows differ by the few users
+    active between them, a count under the privacy floor: a creator gets only windows set here."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -36,7 +36,8 @@ router = APIRouter(prefix="/v1", tags=["insights"], route_class=StrictJSONRoute)
 M = TypeVar("M", bound=BaseModel)
 requests = counter(SERVICE, "insights_requests", "Creator insight requests by outcome: ok, not_found, forbidden, "
                                                  "unavailable, partial (some replica did not answer), pending and "
-                                                 "upload_failed (polls of unpublished uploads).", ("outcome",))
+                                                 "upload_failed (polls of unpublished uploads), refused_window (a "
+                                                 "creator's key asking for a window not offered).", ("outcome",))
 latency = histogram(SERVICE, "insights_duration", "Time to answer one creator insight request (all replicas).")
 
 
@@ -80,6 +81,19 @@ def refuse_unless(scope: frozenset[str] | None, creator: str | None, what: str) 
         raise HTTPException(403, f"this key may not ask about {what}: it is not one of its creators'")
 
 
+def refuse_window(request: Request, scope: frozenset[str] | None, window_days: float | None) -> None:
+    """422 when a creator's key asks for an audience window the gateway does not offer creators: with any window,
+    two close ones would differ by the few users active between them, a count under the privacy floor."""
+    allowed = request.app.state.settings.insights_creator_windows_days
+    if scope is None or window_days is None or window_days in allowed:
+        return
+    requests.labels("refused_window").inc()
+    offered = ", ".join(f"{w:g}" for w in allowed)
+    raise HTTPException(422, f"window_days {window_days:g}: a creator's key may ask for "
+                             + (f"one of {offered} days, or none (the platform's window)" if allowed else
+                                "the platform's window only: leave window_days out"))
+
+
 def published(request: Request, parts: list[InsightsPart], started: float) -> Insights:
     """The replicas' parts as one answer, the privacy floor applied; counted and timed."""
     out = combine(parts, request.app.state.settings.insights_min_users, topics.WATCH_EVENTS.partitions)
@@ -94,6 +108,7 @@ def published(request: Request, parts: list[InsightsPart], started: float) -> In
                         403: _error("The key is a creator's, and the video is another creator's")})
 async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> Insights:
     started = time.perf_counter()
+    refuse_window(request, scope, body.window_days)
     parts, _ = await ask_replicas(request, ("insights", body.video_id), body.window_days, InsightsPart)
     if not parts:  # some replica said 404
         requests.labels("not_found").inc()
@@ -110,6 +125,7 @@ async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> I
 async def upload_insights(request_id: RequestId, request: Request, scope: CreatorScope,
                           window_days: Annotated[float | None, Query(gt=0, le=365)] = None) -> UploadInsights:
     started = time.perf_counter()
+    refuse_window(request, scope, window_days)
     got, others = await ask_replicas(request, ("insights", "uploads", request_id), window_days, UploadPart)
     if not got:  # the recommender's route never answers 404 for an upload: an error page of something else
         requests.labels("unavailable").inc()

@@ -23,7 +23,7 @@ from services.recommender.engine import Recommender
 from services.recommender.insights import insights_part
 from services.recommender.reach_index import ReachIndex
 from shared.events import WatchEvent
-from shared.insights import FirstDayPart, InsightsPart, ReachPart, combine
+from shared.insights import FirstDayPart, InsightsPart, ReachPart, combine, topics_shown
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
 
@@ -189,3 +189,18 @@ def test_the_first_day_estimate_is_published_from_any_replica_and_withheld_under
     none = combine([InsightsPart(video_id="v", creator_id="c", reach=ReachPart(total=0, partitions=[0]))],
                    floor=10, partitions=1).first_day_views
     assert none.views is None and "first day" in none.reason
+
+
+def test_the_topics_left_out_never_add_up_to_a_count_under_the_floor():
+    # 25 + 8 = 33: with "x" shown, total minus x would publish the 8 users of "y" (and of nothing else)
+    assert topics_shown({"x": 25, "y": 8}, 33, floor=10) == {"(other topics)": 33}
+    assert topics_shown({"x": 25, "y": 12, "z": 3}, 40, floor=10) == {"x": 25, "(other topics)": 15}
+    assert topics_shown({"x": 25, "y": 12}, 37, floor=10) == {"x": 25, "y": 12}  # nothing left out
+    assert topics_shown({"x": 25, "y": 12, "z": 3, "w": 5}, 45, floor=10) == {"x": 25, "(other topics)": 20}
+    assert topics_shown({"x": 25, "y": 12, "z": 3, "w": 9}, 49, floor=10) == {"x": 25, "y": 12, "(other topics)": 12}
+    for topics in ({"a": 40, "b": 11, "c": 10, "d": 4}, {"a": 10, "b": 10, "c": 1}, {"a": 3}, {}):
+        total = sum(topics.values())
+        if not total:
+            continue
+        shown = topics_shown(topics, max(total, 10), floor=10)
+        assert all(n >= 10 for n in shown.values()) and sum(shown.values()) == max(total, 10)
