@@ -521,7 +521,8 @@ def page(report: Report) -> str:
          "how many of the platform's recently active users would have it among their top candidates, by their "
          "favourite topic; when they watch; tags from similar videos that did well; the encoder's cover "
          "candidates (sharp, well exposed, colourful keyframes). Figures from fewer users than the privacy floor are "
-         "withheld (5 in this small demo, 10 by default)."
+         "withheld (5 in this small demo, 10 by default). Asked here with the platform's key, which reads exact counts; a "
+         "creator's own key reads them rounded to multiples of 10."
          "</p>" + creators_section(report.creators, report.trends, report.videos)),
         ("metrics", "Live metrics", metrics_section(report.metrics)),
         ("processes", "Processes and restarts", processes_section(report.processes, report.supervision)),

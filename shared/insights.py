@@ -69,6 +69,7 @@ class Reach(BaseModel):
     by_topic: dict[str, int] = Field(description="reached users by their favourite topic (topics under the privacy "
                                                  "floor left out)")
     active_users: int | None
+    rounded_to: int = Field(1, description="the counts are rounded to multiples of this (1: exact)")
     reason: str
 
 
@@ -115,8 +116,18 @@ def withheld(floor: int, what: str) -> str:
     return f"withheld: {what} counts fewer users than the privacy floor of {floor}"
 
 
-def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insights:
-    """The replicas' parts as one answer: counts summed over distinct partitions, the floor applied."""
+def rounded(n: int, step: int) -> int:
+    """``n`` to the nearest multiple of ``step`` (halves up), never 0 for a count above 0."""
+    if step <= 1 or n <= 0:
+        return n
+    return max(step, (n + step // 2) // step * step)
+
+
+def combine(parts: Sequence[InsightsPart], floor: int, partitions: int,
+            creator_round_to: int | None = None) -> Insights:
+    """The replicas' parts as one answer: counts summed over distinct partitions, the floor applied to the exact
+    counts. ``creator_round_to``: a creator's view, whose user counts are published rounded to multiples of it,
+    and withheld while some partition is missing (the full answer minus a partial one is that partition's count)."""
     first = parts[0]
     seen: set[int] = set()
     total = active = 0
@@ -131,30 +142,46 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int) -> Insig
         for topic, n in part.reach.by_topic.items():
             topics[topic] = topics.get(topic, 0) + n
         hours = [a + b for a, b in zip(hours, part.reach.hours)]
-    window = f"the last {first.window_days:g} days"
-    if active == 0:
-        reach = Reach(users=0, by_topic={}, active_users=0, reason=f"no users active in {window} yet: nobody to reach")
-    elif active < floor:
-        reach = Reach(users=None, by_topic={}, active_users=None, reason=withheld(floor, "the audience"))
-    elif 0 < total < floor:
-        reach = Reach(users=None, by_topic={}, active_users=active, reason=withheld(floor, "the reach"))
+    missing = sorted(set(range(partitions)) - seen)
+    step = creator_round_to or 1
+    if creator_round_to is not None and missing:
+        reach = Reach(users=None, by_topic={}, active_users=None, rounded_to=step,
+                      reason=f"withheld: partitions {missing} did not answer, and a partial count set against a full "
+                             "one would tell a few users apart; ask again")
+        total = 0
     else:
-        shown = topics_shown(topics, total, floor)
-        reach = Reach(users=total, by_topic=shown, active_users=active,
-                      reason=f"{total} of {active} users active in {window} have it among their top {first.top_k} "
-                             "candidates (cosine of their long-term vector at least that of their "
-                             f"{first.top_k}-th nearest video)")
-    if total >= floor and any(hours):
+        reach = reach_of(total, active, topics, floor, step, f"the last {first.window_days:g} days", first.top_k)
+    if reach.users and any(hours):
         ranked = sorted((h for h in range(HOURS) if hours[h] > 0), key=lambda h: (-hours[h], h))[:3]
-        best = PublishTime(hours_utc=ranked, reason=f"when the {total} reached users watch most (their events by "
-                                                    "hour of the day, UTC)")
+        best = PublishTime(hours_utc=ranked, reason=f"when the {reach.users} reached users watch most (their events "
+                                                    "by hour of the day, UTC)")
     else:
-        best = PublishTime(hours_utc=[], reason=withheld(floor, "the reach") if total else
+        best = PublishTime(hours_utc=[], reason=reach.reason if reach.users is None else
                            "no reached users to time it for")
     return Insights(video_id=first.video_id, creator_id=first.creator_id, topic=first.topic, reach=reach,
-                    first_day_views=first_day_of(parts, floor), best_time=best, covers=first.covers[:3],
+                    first_day_views=first_day_of(parts, floor, step), best_time=best, covers=first.covers[:3],
                     tags=first.tags, title_words=first.title_words, concepts=first.concepts, replicas=len(parts),
-                    partitions_missing=sorted(set(range(partitions)) - seen))
+                    partitions_missing=missing)
+
+
+def reach_of(total: int, active: int, topics: dict[str, int], floor: int, step: int, window: str,
+             top_k: int) -> Reach:
+    """The reach as published: withheld under the floor (read on the exact counts), else its counts rounded to
+    multiples of ``step`` (1: exact), each on its own, so the topics need not add up to the total exactly."""
+    if active == 0:
+        return Reach(users=0, by_topic={}, active_users=0, rounded_to=step,
+                     reason=f"no users active in {window} yet: nobody to reach")
+    if active < floor:
+        return Reach(users=None, by_topic={}, active_users=None, rounded_to=step, reason=withheld(floor, "the audience"))
+    audience = rounded(active, step)
+    if 0 < total < floor:
+        return Reach(users=None, by_topic={}, active_users=audience, rounded_to=step, reason=withheld(floor, "the reach"))
+    users = rounded(total, step)
+    about = "" if step <= 1 else f" (counts rounded to multiples of {step})"
+    return Reach(users=users, by_topic={t: rounded(n, step) for t, n in topics_shown(topics, total, floor).items()},
+                 active_users=audience, rounded_to=step,
+                 reason=f"{users} of {audience} users active in {window} have it among their top {top_k} candidates "
+                        f"(cosine of their long-term vector at least that of their {top_k}-th nearest video){about}")
 
 
 def topics_shown(topics: dict[str, int], total: int, floor: int) -> dict[str, int]:
@@ -171,17 +198,21 @@ def topics_shown(topics: dict[str, int], total: int, floor: int) -> dict[str, in
     return shown
 
 
-def first_day_of(parts: Sequence[InsightsPart], floor: int) -> FirstDayViews:
+def first_day_of(parts: Sequence[InsightsPart], floor: int, step: int = 1) -> FirstDayViews:
     """The first-day estimate (every replica computes it from the same merged statistics: the first one that has
-    it), withheld when its peers' first days count fewer views than the floor."""
+    it), withheld when its peers' first days count fewer views than the floor; to whole views in a creator's view
+    (``step`` > 1), so the mean times the peers is not their exact sum. These are views of published videos, which
+    platforms show anyway, not users: rounding them to ``step`` would turn a mean of 3 into 0 or 10."""
     est = next((p.first_day for p in parts if p.first_day is not None), None)
     if est is None:
         return FirstDayViews(views=None, peers=[], reason="no similar video has had its first day yet")
     if est.total < floor:
         return FirstDayViews(views=None, peers=[], reason=f"withheld: the similar videos' first days count fewer "
                                                           f"views than the privacy floor of {floor}")
-    return FirstDayViews(views=est.views, peers=est.peers, reason=f"the mean first-day views of the {len(est.peers)} "
-                         "most similar videos whose first day is over")
+    views = est.views if step <= 1 else float(round(est.views))
+    about = "" if step <= 1 else ", rounded to whole views"
+    return FirstDayViews(views=views, peers=est.peers, reason=f"the mean first-day views of the {len(est.peers)} "
+                         f"most similar videos whose first day is over{about}")
 
 
 class TrendItem(BaseModel):

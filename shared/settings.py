@@ -127,11 +127,24 @@ class GatewaySettings(BaseSettings):
     """Audience windows (window_days) a creator's key may ask insights for, as JSON (e.g. [1, 7, 28]); none: only
     the recommender's insights_window_days. Platform keys may ask any. Two close windows differ by the few users
     active between them, a count under the privacy floor: a creator gets only windows set here."""
+    insights_creator_round_to: int = Field(10, ge=1)
+    """User counts a creator's key reads (reach, by topic, audience) are rounded to the nearest multiple of this (1:
+    exact; platform keys always read exact counts): two days' answers then rarely differ by the few users who
+    joined or left the audience in between."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _keys_apart(self) -> GatewaySettings:
+        """A key in both lists would silently be a platform key (exact counts, every route): refuse to start."""
+        platform = {k.get_secret_value() for k in self.api_keys}
+        if any(k.get_secret_value() in platform for k in self.creator_keys):
+            raise ValueError("a key is in both CLIPSTREAM_GATEWAY_API_KEYS and CLIPSTREAM_GATEWAY_CREATOR_KEYS: a "
+                             "creator's key must not also be a platform key")
+        return self
 
 
 class FetchSettings(BaseSettings):

@@ -94,9 +94,12 @@ def refuse_window(request: Request, scope: frozenset[str] | None, window_days: f
                                 "the platform's window only: leave window_days out"))
 
 
-def published(request: Request, parts: list[InsightsPart], started: float) -> Insights:
-    """The replicas' parts as one answer, the privacy floor applied; counted and timed."""
-    out = combine(parts, request.app.state.settings.insights_min_users, topics.WATCH_EVENTS.partitions)
+def published(request: Request, parts: list[InsightsPart], started: float, scope: frozenset[str] | None) -> Insights:
+    """The replicas' parts as one answer, the privacy floor applied (a creator's key reads rounded counts); counted
+    and timed."""
+    settings = request.app.state.settings
+    out = combine(parts, settings.insights_min_users, topics.WATCH_EVENTS.partitions,
+                  creator_round_to=settings.insights_creator_round_to if scope is not None else None)
     requests.labels("partial" if out.partitions_missing else "ok").inc()
     latency.observe(time.perf_counter() - started)
     return out
@@ -115,7 +118,7 @@ async def insights(body: InsightsIn, request: Request, scope: CreatorScope) -> I
         raise HTTPException(404, f"video {body.video_id!r} is not in the catalogue (not uploaded, or not "
                                  "embedded yet)")
     refuse_unless(scope, parts[0].creator_id, f"video {body.video_id!r}")
-    return published(request, parts, started)
+    return published(request, parts, started, scope)
 
 
 @router.get("/insights/uploads/{request_id}", response_model=UploadInsights,
@@ -139,7 +142,7 @@ async def upload_insights(request_id: RequestId, request: Request, scope: Creato
         requests.labels("upload_failed" if failed else "pending").inc()
         return UploadInsights(request_id=request_id, status="failed" if failed else "pending",
                               error=failed.error if failed else None)
-    return UploadInsights(request_id=request_id, status="ok", insights=published(request, parts, started))
+    return UploadInsights(request_id=request_id, status="ok", insights=published(request, parts, started, scope))
 
 
 @router.get("/trends", response_model=Trends, summary="Topics and concepts rising fastest in the watch stream",

@@ -23,6 +23,7 @@ from services.recommender.core.reach import brute_force
 from services.recommender.engine import Recommender
 from shared import topics
 from shared.events import VideoEmbedded, WatchEvent
+from shared.insights import rounded
 from shared.ownership import partition_for
 from shared.runtime.broker import free_port
 from shared.runtime.processes import ServiceProcess
@@ -124,7 +125,10 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
         assert t2["reach"]["by_topic"].get("topic2", 0) >= FLOOR and t2["partitions_missing"] == []
         assert t2["best_time"]["hours_utc"] and t2["tags"] and t2["tags"][0]["evidence"]
 
-        assert ask("new-t2", CREATOR_KEY).status_code == 200  # the creator's own video
+        own = ask("new-t2", CREATOR_KEY)  # the creator's own video: the same counts, rounded for a creator
+        assert own.status_code == 200 and own.json()["reach"]["rounded_to"] == 10
+        assert own.json()["reach"]["users"] == rounded(expected["new-t2"], 10)
+        assert own.json()["reach"]["active_users"] == rounded(audience, 10)
         forbidden = ask("new-t4", CREATOR_KEY)
         assert forbidden.status_code == 403 and "creator" in forbidden.json()["detail"]
         assert httpx.get(f"{gw.url}/v1/feed/u1", headers={"X-API-Key": CREATOR_KEY}, timeout=10).status_code == 403

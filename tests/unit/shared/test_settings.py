@@ -61,3 +61,12 @@ def test_a_replica_url_the_gateway_could_not_use_is_refused_at_start_up(monkeypa
         RecommenderSettings()
     monkeypatch.setenv("CLIPSTREAM_RECOMMENDER_ADVERTISED_URL", "http://recommender-0.recommender:8003")
     assert RecommenderSettings().advertised_url == "http://recommender-0.recommender:8003"
+
+
+def test_a_key_cannot_be_both_a_platform_key_and_a_creators(monkeypatch):
+    monkeypatch.setenv("CLIPSTREAM_GATEWAY_API_KEYS", "platform-1,shared-key")
+    monkeypatch.setenv("CLIPSTREAM_GATEWAY_CREATOR_KEYS", '{"shared-key": ["creator-1"]}')
+    with pytest.raises(ValidationError, match="both"):
+        GatewaySettings()
+    monkeypatch.setenv("CLIPSTREAM_GATEWAY_CREATOR_KEYS", '{"creator-key": ["creator-1"]}')
+    assert [k.get_secret_value() for k in GatewaySettings().creator_keys] == ["creator-key"]

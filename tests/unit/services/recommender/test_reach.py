@@ -23,7 +23,7 @@ from services.recommender.engine import Recommender
 from services.recommender.insights import insights_part
 from services.recommender.reach_index import ReachIndex
 from shared.events import WatchEvent
-from shared.insights import FirstDayPart, InsightsPart, ReachPart, combine, topics_shown
+from shared.insights import FirstDayPart, InsightsPart, ReachPart, combine, rounded, topics_shown
 from shared.settings import RecommenderSettings
 from shared.vectors import EdgeVectorStore
 
@@ -204,3 +204,35 @@ def test_the_topics_left_out_never_add_up_to_a_count_under_the_floor():
             continue
         shown = topics_shown(topics, max(total, 10), floor=10)
         assert all(n >= 10 for n in shown.values()) and sum(shown.values()) == max(total, 10)
+
+
+def test_a_creators_view_rounds_the_user_counts_after_the_floor_is_applied_to_the_exact_ones():
+    assert [rounded(n, 10) for n in (0, 1, 4, 14, 15, 25, 1234)] == [0, 10, 10, 10, 20, 30, 1230]
+    assert rounded(1234, 1) == 1234
+
+    def part(total, active, topic_counts):
+        return InsightsPart(video_id="v", creator_id="c", reach=ReachPart(
+            total=total, active_users=active, by_topic=topic_counts, partitions=[0], hours=[0] * 20 + [total] * 4))
+    exact = combine([part(44, 1234, {"x": 31, "y": 13})], floor=10, partitions=1)
+    assert (exact.reach.users, exact.reach.active_users, exact.reach.rounded_to) == (44, 1234, 1)
+    creator = combine([part(44, 1234, {"x": 31, "y": 13})], floor=10, partitions=1, creator_round_to=10)
+    assert (creator.reach.users, creator.reach.active_users, creator.reach.rounded_to) == (40, 1230, 10)
+    assert creator.reach.by_topic == {"x": 30, "y": 10}
+    assert "40 of 1230" in creator.reach.reason and "44" not in creator.reach.reason
+    assert creator.best_time.hours_utc == [20, 21, 22] and "44" not in creator.best_time.reason
+    # the floor reads the exact count: 9 reached users stay withheld though 9 would round to 10
+    small = combine([part(9, 1234, {"x": 9})], floor=10, partitions=1, creator_round_to=10)
+    assert small.reach.users is None and small.reach.active_users == 1230
+    assert small.best_time.hours_utc == [] and "withheld" in small.best_time.reason
+
+
+def test_a_creators_view_withholds_counts_while_a_partition_is_missing_and_rounds_the_first_day_mean():
+    part = InsightsPart(video_id="v", creator_id="c", reach=ReachPart(total=44, active_users=1234, partitions=[0]),
+                        first_day=FirstDayPart(views=12.34, total=37.0, peers=["a", "b", "c"]))
+    platform = combine([part], floor=10, partitions=2)
+    assert platform.reach.users == 44 and platform.partitions_missing == [1]  # a platform key sees the partial count
+    assert platform.first_day_views.views == 12.34
+    creator = combine([part], floor=10, partitions=2, creator_round_to=10)
+    assert creator.reach.users is None and creator.reach.active_users is None and "[1]" in creator.reach.reason
+    assert creator.best_time.hours_utc == [] and creator.partitions_missing == [1]
+    assert creator.first_day_views.views == 12.0 and "whole views" in creator.first_day_views.reason
