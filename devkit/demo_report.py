@@ -361,7 +361,8 @@ def bars(counts: dict[str, int], unit: str) -> str:
 def creator_card(c: Creator, videos: dict[str, Video]) -> str:
     ins = c.insights
     reach = ins.get("reach", {})
-    figure = "withheld" if reach.get("users") is None else f"{reach['users']} users"
+    figure = "withheld" if reach.get("users") is None else f"{reach['users']} users" + (
+        f" ({reach['events']} events between them)" if reach.get("events") is not None else "")
     hours = ", ".join(f"{h:02d}:00" for h in ins.get("best_time", {}).get("hours_utc", [])) or "-"
     tags = "".join(f'<li><b>{esc(s["text"])}</b> <span class="muted">from {esc(", ".join(s["evidence"][:3]))}</span>'
                    f'</li>' for s in ins.get("tags", [])[:5]) or '<li class="muted">no evidence yet</li>'

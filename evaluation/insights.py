@@ -77,9 +77,10 @@ def outcomes(interactions: list[Interaction]) -> dict[str, list[float]]:
 
 def forecasts(interactions: list[Interaction], meta: dict[str, dict], folder: Path, active_days: float,
               top_k: int, refresh_s: float, warmup: float, progress: bool
-              ) -> list[tuple[str, float, int, int, float]]:
-    """(item, first appearance, forecast reach, topic popularity, first-day views estimate) per item first seen
-    after the warm-up: the reach and the estimate as the service's ``/v1/insights`` computes them."""
+              ) -> list[tuple[str, float, int, int, float, int]]:
+    """(item, first appearance, forecast reach, topic popularity, first-day views estimate, the reached users'
+    events) per item first seen after the warm-up: the reach, its events and the estimate as the service's
+    ``/v1/insights`` computes them."""
     items = sorted({ev.item for ev in interactions})
     vectors = item_vectors(items, meta)
     dim = len(next(iter(vectors.values())))
@@ -113,7 +114,8 @@ def forecasts(interactions: list[Interaction], meta: dict[str, dict], folder: Pa
                         last_refresh = ev.ts
                     part = part_for(rec, vectors[ev.item], info, [0], ev.ts, active_days)
                     first_day = part.first_day.views if part.first_day is not None else 0.0
-                    out.append((ev.item, ev.ts, part.reach.total, by_topic[topic] if topic else 0, first_day))
+                    out.append((ev.item, ev.ts, part.reach.total, by_topic[topic] if topic else 0, first_day,
+                                sum(part.reach.hours)))
                 rec.catalogue.add(info, vectors[ev.item])
             rec.apply(to_event(ev, n), 0)
             if topic:
@@ -139,11 +141,15 @@ def backtest(interactions: list[Interaction], meta: dict[str, dict], active_days
                                 f"{window_days:g}-day window before the log ends: too few to correlate")
     views = np.array([bisect.bisect_right(seen[item], t + window_days * DAY) - bisect.bisect_left(seen[item], t)
                       for item, t, *_ in kept], float)
-    reach, popularity, first_day = (np.array([row[i] for row in kept], float) for i in (2, 3, 4))
+    reach, popularity, first_day, events = (np.array([row[i] for row in kept], float) for i in (2, 3, 4, 5))
     ours, base, first = spearman(reach, views), spearman(popularity, views), spearman(first_day, views)
-    ci, first_ci = (difference_interval(x, popularity, views, seed, rounds) for x in (reach, first_day))
+    weighted = spearman(events, views)
+    ci, first_ci, events_ci = (difference_interval(x, popularity, views, seed, rounds)
+                               for x in (reach, first_day, events))
     return {"items": len(kept), "spearman_reach": round(ours, 4), "spearman_topic_popularity": round(base, 4),
             "difference": round(ours - base, 4), "difference_ci95": ci,
+            "spearman_reach_events": round(weighted, 4), "reach_events_difference": round(weighted - base, 4),
+            "reach_events_difference_ci95": events_ci,
             "spearman_first_day_views": round(first, 4), "first_day_difference": round(first - base, 4),
             "first_day_difference_ci95": first_ci,
             "mean_reach": round(float(reach.mean()), 2), "items_with_reach": int((reach > 0).sum()),
@@ -178,7 +184,11 @@ def run_insights_backtest(interactions: str, items: str | None, as_json: bool, a
         print(f"{result['items']} items: Spearman with views in the {window_days:g} days after first appearance: "
               f"reach forecast {result['spearman_reach']:+.3f}, topic popularity "
               f"{result['spearman_topic_popularity']:+.3f}; difference {result['difference']:+.3f} "
-              f"(95% interval {result['difference_ci95'][0]:+.3f} to {result['difference_ci95'][1]:+.3f}); first-day "
+              f"(95% interval {result['difference_ci95'][0]:+.3f} to {result['difference_ci95'][1]:+.3f}); the "
+              f"reached users' events {result['spearman_reach_events']:+.3f}, difference "
+              f"{result['reach_events_difference']:+.3f} (95% interval "
+              f"{result['reach_events_difference_ci95'][0]:+.3f} to {result['reach_events_difference_ci95'][1]:+.3f}); "
+              f"first-day "
               f"views estimate {result['spearman_first_day_views']:+.3f}, difference "
               f"{result['first_day_difference']:+.3f} (95% interval {result['first_day_difference_ci95'][0]:+.3f} "
               f"to {result['first_day_difference_ci95'][1]:+.3f})")

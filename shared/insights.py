@@ -69,6 +69,9 @@ class Reach(BaseModel):
     by_topic: dict[str, int] = Field(description="reached users by their favourite topic (topics under the privacy "
                                                  "floor left out)")
     active_users: int | None
+    events: int | None = Field(None, description="the reached users' events so far, all told: the reach weighted by "
+                                                 "how much each of them watches, a better guide to the views it can "
+                                                 "draw than the count of users alone (None: withheld with the reach)")
     rounded_to: int = Field(1, description="the counts are rounded to multiples of this (1: exact)")
     reason: str
 
@@ -150,7 +153,8 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int,
                              "one would tell a few users apart; ask again")
         total = 0
     else:
-        reach = reach_of(total, active, topics, floor, step, f"the last {first.window_days:g} days", first.top_k)
+        reach = reach_of(total, active, topics, sum(hours), floor, step, f"the last {first.window_days:g} days",
+                         first.top_k)
     if reach.users and any(hours):
         ranked = sorted((h for h in range(HOURS) if hours[h] > 0), key=lambda h: (-hours[h], h))[:3]
         best = PublishTime(hours_utc=ranked, reason=f"when the {reach.users} reached users watch most (their events "
@@ -164,24 +168,26 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int,
                     partitions_missing=missing)
 
 
-def reach_of(total: int, active: int, topics: dict[str, int], floor: int, step: int, window: str,
+def reach_of(total: int, active: int, topics: dict[str, int], events: int, floor: int, step: int, window: str,
              top_k: int) -> Reach:
     """The reach as published: withheld under the floor (read on the exact counts), else its counts rounded to
-    multiples of ``step`` (1: exact), each on its own, so the topics need not add up to the total exactly."""
+    multiples of ``step`` (1: exact), each on its own, so the topics need not add up to the total exactly.
+    ``events``: the reached users' events, all told."""
     if active == 0:
-        return Reach(users=0, by_topic={}, active_users=0, rounded_to=step,
+        return Reach(users=0, by_topic={}, active_users=0, events=0, rounded_to=step,
                      reason=f"no users active in {window} yet: nobody to reach")
     if active < floor:
         return Reach(users=None, by_topic={}, active_users=None, rounded_to=step, reason=withheld(floor, "the audience"))
     audience = rounded(active, step)
     if 0 < total < floor:
         return Reach(users=None, by_topic={}, active_users=audience, rounded_to=step, reason=withheld(floor, "the reach"))
-    users = rounded(total, step)
+    users, watched = rounded(total, step), rounded(events, step)
     about = "" if step <= 1 else f" (counts rounded to multiples of {step})"
     return Reach(users=users, by_topic={t: rounded(n, step) for t, n in topics_shown(topics, total, floor).items()},
-                 active_users=audience, rounded_to=step,
+                 active_users=audience, events=watched, rounded_to=step,
                  reason=f"{users} of {audience} users active in {window} have it among their top {top_k} candidates "
-                        f"(cosine of their long-term vector at least that of their {top_k}-th nearest video){about}")
+                        f"(cosine of their long-term vector at least that of their {top_k}-th nearest video), with "
+                        f"{watched} events between them{about}")
 
 
 def topics_shown(topics: dict[str, int], total: int, floor: int) -> dict[str, int]:

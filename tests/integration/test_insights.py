@@ -50,8 +50,8 @@ def likes(users: list[str], topic: int, rng, now: datetime) -> list[WatchEvent]:
 
 
 def brute_counts(catalogue_videos: list[VideoEmbedded], events: list[WatchEvent], targets: list[str],
-                 tmp_path) -> dict[str, int]:
-    """The reach of each target over the users ``events`` make, by brute force."""
+                 tmp_path) -> dict[str, tuple[int, int]]:
+    """The reach of each target over the users ``events`` make, by brute force: (users, their events)."""
     store = EdgeVectorStore(tmp_path / "reference", len(catalogue_videos[0].vector))
     try:
         cat = Catalogue(store)
@@ -60,12 +60,15 @@ def brute_counts(catalogue_videos: list[VideoEmbedded], events: list[WatchEvent]
         rec = Recommender(RecommenderSettings(state_dir=tmp_path / "reference-state"), cat, topics.WATCH_EVENTS.name)
         for e in events:
             rec.apply(e, partition_for(e.user_id, topics.WATCH_EVENTS.partitions))
-        users = np.stack([u.long for st in rec.partitions.values() for u in st.users.values() if u.long is not None])
+        states = [u for st in rec.partitions.values() for u in st.users.values() if u.long is not None]
+        users = np.stack([u.long for u in states])
+        counts = np.array([u.events for u in states])
         ids = list(cat.vectors)
         vids = np.stack([cat.vectors[i] for i in ids])
         sims = (users / np.linalg.norm(users, axis=1, keepdims=True)) @ vids.T
         bars = -np.sort(-sims, axis=1)[:, TOP_K - 1]
-        return {t: int(brute_force(cat.vectors[t], users, bars).sum()) for t in targets}
+        reached = {t: brute_force(cat.vectors[t], users, bars) for t in targets}
+        return {t: (int(hit.sum()), int(counts[hit].sum())) for t, hit in reached.items()}
     finally:
         store.close()
 
@@ -112,12 +115,14 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
         audience = len(few) + len(fans)
         await wait_for(lambda: ask("new-t2").json()["reach"]["active_users"] == audience, 60,
                        "every user's reach point to be refreshed")
-        expected = brute_counts(catalogue, events, ["new-t2", "new-t4"], tmp_path)
+        expected_both = brute_counts(catalogue, events, ["new-t2", "new-t4"], tmp_path)
+        expected = {v: users for v, (users, _) in expected_both.items()}
         got = {v: ask(v).json() for v in ("new-t2", "new-t4")}
         for video, answer in got.items():
             n = answer["reach"]["users"]
             if expected[video] >= FLOOR:  # the stated tolerance: exact (an embedded shard this size is scanned)
                 assert n == expected[video], (video, answer["reach"], expected)
+                assert answer["reach"]["events"] == expected_both[video][1], "the reached users' events, all told"
             else:
                 assert n is None and "withheld" in answer["reach"]["reason"]
         assert expected["new-t2"] > expected["new-t4"] and expected["new-t2"] >= FLOOR
@@ -128,6 +133,7 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
         own = ask("new-t2", CREATOR_KEY)  # the creator's own video: the same counts, rounded for a creator
         assert own.status_code == 200 and own.json()["reach"]["rounded_to"] == 10
         assert own.json()["reach"]["users"] == rounded(expected["new-t2"], 10)
+        assert own.json()["reach"]["events"] == rounded(expected_both["new-t2"][1], 10)
         assert own.json()["reach"]["active_users"] == rounded(audience, 10)
         forbidden = ask("new-t4", CREATOR_KEY)
         assert forbidden.status_code == 403 and "creator" in forbidden.json()["detail"]

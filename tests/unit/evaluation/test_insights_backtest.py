@@ -35,11 +35,12 @@ def test_backtest_end_to_end_on_the_synthetic_log(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     assert result["items"] >= 10 and result["items_with_reach"] > 0
-    for key in ("spearman_reach", "spearman_topic_popularity"):
+    for key in ("spearman_reach", "spearman_topic_popularity", "spearman_reach_events"):
         assert -1 <= result[key] <= 1
-    lo, hi = result["difference_ci95"]
-    assert lo <= result["difference"] <= hi
-    assert abs(result["difference"] - (result["spearman_reach"] - result["spearman_topic_popularity"])) < 2e-4
+    for forecast, difference in (("spearman_reach", "difference"), ("spearman_reach_events", "reach_events_difference")):
+        lo, hi = result[difference + "_ci95"]
+        assert lo <= result[difference] <= hi
+        assert abs(result[difference] - (result[forecast] - result["spearman_topic_popularity"])) < 2e-4
 
 
 def test_a_log_too_short_for_the_window_is_one_line(tmp_path):

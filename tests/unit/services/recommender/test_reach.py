@@ -215,14 +215,16 @@ def test_a_creators_view_rounds_the_user_counts_after_the_floor_is_applied_to_th
             total=total, active_users=active, by_topic=topic_counts, partitions=[0], hours=[0] * 20 + [total] * 4))
     exact = combine([part(44, 1234, {"x": 31, "y": 13})], floor=10, partitions=1)
     assert (exact.reach.users, exact.reach.active_users, exact.reach.rounded_to) == (44, 1234, 1)
+    assert exact.reach.events == 4 * 44, "the reached users' events, summed from their hours"
     creator = combine([part(44, 1234, {"x": 31, "y": 13})], floor=10, partitions=1, creator_round_to=10)
     assert (creator.reach.users, creator.reach.active_users, creator.reach.rounded_to) == (40, 1230, 10)
+    assert creator.reach.events == 180
     assert creator.reach.by_topic == {"x": 30, "y": 10}
     assert "40 of 1230" in creator.reach.reason and "44" not in creator.reach.reason
     assert creator.best_time.hours_utc == [20, 21, 22] and "44" not in creator.best_time.reason
     # the floor reads the exact count: 9 reached users stay withheld though 9 would round to 10
     small = combine([part(9, 1234, {"x": 9})], floor=10, partitions=1, creator_round_to=10)
-    assert small.reach.users is None and small.reach.active_users == 1230
+    assert small.reach.users is None and small.reach.active_users == 1230 and small.reach.events is None
     assert small.best_time.hours_utc == [] and "withheld" in small.best_time.reason
 
 
@@ -234,5 +236,6 @@ def test_a_creators_view_withholds_counts_while_a_partition_is_missing_and_round
     assert platform.first_day_views.views == 12.34
     creator = combine([part], floor=10, partitions=2, creator_round_to=10)
     assert creator.reach.users is None and creator.reach.active_users is None and "[1]" in creator.reach.reason
+    assert creator.reach.events is None
     assert creator.best_time.hours_utc == [] and creator.partitions_missing == [1]
     assert creator.first_day_views.views == 12.0 and "whole views" in creator.first_day_views.reason
