@@ -117,6 +117,12 @@ async def test_reach_forecast_follows_the_audience_and_matches_brute_force(broke
                        "every user's reach point to be refreshed")
         expected_both = brute_counts(catalogue, events, ["new-t2", "new-t4"], tmp_path)
         expected = {v: users for v, (users, _) in expected_both.items()}
+
+        def settled() -> bool:  # every user's point refreshed after their last event (a point lags it by a refresh)
+            reach = ask("new-t2").json()["reach"]
+            return (reach["users"], reach["events"]) == expected_both["new-t2"]
+
+        await wait_for(settled, 30, "the reach to count every reached user's last event")
         got = {v: ask(v).json() for v in ("new-t2", "new-t4")}
         for video, answer in got.items():
             n = answer["reach"]["users"]
