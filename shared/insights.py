@@ -70,8 +70,7 @@ class Reach(BaseModel):
                                                  "floor left out)")
     active_users: int | None
     events: int | None = Field(None, description="the reached users' events so far, all told: the reach weighted by "
-                                                 "how much each of them watches, a better guide to the views it can "
-                                                 "draw than the count of users alone (None: withheld with the reach)")
+                                                 "how much each of them watches (None: withheld with the reach)")
     rounded_to: int = Field(1, description="the counts are rounded to multiples of this (1: exact)")
     reason: str
 
