@@ -150,7 +150,6 @@ def combine(parts: Sequence[InsightsPart], floor: int, partitions: int,
         reach = Reach(users=None, by_topic={}, active_users=None, rounded_to=step,
                       reason=f"withheld: partitions {missing} did not answer, and a partial count set against a full "
                              "one would tell a few users apart; ask again")
-        total = 0
     else:
         reach = reach_of(total, active, topics, sum(hours), floor, step, f"the last {first.window_days:g} days",
                          first.top_k)
