@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.recommender.rows import Rows, decode_neighbours, encode_neighbours
+from services.recommender.rows import Folding, Rows, decode_neighbours, encode_neighbours
 
 MARKER = b"m"
 _NEIGHBOUR_KINDS = {b"c": "covisit", b"t": "transitions", b"h": "trends", b"f": "first_views"}  # key prefix: Rows field
@@ -300,6 +300,7 @@ class Restored:
 def restore(records: Iterable[Any]) -> Restored:
     """Fold the complete flushes of ``records`` (read from a snapshot's first record to the end)."""
     out = Restored()
+    folding: Folding | None = None
     assembler = Assembler()
     for record in records:
         try:
@@ -310,13 +311,12 @@ def restore(records: Iterable[Any]) -> Restored:
         if done is None:
             continue
         marker, rows = done
-        if marker.snapshot:
-            out.rows = rows
-        else:  # a delta; before any snapshot (deltas from the log's start) its patches apply to empty rows
-            if out.rows is None:
-                out.rows = Rows()
-            out.rows.fold(rows)
+        if marker.snapshot or folding is None:  # deltas before any snapshot (from the log's start) patch empty rows
+            folding = Folding()
+        folding.add(rows)
         out.marker = marker
+    if folding is not None:
+        out.rows = folding.rows()
     return out
 
 

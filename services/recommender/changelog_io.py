@@ -108,10 +108,12 @@ class ChangelogLog:
         after = pos.since_snapshot - pos.snapshot_entries  # written since the snapshot
         return pos.force or after > max(self.snapshot_min_entries, pos.snapshot_entries)
 
-    async def write(self, partition: int, rows: Rows, full: bool, generation: int, delta: Rows | None = None) -> None:
+    async def write(self, partition: int, rows: Rows, full: bool, generation: int,
+                    delta: Rows | None = None) -> list[tuple[bytes, bytes]]:
         """The flush's records, then its marker, each acknowledged; raises if any write fails (the flush then
         never completes, and the caller stores the same changes again later). ``delta``: for a full snapshot,
-        what changed since this replica's previous flush of the partition (for its own reader, never written)."""
+        what changed since this replica's previous flush of the partition (for its own reader, never written).
+        Returns the records as encoded (the local file appends the same bytes)."""
         pos = self.positions.setdefault(partition, Position())
         encoded = await asyncio.to_thread(encode_rows, rows)
         self.flushes += 1
@@ -132,6 +134,7 @@ class ChangelogLog:
         pos.since_snapshot = since
         if full:
             pos.base, pos.snapshot_records, pos.snapshot_entries, pos.force = base, snapshot_records, entries, False
+        return encoded
 
 
 class KafkaChangelog(ChangelogLog):

@@ -54,10 +54,10 @@ class Snapshot:
     def next_offset(self) -> int:
         return self.rows.next_offset
 
-    def write(self) -> None:
-        """Into the partition's local file."""
+    def write(self, encoded: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Into the partition's local file (``encoded``: the rows as the changelog encoded them, if it did)."""
         if self.store is not None:
-            self.store.commit(self.rows, self.full)
+            self.store.commit(self.rows, self.full, encoded)
 
 
 @dataclass
@@ -143,7 +143,7 @@ class Recommender:
         consumed). A partition already held resumes from its state in memory, which may be ahead of the disk."""
         if partition in self.partitions:
             return self.partitions[partition].next_offset
-        store = PartitionStore(self.settings.state_dir, self.topic, partition)
+        store = PartitionStore(self.settings.state_dir, self.topic, partition, self.settings.snapshot_min_entries)
         self.install(partition, store.load(), store)
         return self.partitions[partition].next_offset
 
@@ -384,8 +384,9 @@ class Recommender:
         return Snapshot(partition, rows, full, restore, st.store, patches if full else None)
 
     def commit(self, partition: int, next_offset: int | None = None) -> None:
-        """Store what changed in the partition's local file now."""
-        self.snapshot(partition, next_offset).write()
+        """Store what changed in the partition's local file now (a full snapshot when its log asks for one)."""
+        store = self.partitions[partition].store
+        self.snapshot(partition, next_offset, full=store is not None and store.wants_full()).write()
 
     def close(self) -> None:
         for p in list(self.partitions):

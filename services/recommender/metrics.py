@@ -45,6 +45,9 @@ changelog_flushes = counter(SERVICE, "changelog_flushes",
 changelog_rejected = counter(SERVICE, "changelog_rejected",
                              "Changelog records that failed to decode at restore (dead-lettered; the partition is "
                              "rebuilt from watch.events instead).")
+state_file_rejected = counter(SERVICE, "state_file_rejected",
+                              "Local state files that failed to decode at restore (the partition is restored from "
+                              "the changelog or rebuilt from watch.events instead).")
 not_owner = counter(SERVICE, "misdirected_requests",
                     "Per-user reads for a partition this replica does not serve (answered 421: the gateway asks the "
                     "owner).")

@@ -49,7 +49,7 @@ class Changelog(Protocol):
     def wrote(self, marker: Marker) -> bool: ...
     def wants_full(self, partition: int) -> bool: ...
     async def write(self, partition: int, rows: Rows, full: bool, generation: int,
-                    delta: Rows | None = None) -> None: ...
+                    delta: Rows | None = None) -> list[tuple[bytes, bytes]] | None: ...
 
 
 class Claims(Protocol):
@@ -220,8 +220,15 @@ class Partitions:
             state = self.rec.partitions[partition]
             self._restored("local", partition, state, time.perf_counter() - started, "kept in memory")
             return "local"
-        store = await asyncio.to_thread(PartitionStore, self.rec.settings.state_dir, self.topic, partition)
-        local = await asyncio.to_thread(store.load)
+        store = await asyncio.to_thread(PartitionStore, self.rec.settings.state_dir, self.topic, partition,
+                                        self.rec.settings.snapshot_min_entries)
+        try:
+            local = await asyncio.to_thread(store.load)
+        except ChangelogError as exc:  # a garbled local file is only a cache: restore as if it were empty
+            metrics.state_file_rejected.inc()
+            log.error("%s[%d]: the local state file %s cannot be read (%s); restoring from elsewhere", self.topic,
+                      partition, store.path, exc)
+            local = Rows()
         source, rows, rewrite = "local", local, False
         if marker is not None and (local.next_offset is None or local.next_offset < marker.next_offset):
             source, rows, rewrite = await self._from_changelog(partition, marker, end)
@@ -337,7 +344,9 @@ class Partitions:
                 continue
             self.dirty.discard(partition)
             if self.rec.position(partition) is not None:  # else revoked since: its new owner has it
-                full = self.changelog is not None and self.changelog.wants_full(partition)
+                store = self.rec.partitions[partition].store
+                full = (self.changelog is not None and self.changelog.wants_full(partition)) or \
+                    (store is not None and store.wants_full())
                 snaps.append(self.rec.snapshot(partition, full=full))
         self.flushed_at = time.monotonic()
         return snaps
@@ -371,10 +380,11 @@ class Partitions:
         """Changelog first, then the local file: the local file is never ahead of a changelog write that failed."""
         for i, snap in enumerate(snaps):
             try:
+                encoded = None
                 if self.changelog is not None:
-                    await self.changelog.write(snap.partition, snap.rows, snap.full, generation, snap.delta)
+                    encoded = await self.changelog.write(snap.partition, snap.rows, snap.full, generation, snap.delta)
                     metrics.changelog_flushes.labels("snapshot" if snap.full else "delta").inc()
-                await asyncio.to_thread(snap.write)
+                await asyncio.to_thread(snap.write, encoded)
             except BaseException:
                 for failed in snaps[i:]:  # stored nowhere, or only in the changelog: store them next time
                     failed.restore()

@@ -54,25 +54,54 @@ class Rows:
 
     def fold(self, later: Rows) -> None:
         """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key,
-        and neighbour patches are applied pair by pair."""
-        for mine, theirs in ((self.users, later.users), (self.popularity, later.popularity)):
-            if theirs:
-                merged = {row[0]: row for row in mine}
-                merged.update((row[0], row) for row in theirs)
-                mine[:] = merged.values()
-        for mine_rows, patches in ((self.covisit, later.covisit), (self.transitions, later.transitions),
-                                   (self.trends, later.trends), (self.first_views, later.first_views)):
-            if patches:
-                rows = {video: dict(row) for video, row in mine_rows}
-                for video, patch in patches:
-                    patch_row(rows.setdefault(video, {}), patch)
-                mine_rows[:] = [(video, row) for video, row in rows.items() if row]
+        and neighbour patches are applied pair by pair (many deltas in a row: :class:`Folding`)."""
+        folding = Folding(self)
+        folding.add(later)
+        folded = folding.rows()
+        for name in ("users", "popularity", "covisit", "transitions", "trends", "first_views"):
+            getattr(self, name)[:] = getattr(folded, name)
+        self.ranker, self.next_offset, self.model_version = folded.ranker, folded.next_offset, folded.model_version
+
+
+NEIGHBOUR_TABLES = ("covisit", "transitions", "trends", "first_views")
+
+
+class Folding:
+    """Rows folded one flush after another (a full snapshot, then its deltas) in dictionaries, so that each
+    flush costs what it holds, not the state so far; :meth:`rows` gives the result."""
+
+    def __init__(self, base: Rows | None = None) -> None:
+        self.users: dict[str, UserRow] = {}
+        self.popularity: dict[str, PopularityRow] = {}
+        self.tables: dict[str, dict[str, dict[str, float]]] = {name: {} for name in NEIGHBOUR_TABLES}
+        self.ranker: tuple[bytes, int] | None = None
+        self.next_offset: int | None = None
+        self.model_version: str | None = None
+        if base is not None:
+            self.add(base)
+
+    def add(self, later: Rows) -> None:
+        self.users.update((row[0], row) for row in later.users)
+        self.popularity.update((row[0], row) for row in later.popularity)
+        for name in NEIGHBOUR_TABLES:
+            table = self.tables[name]
+            for video, patch in getattr(later, name):
+                row = table.get(video)
+                if row is None:
+                    table[video] = {b: w for b, w in patch.items() if w}
+                else:
+                    patch_row(row, patch)
         if later.ranker is not None:
             self.ranker = later.ranker
         if later.next_offset is not None:
             self.next_offset = later.next_offset
         if later.model_version is not None:
             self.model_version = later.model_version
+
+    def rows(self) -> Rows:
+        tables = {name: [(video, row) for video, row in table.items() if row] for name, table in self.tables.items()}
+        return Rows(users=list(self.users.values()), popularity=list(self.popularity.values()), **tables,
+                    ranker=self.ranker, next_offset=self.next_offset, model_version=self.model_version)
 
 
 def patch_row(row: dict[str, float], patch: dict[str, float]) -> None:
@@ -86,7 +115,10 @@ def patch_row(row: dict[str, float], patch: dict[str, float]) -> None:
 
 def encode_neighbours(row: dict[str, float]) -> bytes:
     """A neighbour row as compact JSON ({neighbour: weight}): its value in the local file and the changelog
-    (orjson: a flush encodes every row that changed, and a restore or a replica decodes them all)."""
+    (orjson: a flush encodes every row that changed, and a restore or a replica decodes them all). A weight
+    that is not finite raises ValueError: the flush fails rather than store what no restore could read."""
+    if not all(map(math.isfinite, row.values())):
+        raise ValueError("a neighbour weight that is not finite")
     return orjson.dumps(row)
 
 

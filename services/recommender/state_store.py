@@ -1,75 +1,91 @@
-"""User state and the offsets it reflects, in one SQLite transaction per batch (one file per partition).
+"""User state and the offsets it reflects, in one SQLite transaction per flush (one file per partition).
 
 After a crash the consumer seeks to ``next_offset``: everything before it is in the state,
 nothing after it is, so every event counts exactly once. The model version the user vectors were
 built with is stored with them (``meta.model_version``): a recommender of another model drops them.
 
-Schema 3 added the transitions table (what users watch next). Co-visitation and transitions pairs live in
-clustered tables (``WITHOUT ROWID``: one b-tree, about a third less per pair written) where this build created
-them; a delta writes only the pairs that changed (``rows.py``). A file of schema 2 is upgraded in place:
-its transitions start empty and fill from the events applied after the upgrade; older files are refused. The
-trends table (views per topic and concept in 10-minute buckets) is added to a file of schema 3 when this build
-opens it (an empty table: the counts start from the events applied after), and so is the first-day views table.
+Schema 5: the file is a log of flushes, as the changelog is (``changelog.py``), not tables of rows. A flush
+appends one record: its rows in the changelog's own encoding (``encode_rows``: a user row, a video's
+popularity, a neighbour row's patch, the ranker), framed by their lengths. A full snapshot replaces the whole
+log. A restore folds the snapshot and the deltas after it (``rows.Folding``). Once the entries written since
+the snapshot outnumber both the snapshot's and ``min_entries``, :meth:`PartitionStore.wants_full` asks for the
+next flush to be a full snapshot, so a restore reads at most about twice the state. Writing a delta is then one
+append of bytes the changelog encoded already; schema 4 inserted each changed co-visitation and transitions
+pair into a b-tree (about 12 a positive event, as much CPU as applying the event, on the cores the consumer
+needs).
+
+A file of schema 2, 3 or 4 (tables of rows) is read once and rewritten as a log in place; older files are
+refused.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import struct
 from pathlib import Path
 
-import orjson
-
+from services.recommender.changelog import ChangelogError, decode_row, encode_rows
 from services.recommender.core.user_state import UserState
-from services.recommender.rows import Rows
+from services.recommender.rows import Folding, Rows
 
-SCHEMA_VERSION = 4
-UPGRADABLE = {2, 3}  # versions whose files this build upgrades in place (it only adds tables and the hot column)
+SCHEMA_VERSION = 5
+UPGRADABLE = {2, 3, 4}  # tables of rows: read once (``_read_tables``) and rewritten as a log
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB,
-                                  negative BLOB);
-CREATE TABLE IF NOT EXISTS popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
-                                       total REAL NOT NULL, hot REAL NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS trends (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS first_views (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, snapshot INTEGER NOT NULL, entries INTEGER NOT NULL,
+                                body BLOB NOT NULL);
 """
+TABLES = ("users", "popularity", "covisit", "transitions", "trends", "first_views", "ranker")  # schema 2-4
+CHUNK_BYTES = 64 << 20  # a full snapshot is appended in records of about this size (SQLite caps a blob at 1 GB)
+PAGE_SIZE = 65536  # fewer WAL frames a flush: 22 against 38 ms of CPU for a 5.5 MB append, checkpoints included
+_FRAME = struct.Struct(">II")  # a row's key and value lengths
 
 
 class StateSchemaError(RuntimeError):
     """A state file written by another version of the recommender."""
 
 
-# Many rows in one statement, not one ``executemany`` step per row: the write runs in a thread beside the
-# consumer, and every step of an executemany takes the GIL back from it (with a busy consumer, each wait is up
-# to the 5 ms switch interval). Ids and numbers are read by SQLite itself from one JSON parameter (``json_each``;
-# orjson writes the shortest repr that round-trips, and a unit test checks SQLite reads the same doubles back);
-# user rows hold blobs, so they are bound, thousands of rows to an INSERT.
-POPULARITY_FROM_JSON = ("INSERT OR REPLACE INTO popularity SELECT json_extract(value, '$[0]'), "
-                        "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
-                        "json_extract(value, '$[4]') FROM json_each(?1)")  # [[video, score, at, total, hot], ...]
-_PAIRS = "FROM json_each(?1) AS r, json_each(r.value, '$[1]') AS p"  # [[a, {b: w, ...}], ...]: one row per pair
-PAIRS_DELETED_FROM_JSON = ("DELETE FROM {table} WHERE (a, b) IN (SELECT json_extract(r.value, '$[0]'), p.key "
-                           + _PAIRS + " WHERE p.value = 0)")  # a patch's weight 0: the pair is gone (rows.py)
-PAIRS_FROM_JSON = "INSERT OR REPLACE INTO {table} SELECT json_extract(r.value, '$[0]'), p.key, p.value " + _PAIRS + \
-    " WHERE p.value IS NOT 0"  # IS NOT: a NaN weight (JSON null) fails the write, as a bound NaN did, not skipped
-USERS_PER_STATEMENT = 2000  # user rows (5 values each) per INSERT: under SQLite's 32,766 bound values
+def frame(records: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """Encoded rows (``changelog.encode_rows``) as log bodies of about ``CHUNK_BYTES`` each (none: no rows)."""
+    bodies, parts, size = [], [], 0
+    for key, value in records:
+        parts += (_FRAME.pack(len(key), len(value)), key, value)
+        size += _FRAME.size + len(key) + len(value)
+        if size >= CHUNK_BYTES:
+            bodies.append(b"".join(parts))
+            parts, size = [], 0
+    if parts:
+        bodies.append(b"".join(parts))
+    return bodies
 
 
-def _json(rows: list) -> bytes:
-    return orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY)
+def unframe(body: bytes, into: Rows) -> None:
+    """A log body's rows into ``into`` (ChangelogError: a body cut short or a row that does not decode)."""
+    at, end = 0, len(body)
+    while at < end:
+        if at + _FRAME.size > end:
+            raise ChangelogError("a state log record cut short")
+        key_size, value_size = _FRAME.unpack_from(body, at)
+        at += _FRAME.size
+        if at + key_size + value_size > end:
+            raise ChangelogError("a state log record cut short")
+        key, value = body[at:at + key_size], body[at + key_size:at + key_size + value_size]
+        at += key_size + value_size
+        decode_row(key, value, into)
 
 
 class PartitionStore:
-    def __init__(self, folder: Path, topic: str, partition: int) -> None:
+    def __init__(self, folder: Path, topic: str, partition: int, min_entries: int = 2000) -> None:
+        """``min_entries``: deltas of fewer entries than this since the snapshot never ask for a new one."""
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{topic}-{partition}.sqlite"
+        self.min_entries = min_entries
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file's: the log holds blobs of megabytes
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        found = SCHEMA_VERSION
         if tables:
             rows = dict(self.db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
             # no version and no offset: a file created by this build and killed before it wrote either
@@ -81,9 +97,21 @@ class PartitionStore:
                     f"{SCHEMA_VERSION}. Move the file away (or delete it): the partition is then rebuilt from "
                     f"{topic} from the beginning, since its offsets are stored with the state.")
         self.db.executescript(SCHEMA)
-        if "hot" not in {r[1] for r in self.db.execute("PRAGMA table_info(popularity)")}:  # a version 2 or 3 file
-            self.db.execute("ALTER TABLE popularity ADD COLUMN hot REAL NOT NULL DEFAULT 0")
+        if found != SCHEMA_VERSION:
+            self._upgrade(tables)
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self.snapshot_entries, self.since_snapshot = 0, 0  # entries of the log's snapshot, and of the deltas after it
+        for snapshot, entries in self.db.execute("SELECT snapshot, SUM(entries) FROM log GROUP BY snapshot"):
+            if snapshot:
+                self.snapshot_entries = entries
+            else:
+                self.since_snapshot = entries
+
+    def _upgrade(self, tables: set[str]) -> None:
+        """A file of tables of rows (schema 2-4) rewritten as a log of one full snapshot, in one transaction."""
+        rows = _read_tables(self.db, tables)
+        rows.next_offset, rows.model_version = self.next_offset(), self.model_version()
+        self.commit(rows, full=True, drop=[t for t in TABLES if t in tables])
 
     def next_offset(self) -> int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'next_offset'").fetchone()
@@ -99,45 +127,38 @@ class PartitionStore:
         return {row[0]: UserState.from_row(*row[1:]) for row in self.load().users}
 
     def load(self) -> Rows:
-        """Everything stored, with the offset it reflects."""
-        db = self.db
-        return Rows(users=list(db.execute("SELECT user_id, meta, long, short, negative FROM users")),
-                    popularity=list(db.execute("SELECT video_id, score, at, total, hot FROM popularity")),
-                    covisit=self._neighbour_rows("covisit"), transitions=self._neighbour_rows("transitions"),
-                    trends=self._neighbour_rows("trends"), first_views=self._neighbour_rows("first_views"),
-                    ranker=db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone(),
-                    next_offset=self.next_offset(), model_version=self.model_version())
+        """Everything stored, with the offset it reflects (ChangelogError: a record that does not decode)."""
+        folding = Folding()
+        for (body,) in self.db.execute("SELECT body FROM log ORDER BY seq"):
+            flush = Rows()
+            unframe(body, flush)
+            folding.add(flush)
+        rows = folding.rows()
+        rows.next_offset, rows.model_version = self.next_offset(), self.model_version()
+        return rows
 
-    def _neighbour_rows(self, table: str) -> list[tuple[str, dict[str, float]]]:
-        rows: dict[str, dict[str, float]] = {}
-        for a, b, w in self.db.execute(f"SELECT a, b, w FROM {table}"):  # the table names of this module
-            rows.setdefault(a, {})[b] = w
-        return list(rows.items())
+    def wants_full(self) -> bool:
+        """Whether the deltas since the snapshot outnumber both it and ``min_entries`` (see the module note)."""
+        return self.since_snapshot > max(self.min_entries, self.snapshot_entries)
 
-    def commit(self, rows: Rows, full: bool = False) -> None:
-        """Everything of one flush, or nothing; ``full``: ``rows`` are the whole state (what is not in them
-        is deleted), else a delta, whose co-visitation and transitions rows are patches (``rows.py``): each
-        pair is set, or deleted (weight 0)."""
+    def commit(self, rows: Rows, full: bool = False, encoded: list[tuple[bytes, bytes]] | None = None,
+               drop: list[str] = ()) -> None:
+        """Everything of one flush, or nothing; ``full``: ``rows`` are the whole state (the log is replaced),
+        else a delta, whose neighbour rows are patches (``rows.py``). ``encoded``: ``encode_rows(rows)``, when
+        the changelog encoded them already; ``drop``: tables of an older schema, dropped in the same
+        transaction."""
+        bodies = frame(encode_rows(rows) if encoded is None else encoded)
+        entries = rows.entries
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            for table in drop:
+                db.execute(f"DROP TABLE {table}")  # the table names of this module
             if full:
-                for table in ("users", "popularity", "covisit", "transitions", "trends", "first_views", "ranker"):
-                    db.execute(f"DELETE FROM {table}")  # the table names of this module
-            for start in range(0, len(rows.users), USERS_PER_STATEMENT):  # blobs: bound, not JSON
-                chunk = rows.users[start:start + USERS_PER_STATEMENT]
-                db.execute("INSERT OR REPLACE INTO users VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
-                           [value for row in chunk for value in row])
-            if rows.popularity:
-                db.execute(POPULARITY_FROM_JSON, (_json(rows.popularity),))
-            for table, neighbour_rows in (("covisit", rows.covisit), ("transitions", rows.transitions),
-                                          ("trends", rows.trends), ("first_views", rows.first_views)):
-                if neighbour_rows:
-                    blob = _json(neighbour_rows)
-                    db.execute(PAIRS_DELETED_FROM_JSON.format(table=table), (blob,))
-                    db.execute(PAIRS_FROM_JSON.format(table=table), (blob,))
-            if rows.ranker is not None:
-                db.execute("INSERT OR REPLACE INTO ranker VALUES ('scorer', ?, ?)", rows.ranker)
+                db.execute("DELETE FROM log")
+            for i, body in enumerate(bodies):  # a snapshot's entries counted once, on its first record
+                db.execute("INSERT INTO log (snapshot, entries, body) VALUES (?, ?, ?)",
+                           (int(full), 0 if i else entries, body))
             if rows.next_offset is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (rows.next_offset,))
             if rows.model_version is not None:  # a text value: the column's type is an affinity, not a constraint
@@ -146,6 +167,30 @@ class PartitionStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if full:
+            self.snapshot_entries, self.since_snapshot = entries, 0
+        else:
+            self.since_snapshot += entries
 
     def close(self) -> None:
         self.db.close()
+
+
+def _read_tables(db: sqlite3.Connection, tables: set[str]) -> Rows:
+    """The rows of a file of schema 2-4 (what it lacks, empty: transitions before 3, hot scores before 4)."""
+    def pairs(table: str) -> list[tuple[str, dict[str, float]]]:
+        out: dict[str, dict[str, float]] = {}
+        if table in tables:
+            for a, b, w in db.execute(f"SELECT a, b, w FROM {table}"):  # the table names of this module
+                out.setdefault(a, {})[b] = w
+        return list(out.items())
+
+    hot = "hot" in {r[1] for r in db.execute("PRAGMA table_info(popularity)")}
+    ranker = db.execute("SELECT weights, updates FROM ranker WHERE name = 'scorer'").fetchone() \
+        if "ranker" in tables else None
+    return Rows(users=list(db.execute("SELECT user_id, meta, long, short, negative FROM users"))
+                if "users" in tables else [],
+                popularity=list(db.execute(f"SELECT video_id, score, at, total, {'hot' if hot else '0.0'} "
+                                           "FROM popularity")) if "popularity" in tables else [],
+                covisit=pairs("covisit"), transitions=pairs("transitions"), trends=pairs("trends"),
+                first_views=pairs("first_views"), ranker=None if ranker is None else (ranker[0], ranker[1]))

@@ -126,16 +126,18 @@ def test_transitions_are_stored_with_the_offsets_and_restored(rec, tmp_path):
 
 
 def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions_and_no_hot_scores(tmp_path):
-    store = PartitionStore(tmp_path, "watch.events", 0)
-    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=5))
-    store.close()
-    db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")
-    db.execute("DROP TABLE transitions")
-    db.execute("DROP TABLE popularity")  # as version 2 and 3 wrote it: no hot column
-    db.execute("CREATE TABLE popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL, "
-               "total REAL NOT NULL)")
-    db.execute("INSERT INTO popularity VALUES ('a', 2.0, 1700000000.0, 3.0)")
-    db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+    db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")  # tables as version 2 wrote them
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB, negative BLOB);
+        CREATE TABLE popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
+                                 total REAL NOT NULL);
+        CREATE TABLE covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b));
+        CREATE TABLE ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', 2), ('next_offset', 5);
+        INSERT INTO popularity VALUES ('a', 2.0, 1700000000.0, 3.0);
+        INSERT INTO covisit VALUES ('a', 'b', 1.0);
+    """)
     db.commit()
     db.close()
     store = PartitionStore(tmp_path, "watch.events", 0)
@@ -144,7 +146,7 @@ def test_a_schema_2_file_is_upgraded_in_place_with_empty_transitions_and_no_hot_
         assert rows.next_offset == 5 and rows.covisit == [("a", {"b": 1.0})] and rows.transitions == []
         assert rows.popularity == [("a", 2.0, 1.7e9, 3.0, 0.0)]
         version = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert version == SCHEMA_VERSION == 4
+        assert version == SCHEMA_VERSION == 5
     finally:
         store.close()
 

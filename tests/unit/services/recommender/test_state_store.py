@@ -60,19 +60,93 @@ def test_a_full_commit_replaces_everything(store):
     assert got["popularity"] == [("new", 1.0, 2.0, 3.0, 0.0)] and got["covisit"] == {"new": {"y": 2.0}}
 
 
-def test_many_users_are_stored_in_chunks(store, monkeypatch):
+def test_a_large_snapshot_is_stored_in_chunks(store, monkeypatch):
     import services.recommender.state_store as state_store
 
-    monkeypatch.setattr(state_store, "USERS_PER_STATEMENT", 3)  # 7 rows: two full statements and one short one
-    users = [(f"u{i}", '{"events": %d}' % i, bytes([i]) * 8, None, b"") for i in range(7)]
-    store.commit(Rows(users=users, next_offset=1))
-    assert sorted(store.load().users) == users
+    monkeypatch.setattr(state_store, "CHUNK_BYTES", 100)  # about two users' rows a record
+    users = [(f"u{i}", '{"events": %d}' % i, bytes([i]) * 40, None, b"") for i in range(7)]
+    store.commit(Rows(users=users, covisit=[("a", {"b": 1.0})], next_offset=1), full=True)
+    assert store.db.execute("SELECT COUNT(*) FROM log").fetchone()[0] > 2
+    assert sorted(store.load().users) == users and store.load().covisit == [("a", {"b": 1.0})]
+    assert store.snapshot_entries == 8 and not store.wants_full()
 
 
 def test_a_nan_weight_fails_the_write_and_leaves_the_file_as_it_was(store):
-    import sqlite3
-
     store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=1), full=True)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(ValueError, match="not finite"):
         store.commit(Rows(covisit=[("a", {"b": float("nan"), "c": 2.0})], next_offset=2))
     assert stored(store)["covisit"] == {"a": {"b": 1.0}} and store.next_offset() == 1
+
+
+def test_deltas_are_appended_until_they_outweigh_the_snapshot(tmp_path):
+    store = PartitionStore(tmp_path, "watch.events", 0, min_entries=5)
+    try:
+        store.commit(Rows(covisit=[("a", {"b": 1.0, "c": 2.0})], popularity=[("a", 1.0, 2.0, 3.0, 0.0)],
+                          next_offset=1), full=True)
+        assert store.snapshot_entries == 3 and not store.wants_full()
+        for n in range(2, 8):  # one pair set a flush, the previous one dropped
+            store.commit(Rows(covisit=[("a", {f"x{n}": float(n), f"x{n - 1}": 0.0})], next_offset=n))
+        assert store.since_snapshot == 12 and store.wants_full()
+        assert store.db.execute("SELECT COUNT(*) FROM log").fetchone()[0] == 7
+        want = store.load()
+        assert want.covisit == [("a", {"b": 1.0, "c": 2.0, "x7": 7.0})] and want.next_offset == 7
+        store.close()
+        store = PartitionStore(tmp_path, "watch.events", 0, min_entries=5)  # the counts are read back
+        assert (store.snapshot_entries, store.since_snapshot) == (3, 12) and store.wants_full()
+        store.commit(want, full=True)  # what a flush does when asked: the log is that snapshot alone
+        assert store.db.execute("SELECT COUNT(*) FROM log").fetchone()[0] == 1 and not store.wants_full()
+        assert store.load() == want
+    finally:
+        store.close()
+
+
+def test_a_schema_4_file_is_rewritten_as_a_log_with_every_table(tmp_path):
+    import sqlite3
+
+    from services.recommender.state_store import SCHEMA_VERSION
+
+    db = sqlite3.connect(tmp_path / "watch.events-0.sqlite")  # as version 4 wrote it
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE users (user_id TEXT PRIMARY KEY, meta TEXT NOT NULL, long BLOB, short BLOB, negative BLOB);
+        CREATE TABLE popularity (video_id TEXT PRIMARY KEY, score REAL NOT NULL, at REAL NOT NULL,
+                                 total REAL NOT NULL, hot REAL NOT NULL DEFAULT 0);
+        CREATE TABLE covisit (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+        CREATE TABLE transitions (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+        CREATE TABLE trends (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+        CREATE TABLE first_views (a TEXT NOT NULL, b TEXT NOT NULL, w REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+        CREATE TABLE ranker (name TEXT PRIMARY KEY, weights BLOB NOT NULL, updates INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', 4), ('next_offset', 42), ('model_version', 'm1');
+        INSERT INTO popularity VALUES ('a', 2.0, 1700000000.0, 3.0, 0.5);
+        INSERT INTO covisit VALUES ('a', 'b', 1.5), ('a', 'c', 0.25), ('b', 'a', 1.5);
+        INSERT INTO transitions VALUES ('a', 'b', 2.0);
+        INSERT INTO trends VALUES ('topic:x', '100', 3.0);
+        INSERT INTO first_views VALUES ('a', 'views', 7.0);
+        INSERT INTO ranker VALUES ('scorer', X'000000000000F03F', 9);
+    """)
+    db.execute("INSERT INTO users VALUES ('u1', '{\"events\": 3}', ?, NULL, ?)", (b"\x01" * 8, b""))
+    db.commit()
+    db.close()
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    try:
+        rows = store.load()
+        assert rows.users == [("u1", '{"events": 3}', b"\x01" * 8, None, b"")]
+        assert rows.popularity == [("a", 2.0, 1.7e9, 3.0, 0.5)]
+        assert dict(rows.covisit) == {"a": {"b": 1.5, "c": 0.25}, "b": {"a": 1.5}}
+        assert rows.transitions == [("a", {"b": 2.0})] and rows.trends == [("topic:x", {"100": 3.0})]
+        assert rows.first_views == [("a", {"views": 7.0})] and rows.ranker == (b"\x00" * 6 + b"\xf0?", 9)
+        assert (rows.next_offset, rows.model_version) == (42, "m1")
+        tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"meta", "log"}
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        store.close()
+
+
+def test_a_garbled_log_record_raises_a_changelog_error(store):
+    from services.recommender.changelog import ChangelogError
+
+    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=1), full=True)
+    store.db.execute("UPDATE log SET body = substr(body, 1, length(body) - 3)")
+    with pytest.raises(ChangelogError, match="cut short"):
+        store.load()
