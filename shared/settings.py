@@ -390,8 +390,8 @@ class RecommenderSettings(BaseSettings):
     """Write each flush to the changelog topic too, so another replica (on another machine) can restore a partition."""
     snapshot_min_entries: int = Field(2000, ge=1)
     """A full snapshot of a partition goes to the changelog and the local file once the entries (a user, a
-    video's popularity, a neighbour pair) written since the last one exceed both this and the snapshot's own: a
-    restore reads at most about twice a partition's state."""
+    user's step, a video's popularity, a neighbour pair) written since the last one exceed both this and the
+    snapshot's own: a restore reads at most about twice a partition's state."""
     insights_top_k: int = Field(100, ge=1, le=1000)
     """Creator insights: a user is reached by a video that would be among their top-k nearest catalogue videos."""
     insights_window_days: float = Field(7.0, gt=0)

@@ -2,7 +2,8 @@
 
 Kafka Streams' changelog design without transactions (Tansu 0.6 cannot give aiokafka a producer id, and
 hands aborted records to read_committed readers): partition ``p`` of ``watch.events`` has its state in
-partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``p/<video>``,
+partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``s/<user>`` (a user's steps since the previous flush,
+``user_state.Step``: how a delta stores a user, whose whole row only a snapshot holds), ``p/<video>``,
 ``c/<video>``, ``t/<video>`` (transitions), ``h/<topic or concept>`` (trends), ``f/<video>`` (first-day views),
 ``r``), so compaction on Apache
 Kafka keeps the newest of each; each record carries its flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -38,6 +40,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.recommender.core.user_state import Step
 from services.recommender.rows import Folding, Rows, decode_neighbours, encode_neighbours
 
 MARKER = b"m"
@@ -122,6 +125,8 @@ def encode_rows(rows: Rows) -> list[tuple[bytes, bytes]]:
     out = []
     for user_id, meta, long, short, negative in rows.users:
         out.append((b"u/" + user_id.encode(), encode_user(meta, long, short, negative)))
+    for user_id, steps in rows.user_steps:
+        out.append((b"s/" + user_id.encode(), orjson.dumps(list(map(tuple, steps)))))
     for video, *entry in rows.popularity:
         out.append((b"p/" + video.encode(), orjson.dumps(entry)))  # a row per video that changed: orjson
     for kind, neighbour_rows in ((b"c/", rows.covisit), (b"t/", rows.transitions), (b"h/", rows.trends),
@@ -145,6 +150,9 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
                 if not meta.startswith("{"):
                     raise ChangelogError("a user row whose fields are not an object")
                 into.users.append((name.decode(), meta, long, short, negative))
+        elif kind == b"s":
+            if users:
+                into.user_steps.append((name.decode(), decode_steps(value)))
         elif kind == b"p":
             entry = [float(x) for x in orjson.loads(value)]
             if len(entry) == 3:  # written by a build without hot scores
@@ -164,6 +172,23 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
     except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, struct.error) as exc:
         raise ChangelogError(f"undecodable changelog record {(key or b'')[:40]!r}: {type(exc).__name__}: {exc}") \
             from exc
+
+
+def decode_steps(value: bytes) -> list[Step]:
+    """A user's steps (``user_state.Step`` as JSON arrays) back; raises ValueError or TypeError."""
+    steps = orjson.loads(value)
+    if not isinstance(steps, list) or not all(isinstance(s, list) and len(s) == len(Step._fields) for s in steps):
+        raise ChangelogError("user steps that are not arrays of their fields")
+    out = []
+    for event_id, ts, session_id, video_id, weight, seen, vector in steps:
+        if not (isinstance(event_id, str) and isinstance(video_id, str) and isinstance(session_id, str | None)
+                and isinstance(seen, bool) and isinstance(vector, bool)):
+            raise ChangelogError("a user step with fields of the wrong type")
+        step = Step(event_id, float(ts), session_id, video_id, float(weight), seen, vector)
+        if not (math.isfinite(step.ts) and math.isfinite(step.weight)):
+            raise ChangelogError("a user step with a time or weight that is not finite")
+        out.append(step)
+    return out
 
 
 def decode_marker(value: bytes | None) -> Marker:
@@ -210,8 +235,8 @@ class WrittenFlushes:
 
     def keep(self, flush: str, rows: Rows, delta: Rows | None = None, after: str | None = None) -> None:
         """Before the flush's first record is written (a reader may see it at once)."""
-        held = Held(replace(rows, users=[]), None if delta is None or after is None else replace(delta, users=[]),
-                    after)
+        held = Held(replace(rows, users=[], user_steps=[]),
+                    None if delta is None or after is None else replace(delta, users=[], user_steps=[]), after)
         self.held[flush] = held
         self.entries += held.entries
         while self.entries > self.max_entries and len(self.held) > 1:

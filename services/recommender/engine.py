@@ -26,7 +26,7 @@ from services.recommender.core.sessions import SessionIndex
 from services.recommender.core.signals import signal_weight
 from services.recommender.core.stats import CoVisitation, FirstViews, Popularity, Transitions, TrendCounts
 from services.recommender.core.trends import keys_of
-from services.recommender.core.user_state import Applied, UserState, apply_event
+from services.recommender.core.user_state import Applied, Step, UserState, apply_step, step_of
 from services.recommender.reach_index import ReachIndex
 from services.recommender.rows import Rows
 from services.recommender.state_store import PartitionStore
@@ -69,7 +69,8 @@ class PartitionState:
     next_offset: int | None = None  # the first offset not yet in this state (None: never consumed)
     store: PartitionStore | None = None  # the local file (None: held in memory only)
     ranker_dirty: bool = False
-    dirty_users: set[str] = field(default_factory=set)
+    dirty_users: set[str] = field(default_factory=set)  # users whose whole row the next flush stores
+    user_steps: dict[str, list[Step]] = field(default_factory=dict)  # the rest: their events since the last flush
     dirty_videos: set[str] = field(default_factory=set)
     dirty_rows: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # co-visit pairs changed
     transitions: Transitions = field(default_factory=Transitions)  # what users watched next
@@ -161,10 +162,9 @@ class Recommender:
         ranker = Ranker.from_bytes(*rows.ranker) if rows.ranker else Ranker(self.prior.copy())
         if len(ranker.weights) != len(self.prior):  # written by a build with other features: learn afresh
             ranker = Ranker(self.prior.copy())
-        users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
+        users, dropped = self._users(rows, partition)
         state = PartitionState(users, pop, cov, ranker, rows.next_offset, store, transitions=nxt, trends=trends,
-                               first_views=first)
-        self._drop_foreign_vectors(state, rows.model_version, partition)
+                               first_views=first, dirty_users=dropped)
         old = self.partitions.pop(partition, None)
         if old is not None:
             for user in old.users:
@@ -179,29 +179,61 @@ class Recommender:
         self._rebuild_global()
         return state
 
-    def _drop_foreign_vectors(self, state: PartitionState, stored_version: str | None, partition: int) -> None:
+    def _users(self, rows: Rows, partition: int) -> tuple[dict[str, UserState], set[str]]:
+        """The users ``rows`` hold, their steps applied, and those whose vectors were dropped (another model's)."""
+        users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
+        dropped = self._drop_foreign_vectors(users, rows.model_version, partition)
+        other_model = bool(dropped) or (rows.model_version is not None and self.catalogue.model_version is not None
+                                        and rows.model_version != self.catalogue.model_version)
+        self.replay(users, rows.user_steps, vectors=not other_model)
+        return users, dropped
+
+    def users_of(self, rows: Rows) -> dict[str, UserState]:
+        """The users ``rows`` hold, as :meth:`install` would hold them (for tools and tests)."""
+        return self._users(rows, -1)[0]
+
+    def replay(self, users: dict[str, UserState], user_steps: list[tuple[str, list[Step]]], vectors: bool = True) -> None:
+        """Apply stored steps to their users (in place; a user without a row starts empty), with the videos'
+        vectors the catalogue holds now: the same state as when they were applied, unless a video the step
+        found is gone from the catalogue since (counted). ``vectors`` False: the steps were applied with another
+        model's vectors, so they move no vector (as that model's vectors are dropped, see
+        ``_drop_foreign_vectors``)."""
+        s, vector_of, missing = self.settings, self.catalogue.vector, 0
+        for user_id, steps in user_steps:
+            user = users.get(user_id)
+            if user is None:
+                user = users[user_id] = UserState()
+            for step in steps:
+                vector = vector_of(step.video_id) if step.vector and vectors else None
+                missing += step.vector and vectors and vector is None
+                apply_step(user, step, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
+                           session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
+        if missing:
+            metrics.replayed_steps_without_vector.inc(missing)
+
+    def _drop_foreign_vectors(self, users: dict[str, UserState], stored_version: str | None, partition: int) -> set[str]:
         """User vectors written for another model (another version, or another size than the catalogue's)
         live in another space: they are dropped here and rebuilt from later watch events; the users'
-        seen and disliked videos stay. The users are marked dirty, so the next commit stores them
-        without the vectors, together with the current version."""
+        seen and disliked videos stay. Returns those users: the next commit stores their whole rows, without the
+        vectors, together with the current version (their steps stored after those rows apply in the new space)."""
         dim, version = self.catalogue.store.dim, self.catalogue.model_version
         other_version = version is not None and stored_version is not None and stored_version != version
-        dropped = 0
-        for user_id, user in state.users.items():
+        dropped = set()
+        for user_id, user in users.items():
             vectors = [v for v in (user.long, user.short, user.negative) if v is not None]
             if vectors and (other_version or any(len(v) != dim for v in vectors)):
                 user.long = user.short = user.negative = None
-                state.dirty_users.add(user_id)
-                dropped += 1
+                dropped.add(user_id)
         if dropped:
-            metrics.user_vectors_dropped.inc(dropped)
+            metrics.user_vectors_dropped.inc(len(dropped))
             if not self._dropped_logged:  # once per process; the counter has every later one
                 self._dropped_logged = True
                 why = f"model {stored_version}" if other_version else "vectors of another size"
                 log.warning("%s[%d]: dropped the vectors of %d users, built for another model (%s; the catalogue holds "
                             "%s, %d dimensions); they are rebuilt from later watch events (counted from now on in "
-                            "clipstream_recommender_user_vectors_dropped_total)", self.topic, partition, dropped, why,
-                            version or "any version", dim)
+                            "clipstream_recommender_user_vectors_dropped_total)", self.topic, partition, len(dropped),
+                            why, version or "any version", dim)
+        return dropped
 
     def revoke(self, partition: int) -> None:
         state = self.detach(partition)
@@ -266,12 +298,16 @@ class Recommender:
         if vector is not None and weight > 0 and not user.has_event(event.event_id):
             self._learn(st, event.user_id, user, event)
         recent_before = list(user.recent_positive) if weight > 0 else None  # for the session index
-        applied = apply_event(user, event, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
-                              session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window,
-                              weight=weight)
+        step = step_of(event, vector, weight)
+        applied = apply_step(user, step, vector, long_half_life=s.long_half_life, short_half_life=s.short_half_life,
+                             session_gap_s=s.session_gap_s, seen_limit=s.seen_limit, covisit_window=s.covisit_window)
         if applied.duplicate:
             return applied
-        st.dirty_users.add(event.user_id)
+        steps = st.user_steps.get(event.user_id)
+        if steps is None:
+            st.user_steps[event.user_id] = [step]
+        else:
+            steps.append(step)
         if self.reach is not None:
             self.reach.pending.add(event.user_id)
         if applied.weight > 0:
@@ -343,14 +379,17 @@ class Recommender:
         """What changed in a partition (``full``: all of it), now, with the offset it reflects (default: its
         position), as rows; the writes may then run in a thread. The changes are no longer pending: a write
         that fails calls ``restore``, so a later flush stores them. A delta's co-visitation and transitions
-        rows are patches: only the pairs that changed, a dropped pair with weight 0 (``rows.py``)."""
+        rows are patches: only the pairs that changed, a dropped pair with weight 0 (``rows.py``); its users are
+        the steps applied to them since the last flush (``user_steps``), a few hundred bytes an event where
+        their vectors are 24 KB at 2048 dimensions."""
         st = self.partitions[partition]
         if next_offset is None:
             next_offset = st.next_offset
         if next_offset is None:
             raise ValueError(f"partition {partition} has no position to store")
         st.next_offset = next_offset
-        users_, videos = set(st.dirty_users), set(st.dirty_videos)
+        users_, videos, stepped = set(st.dirty_users), set(st.dirty_videos), st.user_steps
+        st.user_steps = {}
         pairs, next_pairs, trend_pairs, first_pairs = st.dirty_rows, st.dirty_next, st.dirty_trends, st.dirty_first
         st.dirty_rows, st.dirty_next, st.dirty_trends = defaultdict(set), defaultdict(set), defaultdict(set)
         st.dirty_first = defaultdict(set)
@@ -365,8 +404,9 @@ class Recommender:
             rows = replace(patches, users=[(u, *user.to_row()) for u, user in st.users.items()],
                            popularity=[(v, *st.popularity.row(v)) for v in st.popularity.scores],
                            covisit=covisit, transitions=transitions, trends=trends, first_views=first)
-        else:
-            rows = replace(patches, users=[(u, *st.users[u].to_row()) for u in users_])
+        else:  # a user's whole row when it must be (``dirty_users``), else the steps since the last flush
+            rows = replace(patches, users=[(u, *st.users[u].to_row()) for u in users_],
+                           user_steps=[(u, steps) for u, steps in stepped.items() if u not in users_])
         was_dirty = st.ranker_dirty
         st.ranker_dirty = False
         st.dirty_users.clear()
@@ -374,6 +414,7 @@ class Recommender:
 
         def restore() -> None:  # the write failed: mark the changes dirty again so a later flush stores them
             st.dirty_users |= users_
+            st.dirty_users.update(stepped)  # their steps are not stored: the next flush stores their whole rows
             st.dirty_videos |= videos
             for dirty, failed in ((st.dirty_rows, pairs), (st.dirty_next, next_pairs), (st.dirty_trends, trend_pairs),
                                   (st.dirty_first, first_pairs)):

@@ -45,6 +45,9 @@ changelog_flushes = counter(SERVICE, "changelog_flushes",
 changelog_rejected = counter(SERVICE, "changelog_rejected",
                              "Changelog records that failed to decode at restore (dead-lettered; the partition is "
                              "rebuilt from watch.events instead).")
+replayed_steps_without_vector = counter(SERVICE, "replayed_steps_without_vector",
+                                        "Users' stored steps applied at a restore whose video has left the catalogue "
+                                        "since they were applied live (the user's vectors then differ from before).")
 state_file_rejected = counter(SERVICE, "state_file_rejected",
                               "Local state files that failed to decode at restore (the partition is restored from "
                               "the changelog or rebuilt from watch.events instead).")

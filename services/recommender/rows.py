@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from services.recommender.core.user_state import Step
+
 UserRow = tuple[str, str, bytes | None, bytes | None, bytes | None]
 """(user_id, small fields as JSON, long, short, negative vectors as float32 bytes): ``UserState.to_row``."""
+UserSteps = tuple[str, list[Step]]
+"""(user_id, the events folded into the user since the previous flush, as ``user_state.Step``): how a delta
+stores a user (a restore applies them to the user's row), unless the user's whole row is in it."""
 PopularityRow = tuple[str, float, float, float, float]
 """(video_id, decayed score, at, all-time total, hot score): ``Popularity.row``."""
 CovisitRow = tuple[str, dict[str, float]]
@@ -27,6 +32,8 @@ in a delta, a patch of it (weight 0: the pair is gone)."""
 @dataclass
 class Rows:
     users: list[UserRow] = field(default_factory=list)
+    user_steps: list[UserSteps] = field(default_factory=list)
+    """A delta's users, as steps to apply after their rows (``users`` holds a user whose row must be whole)."""
     popularity: list[PopularityRow] = field(default_factory=list)
     covisit: list[CovisitRow] = field(default_factory=list)
     transitions: list[CovisitRow] = field(default_factory=list)
@@ -42,13 +49,14 @@ class Rows:
     """The model the user vectors were built with (None: unknown)."""
 
     def __len__(self) -> int:
-        return len(self.users) + len(self.popularity) + len(self.covisit) + len(self.transitions) + \
-            len(self.trends) + len(self.first_views) + (self.ranker is not None)
+        return len(self.users) + len(self.user_steps) + len(self.popularity) + len(self.covisit) + \
+            len(self.transitions) + len(self.trends) + len(self.first_views) + (self.ranker is not None)
 
     @property
     def entries(self) -> int:
-        """What the rows hold, counted in users, videos' popularity, neighbour pairs and the ranker."""
-        return len(self.users) + len(self.popularity) + (self.ranker is not None) + \
+        """What the rows hold, counted in users, users' steps, videos' popularity, neighbour pairs and the ranker."""
+        return len(self.users) + sum(len(steps) for _, steps in self.user_steps) + len(self.popularity) + \
+            (self.ranker is not None) + \
             sum(len(row) for _, row in self.covisit) + sum(len(row) for _, row in self.transitions) + \
             sum(len(row) for _, row in self.trends) + len(self.first_views)
 
@@ -58,7 +66,7 @@ class Rows:
         folding = Folding(self)
         folding.add(later)
         folded = folding.rows()
-        for name in ("users", "popularity", "covisit", "transitions", "trends", "first_views"):
+        for name in ("users", "user_steps", "popularity", "covisit", "transitions", "trends", "first_views"):
             getattr(self, name)[:] = getattr(folded, name)
         self.ranker, self.next_offset, self.model_version = folded.ranker, folded.next_offset, folded.model_version
 
@@ -72,6 +80,7 @@ class Folding:
 
     def __init__(self, base: Rows | None = None) -> None:
         self.users: dict[str, UserRow] = {}
+        self.steps: dict[str, list[Step]] = {}  # a user's steps after their row (or from an empty state)
         self.popularity: dict[str, PopularityRow] = {}
         self.tables: dict[str, dict[str, dict[str, float]]] = {name: {} for name in NEIGHBOUR_TABLES}
         self.ranker: tuple[bytes, int] | None = None
@@ -81,7 +90,11 @@ class Folding:
             self.add(base)
 
     def add(self, later: Rows) -> None:
-        self.users.update((row[0], row) for row in later.users)
+        for row in later.users:
+            self.users[row[0]] = row
+            self.steps.pop(row[0], None)  # the row holds them
+        for user, steps in later.user_steps:
+            self.steps.setdefault(user, []).extend(steps)
         self.popularity.update((row[0], row) for row in later.popularity)
         for name in NEIGHBOUR_TABLES:
             table = self.tables[name]
@@ -100,7 +113,7 @@ class Folding:
 
     def rows(self) -> Rows:
         tables = {name: [(video, row) for video, row in table.items() if row] for name, table in self.tables.items()}
-        return Rows(users=list(self.users.values()), popularity=list(self.popularity.values()), **tables,
+        return Rows(users=list(self.users.values()), user_steps=list(self.steps.items()), popularity=list(self.popularity.values()), **tables,
                     ranker=self.ranker, next_offset=self.next_offset, model_version=self.model_version)
 
 

@@ -25,7 +25,6 @@ import struct
 from pathlib import Path
 
 from services.recommender.changelog import ChangelogError, decode_row, encode_rows
-from services.recommender.core.user_state import UserState
 from services.recommender.rows import Folding, Rows
 
 SCHEMA_VERSION = 5
@@ -121,10 +120,6 @@ class PartitionStore:
         """The model version of the stored user vectors (None: never stored, or by a build that did not say)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'model_version'").fetchone()
         return None if row is None else str(row[0])
-
-    def users(self) -> dict[str, UserState]:
-        """The stored users, decoded (for tools and tests; a restore uses :meth:`load`)."""
-        return {row[0]: UserState.from_row(*row[1:]) for row in self.load().users}
 
     def load(self) -> Rows:
         """Everything stored, with the offset it reflects (ChangelogError: a record that does not decode)."""

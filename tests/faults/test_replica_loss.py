@@ -146,8 +146,8 @@ def test_losing_a_replica_and_its_disk_moves_its_partitions_through_the_changelo
     clean = tmp_path / "clean"
     clean_pass(clean, vids, records)
     for partition in ends:
-        users_, pops, pairs, steps = dump(restored, partition)
-        c_users, c_pops, c_pairs, c_steps = dump(clean / "state", partition)
+        users_, pops, pairs, steps = dump(restored, partition, vids)
+        c_users, c_pops, c_pairs, c_steps = dump(clean / "state", partition, vids)
         assert set(users_) == set(c_users), partition
         for uid, st in users_.items():
             ref = c_users[uid]
@@ -158,7 +158,7 @@ def test_losing_a_replica_and_its_disk_moves_its_partitions_through_the_changelo
         assert pops.keys() == c_pops.keys()
         assert all(pops[v] == pytest.approx(c_pops[v]) for v in pops)
         assert pairs == c_pairs and steps == c_steps
-    total = sum(len(dump(restored, p)[0]) for p in ends)
+    total = sum(len(dump(restored, p, vids)[0]) for p in ends)
     assert total == len({e.user_id for e in log})
 
 

@@ -167,7 +167,7 @@ def test_recommender_sigkilled_under_load_is_restarted_and_every_event_counts_on
     # every event produced is on the log once, and counts once in its user's persisted state
     assert sum(len(rows) for rows in records.values()) == EVENTS
     assert duplicates == 0, "an incarnation folded in an event that its stored state already held"
-    users = {uid: st for p in records for uid, st in dump(state, p)[0].items()}
+    users = {uid: st for p in records for uid, st in dump(state, p, vids)[0].items()}
     produced = Counter(e.user_id for e in log)
     assert {uid: st.events for uid, st in users.items()} == dict(produced)
     ids = defaultdict(list)
@@ -179,7 +179,7 @@ def test_recommender_sigkilled_under_load_is_restarted_and_every_event_counts_on
     clean = tmp_path / "clean"
     clean_pass(clean, vids, records)
     for partition in records:
-        got, want = dump(state, partition), dump(clean / "state", partition)
+        got, want = dump(state, partition, vids), dump(clean / "state", partition, vids)
         assert got[0].keys() == want[0].keys()
         for uid, st in got[0].items():
             ref = want[0][uid]

@@ -63,12 +63,17 @@ def stored_offsets(folder) -> dict[int, int]:
     return out
 
 
-def clean_pass(folder, vids, records: dict[int, list]) -> None:
+def catalogue_of(folder, vids) -> tuple[EdgeVectorStore, Catalogue]:
     store = EdgeVectorStore(folder / "videos", len(vids[0].vector))
     catalogue = Catalogue(store)
     for v in vids:
         catalogue.add(VideoInfo(v.video_id, v.topic, v.creator_id, v.created_at.timestamp(), v.duplicate_of, v.title),
                       v.vector)
+    return store, catalogue
+
+
+def clean_pass(folder, vids, records: dict[int, list]) -> None:
+    store, catalogue = catalogue_of(folder, vids)
     rec = Recommender(RecommenderSettings(state_dir=folder / "state"), catalogue, topics.WATCH_EVENTS.name)
     for partition, rows in records.items():
         rec.assign(partition)
@@ -79,17 +84,21 @@ def clean_pass(folder, vids, records: dict[int, list]) -> None:
     store.close()
 
 
-def dump(folder, partition: int) -> tuple[dict, dict, dict, int]:
-    """Users, popularity, the co-visitation and transitions pairs, and the ranker's steps, as stored."""
+def dump(folder, partition: int, vids) -> tuple[dict, dict, dict, int]:
+    """Users (their stored steps applied with ``vids``' vectors), popularity, the co-visitation and transitions
+    pairs, and the ranker's steps, as stored."""
     store = PartitionStore(folder, topics.WATCH_EVENTS.name, partition)
+    videos_store, catalogue = catalogue_of(folder.parent / f"read-{folder.name}-{partition}", vids)
     try:
         rows = store.load()
+        users = Recommender(RecommenderSettings(), catalogue, topics.WATCH_EVENTS.name).users_of(rows)
         pairs = {(kind, a, b): w for kind, table in (("c", rows.covisit), ("t", rows.transitions))
                  for a, row in table for b, w in row.items()}
-        return (store.users(), {v: tuple(entry) for v, *entry in rows.popularity}, pairs,
+        return (users, {v: tuple(entry) for v, *entry in rows.popularity}, pairs,
                 rows.ranker[1] if rows.ranker else 0)
     finally:
         store.close()
+        videos_store.close()
 
 
 def test_sigkill_at_random_points_ends_in_the_state_of_one_clean_pass(tmp_path):
@@ -130,8 +139,8 @@ def test_sigkill_at_random_points_ends_in_the_state_of_one_clean_pass(tmp_path):
     clean_pass(clean, vids, records)
     ranker_steps: dict[int, tuple[int, int]] = {}
     for partition in records:
-        users, pops, pairs, steps = dump(state, partition)
-        c_users, c_pops, c_pairs, c_steps = dump(clean / "state", partition)
+        users, pops, pairs, steps = dump(state, partition, vids)
+        c_users, c_pops, c_pairs, c_steps = dump(clean / "state", partition, vids)
         assert set(users) == set(c_users)
         for uid, st in users.items():
             ref = c_users[uid]
@@ -147,7 +156,7 @@ def test_sigkill_at_random_points_ends_in_the_state_of_one_clean_pass(tmp_path):
     assert sum(len(rows) for rows in records.values()) == EVENTS
     # the ranker learned, and took exactly the steps of the clean pass
     assert all(steps == c_steps > 0 for steps, c_steps in ranker_steps.values()), ranker_steps
-    total = sum(len(dump(state, p)[0]) for p in records)
+    total = sum(len(dump(state, p, vids)[0]) for p in records)
     assert total == len({e.user_id for e in log})
 
 
@@ -181,7 +190,7 @@ def test_state_never_stored_starts_at_the_log_start_whatever_the_group_committed
             while stored_offsets(state) != ends:
                 assert time.monotonic() < deadline, f"stuck at {stored_offsets(state)} of {ends}"
                 time.sleep(0.2)
-    counted = {uid: st.events for p in ends for uid, st in dump(state, p)[0].items()}
+    counted = {uid: st.events for p in ends for uid, st in dump(state, p, vids)[0].items()}
     expected: dict[str, int] = {}
     for e in log:
         expected[e.user_id] = expected.get(e.user_id, 0) + 1

@@ -8,6 +8,7 @@ out-of-order timestamps cannot make weights grow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -110,6 +111,25 @@ def _push(items: list[str], members: set[str] | None, item: str, limit: int) -> 
         del items[:-limit]
 
 
+class Step(NamedTuple):
+    """What folding one event into a user's state needs of it: a flush stores a user's steps since the last
+    flush, not the vectors they moved (24 KB a user at 2048 dimensions), and a restore applies them again
+    (``apply_step``: the same float32 operations, so the same bits, given the same videos' vectors)."""
+
+    event_id: str
+    ts: float
+    session_id: str | None
+    video_id: str
+    weight: float  # signal_weight
+    seen: bool  # marks_seen
+    vector: bool  # the video's vector was in the catalogue when the event was applied
+
+
+def step_of(event: WatchEvent, vector: np.ndarray | None, weight: float | None = None) -> Step:
+    return Step(event.event_id, event.ts.timestamp(), event.session_id, event.video_id,
+                signal_weight(event) if weight is None else weight, marks_seen(event), vector is not None)
+
+
 @dataclass(frozen=True)
 class Applied:
     duplicate: bool
@@ -123,22 +143,30 @@ def apply_event(state: UserState, event: WatchEvent, vector: np.ndarray | None, 
                 dedupe_window: int = 1000, weight: float | None = None) -> Applied:
     """Fold one event into ``state`` (in place). A repeated event_id changes nothing. ``weight``: the event's
     ``signal_weight``, when the caller has it already."""
-    if state.has_event(event.event_id):
+    return apply_step(state, step_of(event, vector, weight), vector, long_half_life=long_half_life,
+                      short_half_life=short_half_life, session_gap_s=session_gap_s, seen_limit=seen_limit,
+                      covisit_window=covisit_window, dedupe_window=dedupe_window)
+
+
+def apply_step(state: UserState, step: Step, vector: np.ndarray | None, *, long_half_life: float,
+               short_half_life: float, session_gap_s: float, seen_limit: int, covisit_window: int,
+               dedupe_window: int = 1000) -> Applied:
+    """:func:`apply_event` of the event ``step`` was taken from."""
+    if state.has_event(step.event_id):
         return Applied(duplicate=True, weight=0.0)
-    _push(state.event_ids, state._event_set, event.event_id, dedupe_window)
-    ts = event.ts.timestamp()
-    new_session = (event.session_id is not None and event.session_id != state.session_id) or \
+    _push(state.event_ids, state._event_set, step.event_id, dedupe_window)
+    ts = step.ts
+    new_session = (step.session_id is not None and step.session_id != state.session_id) or \
         (state.last_ts and ts - state.last_ts > session_gap_s)
     if new_session:
         state.short = None
-    state.session_id = event.session_id or state.session_id
+    state.session_id = step.session_id or state.session_id
     state.last_ts = max(state.last_ts, ts)
     state.events += 1
     state.hours[int(ts // 3600) % 24] += 1
-    if weight is None:
-        weight = signal_weight(event)
-    video = event.video_id
-    if marks_seen(event):
+    weight = step.weight
+    video = step.video_id
+    if step.seen:
         if state.has_seen(video):
             state.seen.remove(video)  # and back at the end; its set keeps it
         _push(state.seen, state._seen_set, video, seen_limit)

@@ -14,6 +14,7 @@ from services.recommender.changelog import (
     encode_user,
     restore,
 )
+from services.recommender.core.user_state import Step
 from services.recommender.rows import Rows
 from tests.unit.services.recommender.changelog_fakes import MemoryChangelog
 
@@ -21,6 +22,8 @@ from tests.unit.services.recommender.changelog_fakes import MemoryChangelog
 def test_rows_round_trip_exactly():
     vector = np.random.default_rng(0).normal(size=16).astype(np.float32).tobytes()
     rows = Rows(users=[("u1", '{"events": 3}', vector, None, vector), ("u2", "{}", None, None, None)],
+                user_steps=[("u3", [Step("e1", 1.7e9 + 0.1, "s1", "v1", 1.2345678901234567, True, True),
+                                    Step("e2", 1.7e9 + 7.3, None, "v9", -0.5, False, False)])],
                 popularity=[("v1", 1.25, 1.7e9, 3.0, 0.75)], covisit=[("v1", {"v2": 2.0, "v3": 1.0})],
                 transitions=[("v2", {"v1": 1.5, "v3": 0.25})], trends=[("topic:cats", {"2900000": 3.0})],
                 ranker=(np.arange(4, dtype=np.float64).tobytes(), 7))
@@ -31,7 +34,7 @@ def test_rows_round_trip_exactly():
     skipped = Rows()
     for key, value in encode_rows(rows):
         decode_row(key, value, skipped, users=False)
-    assert skipped.users == [] and skipped.popularity == rows.popularity
+    assert skipped.users == [] and skipped.user_steps == [] and skipped.popularity == rows.popularity
 
 
 def test_a_popularity_row_from_a_build_without_hot_scores_reads_with_hot_zero():
@@ -55,6 +58,11 @@ def test_a_popularity_row_from_a_build_without_hot_scores_reads_with_hot_zero():
     (b"t/v1", b'{"v2": "x"}'),
     (b"r", b'{"w": 3, "n": 1}'),
     (b"x/what", b"{}"),
+    (b"s/u1", b'{"e1": 1}'),  # steps that are not arrays
+    (b"s/u1", b'[["e1", 1.0, null, "v1", 1.0, true]]'),  # a field short
+    (b"s/u1", b'[["e1", 1.0, null, "v1", 1.0, 1, true]]'),  # a flag that is not a boolean
+    (b"s/u1", b'[["e1", "nan", null, "v1", 1.0, true, true]]'),  # a time that is not finite
+    (b"s/u1", b'[[7, 1.0, null, "v1", 1.0, true, true]]'),  # an event id that is not text
     (None, b"{}"),
     (b"p/v1", None),
 ])

@@ -181,15 +181,16 @@ def like(user: str, video: str, n: int) -> WatchEvent:
     return WatchEvent(user_id=user, video_id=video, action="like", event_id=f"{user}-{n}", ts=T0)
 
 
-def stored_state(tmp_path, stores: Stores) -> None:
-    """A partition stored by a recommender of ``stores``' model: user u has vectors, seen and liked videos."""
+def stored_state(tmp_path, stores: Stores, full: bool = True) -> None:
+    """A partition stored by a recommender of ``stores``' model: user u has vectors, seen and liked videos
+    (``full``: as a full snapshot, the user's row; else as a delta, the user's steps)."""
     for i in range(3):
         stores.catalogue.add(VideoInfo(f"v{i}", "nature", "c", 0.0, None, ""), basis(i, stores.store.dim))
     rec = rec_for(stores, tmp_path)
     rec.assign(0)
     rec.apply(like("u", "v0", 0), 0)
     rec.apply(like("u", "v1", 1), 0)
-    rec.commit(0, 2)
+    rec.snapshot(0, 2, full=full).write()
     rec.close()
 
 
@@ -219,13 +220,41 @@ def test_user_vectors_of_another_model_are_dropped_at_load_and_rebuilt(tmp_path,
         rec.close()
         store = PartitionStore(tmp_path / "state", "watch.events", 0)
         try:
-            assert store.model_version() == new.catalogue.model_version and len(store.users()["u"].long) == dim
+            assert store.model_version() == new.catalogue.model_version and len(rec.users_of(store.load())["u"].long) == dim
         finally:
             store.close()
         again = rec_for(new, tmp_path)
         again.assign(0)
         assert metrics.user_vectors_dropped._value.get() == dropped + 1, "nothing dropped twice"
         again.close()
+    finally:
+        new.close()
+
+
+@pytest.mark.parametrize("change", ["size", "version"])
+def test_stored_steps_of_another_model_move_no_vector_of_another_version(tmp_path, change):
+    """A user stored only as steps (a delta) has no vectors to drop: the steps are applied again with the new
+    catalogue's vectors when the model version is the same (a size change: the vectors are rebuilt in the new
+    size), and without vectors when the version differs (that model's vectors would be dropped)."""
+    old = Stores(tmp_path / "old", dim=DIM)
+    stored_state(tmp_path, old, full=False)
+    old.close()
+    new = Stores(tmp_path / "new", dim=DIM // 2 if change == "size" else DIM,
+                 version=VERSION if change == "size" else "backbone-b+mean+text-a")
+    try:
+        dim = new.store.dim
+        for i in range(3):
+            new.catalogue.add(VideoInfo(f"v{i}", "nature", "c", 0.0, None, ""), basis(i, dim))
+        rec = rec_for(new, tmp_path)
+        assert rec.assign(0) == 2
+        user = rec.user("u")
+        assert user.seen == ["v0", "v1"] and user.recent_positive == ["v0", "v1"] and user.events == 2
+        if change == "version":
+            assert user.long is None and user.short is None
+        else:
+            assert len(user.long) == dim and np.allclose(user.long[:2] / np.linalg.norm(user.long), [2 ** -0.5] * 2,
+                                                         atol=0.05)
+        rec.close()
     finally:
         new.close()
 
@@ -242,7 +271,7 @@ def test_dropped_vectors_are_stored_even_without_a_later_event(tmp_path):
         rec.close()
         store = PartitionStore(tmp_path / "state", "watch.events", 0)
         try:
-            user = store.users()["u"]
+            user = rec.users_of(store.load())["u"]
             assert user.long is None and user.seen == ["v0", "v1"] and store.model_version() == VERSION
         finally:
             store.close()
