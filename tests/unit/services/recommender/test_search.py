@@ -194,17 +194,24 @@ def stored_state(tmp_path, stores: Stores, full: bool = True) -> None:
     rec.close()
 
 
-@pytest.mark.parametrize("change", ["size", "version"])
-def test_user_vectors_of_another_model_are_dropped_at_load_and_rebuilt(tmp_path, change):
+def changed_model(tmp_path, change: str, full: bool) -> Stores:
+    """A partition stored under one model (``stored_state``), and the stores of the model that replaced it: the
+    same version at half the size, or another version at the same size, holding the same three videos."""
     old = Stores(tmp_path / "old", dim=DIM)
-    stored_state(tmp_path, old)
+    stored_state(tmp_path, old, full=full)
     old.close()
     new = Stores(tmp_path / "new", dim=DIM // 2 if change == "size" else DIM,
                  version=VERSION if change == "size" else "backbone-b+mean+text-a")
+    for i in range(3):
+        new.catalogue.add(VideoInfo(f"v{i}", "nature", "c", 0.0, None, ""), basis(i, new.store.dim))
+    return new
+
+
+@pytest.mark.parametrize("change", ["size", "version"])
+def test_user_vectors_of_another_model_are_dropped_at_load_and_rebuilt(tmp_path, change):
+    new = changed_model(tmp_path, change, full=True)
     try:
         dim = new.store.dim
-        for i in range(3):
-            new.catalogue.add(VideoInfo(f"v{i}", "nature", "c", 0.0, None, ""), basis(i, dim))
         rec = rec_for(new, tmp_path)
         dropped = metrics.user_vectors_dropped._value.get()
         assert rec.assign(0) == 2
@@ -236,15 +243,9 @@ def test_stored_steps_of_another_model_move_no_vector_of_another_version(tmp_pat
     """A user stored only as steps (a delta) has no vectors to drop: the steps are applied again with the new
     catalogue's vectors when the model version is the same (a size change: the vectors are rebuilt in the new
     size), and without vectors when the version differs (that model's vectors would be dropped)."""
-    old = Stores(tmp_path / "old", dim=DIM)
-    stored_state(tmp_path, old, full=False)
-    old.close()
-    new = Stores(tmp_path / "new", dim=DIM // 2 if change == "size" else DIM,
-                 version=VERSION if change == "size" else "backbone-b+mean+text-a")
+    new = changed_model(tmp_path, change, full=False)
     try:
         dim = new.store.dim
-        for i in range(3):
-            new.catalogue.add(VideoInfo(f"v{i}", "nature", "c", 0.0, None, ""), basis(i, dim))
         rec = rec_for(new, tmp_path)
         assert rec.assign(0) == 2
         user = rec.user("u")
