@@ -181,8 +181,9 @@ def decode_steps(value: bytes) -> list[Step]:
         raise ChangelogError("user steps that are not arrays of their fields")
     out = []
     for event_id, ts, session_id, video_id, weight, seen, vector in steps:
-        if not (isinstance(event_id, str) and isinstance(video_id, str) and isinstance(session_id, str | None)
-                and isinstance(seen, bool) and isinstance(vector, bool)):
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (ts, weight))
+        if not (numbers and isinstance(event_id, str) and isinstance(video_id, str)
+                and isinstance(session_id, str | None) and isinstance(seen, bool) and isinstance(vector, bool)):
             raise ChangelogError("a user step with fields of the wrong type")
         step = Step(event_id, float(ts), session_id, video_id, float(weight), seen, vector)
         if not (math.isfinite(step.ts) and math.isfinite(step.weight)):

@@ -61,7 +61,9 @@ def test_a_popularity_row_from_a_build_without_hot_scores_reads_with_hot_zero():
     (b"s/u1", b'{"e1": 1}'),  # steps that are not arrays
     (b"s/u1", b'[["e1", 1.0, null, "v1", 1.0, true]]'),  # a field short
     (b"s/u1", b'[["e1", 1.0, null, "v1", 1.0, 1, true]]'),  # a flag that is not a boolean
-    (b"s/u1", b'[["e1", "nan", null, "v1", 1.0, true, true]]'),  # a time that is not finite
+    (b"s/u1", b'[["e1", "1.0", null, "v1", 1.0, true, true]]'),  # a time that is text
+    (b"s/u1", b'[["e1", 1.0, null, "v1", true, true, true]]'),  # a weight that is a boolean
+    (b"s/u1", b'[["e1", 1e999, null, "v1", 1.0, true, true]]'),  # a time that is not finite
     (b"s/u1", b'[[7, 1.0, null, "v1", 1.0, true, true]]'),  # an event id that is not text
     (None, b"{}"),
     (b"p/v1", None),
