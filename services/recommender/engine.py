@@ -69,6 +69,7 @@ class PartitionState:
     next_offset: int | None = None  # the first offset not yet in this state (None: never consumed)
     store: PartitionStore | None = None  # the local file (None: held in memory only)
     ranker_dirty: bool = False
+    full_requested: bool = False  # a video's vector changed: stored steps must not be applied with the new one
     dirty_users: set[str] = field(default_factory=set)  # users whose whole row the next flush stores
     user_steps: dict[str, list[Step]] = field(default_factory=dict)  # the rest: their events since the last flush
     dirty_videos: set[str] = field(default_factory=set)
@@ -84,6 +85,11 @@ class PartitionState:
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = SessionIndex(self.users)
+
+
+MAX_STEPS = 100
+"""A user with more steps than this since the last flush is stored as their whole row (about 24 KB at 2048
+dimensions; a step is about 100 bytes): a row is then smaller, and no record grows past the broker's limit."""
 
 
 def _patches(table: CoVisitation, changed: dict[str, set[str]]) -> list[tuple[str, dict[str, float]]]:
@@ -186,6 +192,8 @@ class Recommender:
         other_model = bool(dropped) or (rows.model_version is not None and self.catalogue.model_version is not None
                                         and rows.model_version != self.catalogue.model_version)
         self.replay(users, rows.user_steps, vectors=not other_model)
+        if other_model:  # their steps stay stored under the old model: the next flush replaces them with whole rows,
+            dropped |= {user for user, _ in rows.user_steps}  # or a later restore would give them the new vectors
         return users, dropped
 
     def users_of(self, rows: Rows) -> dict[str, UserState]:
@@ -405,10 +413,13 @@ class Recommender:
                            popularity=[(v, *st.popularity.row(v)) for v in st.popularity.scores],
                            covisit=covisit, transitions=transitions, trends=trends, first_views=first)
         else:  # a user's whole row when it must be (``dirty_users``), else the steps since the last flush
+            users_ |= {u for u, steps in stepped.items() if len(steps) > MAX_STEPS}  # cheaper, and a bounded record
             rows = replace(patches, users=[(u, *st.users[u].to_row()) for u in users_],
                            user_steps=[(u, steps) for u, steps in stepped.items() if u not in users_])
-        was_dirty = st.ranker_dirty
+        was_dirty, was_requested = st.ranker_dirty, st.full_requested and full
         st.ranker_dirty = False
+        if full:
+            st.full_requested = False
         st.dirty_users.clear()
         st.dirty_videos.clear()
 
@@ -421,13 +432,25 @@ class Recommender:
                 for a, bs in failed.items():
                     dirty[a] |= bs
             st.ranker_dirty = st.ranker_dirty or was_dirty
+            st.full_requested = st.full_requested or was_requested
 
         return Snapshot(partition, rows, full, restore, st.store, patches if full else None)
 
+    def wants_full(self, partition: int) -> bool:
+        """Whether the partition's next flush must be a full snapshot for its own sake: its local file's log
+        asks for one, or a video's vector changed since the steps it stores were applied (:meth:`vector_changed`)."""
+        st = self.partitions[partition]
+        return st.full_requested or (st.store is not None and st.store.wants_full())
+
+    def vector_changed(self) -> None:
+        """A video's vector was replaced by different values: the steps stored since each partition's last full
+        snapshot were applied with the old one, so every partition's next flush is a full snapshot (whole rows)."""
+        for st in self.partitions.values():
+            st.full_requested = True
+
     def commit(self, partition: int, next_offset: int | None = None) -> None:
-        """Store what changed in the partition's local file now (a full snapshot when its log asks for one)."""
-        store = self.partitions[partition].store
-        self.snapshot(partition, next_offset, full=store is not None and store.wants_full()).write()
+        """Store what changed in the partition's local file now (a full snapshot when :meth:`wants_full`)."""
+        self.snapshot(partition, next_offset, full=self.wants_full(partition)).write()
 
     def close(self) -> None:
         for p in list(self.partitions):

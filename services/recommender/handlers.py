@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from services.recommender import metrics
@@ -99,5 +100,9 @@ def add_video(rec: Recommender, event: VideoEmbedded, logged: set[str]) -> None:
     info = VideoInfo(event.video_id, event.topic, event.creator_id, event.created_at.timestamp(),
                      event.duplicate_of, event.title, tuple(c.name for c in event.concepts), tuple(event.tags),
                      tuple(event.covers))
+    before = catalogue.vector(event.video_id)
+    before = None if before is None else before.copy()  # a row of the catalogue's matrix, overwritten by add
     catalogue.add(info, event.vector, event.search_vector)
+    if before is not None and not np.array_equal(before, catalogue.vector(event.video_id)):
+        rec.vector_changed()  # re-embedded with other values: stored steps must not meet the new vector
     metrics.videos.set(len(catalogue))

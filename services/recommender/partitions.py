@@ -339,14 +339,14 @@ class Partitions:
 
     def _snapshot(self, partitions: list[int] | None) -> list[Snapshot]:
         snaps = []
+        self.dirty |= {p for p, st in self.rec.partitions.items() if st.full_requested}  # stored, even if idle
         for partition in sorted(partitions if partitions is not None else self.dirty):
             if partition not in self.dirty:
                 continue
             self.dirty.discard(partition)
             if self.rec.position(partition) is not None:  # else revoked since: its new owner has it
-                store = self.rec.partitions[partition].store
                 full = (self.changelog is not None and self.changelog.wants_full(partition)) or \
-                    (store is not None and store.wants_full())
+                    self.rec.wants_full(partition)
                 snaps.append(self.rec.snapshot(partition, full=full))
         self.flushed_at = time.monotonic()
         return snaps

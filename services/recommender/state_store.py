@@ -107,7 +107,11 @@ class PartitionStore:
                 self.since_snapshot = entries
 
     def _upgrade(self, tables: set[str]) -> None:
-        """A file of tables of rows (schema 2-4) rewritten as a log of one full snapshot, in one transaction."""
+        """A file of tables of rows (schema 2-4) rewritten as a log of one full snapshot, in one transaction (a
+        file whose log is written and whose tables are gone was upgraded already: a build before the version was
+        written in that transaction could be killed in between)."""
+        if "log" in tables and not tables & set(TABLES):
+            return
         rows = _read_tables(self.db, tables)
         rows.next_offset, rows.model_version = self.next_offset(), self.model_version()
         self.commit(rows, full=True, drop=[t for t in TABLES if t in tables])
@@ -154,6 +158,9 @@ class PartitionStore:
             for i, body in enumerate(bodies):  # a snapshot's entries counted once, on its first record
                 db.execute("INSERT INTO log (snapshot, entries, body) VALUES (?, ?, ?)",
                            (int(full), 0 if i else entries, body))
+            # in the same transaction as the tables an upgrade drops: a file is never left saying schema 4 with its
+            # tables gone (reopened, it would be "upgraded" again from nothing, its offset kept)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             if rows.next_offset is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('next_offset', ?)", (rows.next_offset,))
             if rows.model_version is not None:  # a text value: the column's type is an affinity, not a constraint

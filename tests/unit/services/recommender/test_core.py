@@ -392,3 +392,40 @@ def test_a_failed_write_stores_the_users_it_held_whole_next_time(recommender):
     again = rec.snapshot(0, 2)
     assert [row[0] for row in again.rows.users] == ["u"] and not again.rows.user_steps
     assert again.rows.users[0][1:] == rec.partitions[0].users["u"].to_row()
+
+
+def test_a_video_embedded_again_with_other_values_makes_the_next_flush_whole(recommender):
+    """Stored steps are applied again with the catalogue's vectors: once a video's vector changes, every
+    partition's next flush is a full snapshot, so no restore applies an old step with the new vector."""
+    from services.recommender.handlers import add_video
+    from shared.events import VideoEmbedded
+
+    rec = recommender
+    rec.assign(0)
+    rec.apply(ev("u", "v1-0", "like"), 0)
+    rec.commit(0, 1)
+    assert not rec.wants_full(0) and rec.partitions[0].store.load().user_steps
+    same = VideoEmbedded(video_id="v1-0", vector=basis(1).tolist(), model_version="m", creator_id="creator0",
+                         duration_s=10, topic="topic1")
+    add_video(rec, same, set())
+    assert not rec.wants_full(0), "embedded again with the same values: nothing to do"
+    add_video(rec, same.model_copy(update={"vector": basis(2).tolist()}), set())
+    assert rec.wants_full(0)
+    rec.commit(0, 1)
+    assert not rec.wants_full(0)
+    rows = rec.partitions[0].store.load()
+    assert not rows.user_steps and [row[0] for row in rows.users] == ["u"]
+    back = Recommender(rec.settings, rec.catalogue, "watch.events").install(1, rows).users["u"]
+    assert back.to_row() == rec.partitions[0].users["u"].to_row()
+
+
+def test_a_user_with_many_steps_since_the_last_flush_is_stored_whole(recommender):
+    from services.recommender.engine import MAX_STEPS
+
+    rec = recommender
+    rec.assign(0)
+    for n in range(MAX_STEPS + 1):
+        rec.apply(ev("heavy", f"v{n % DIM}-{n % 3}", ts=T0 + timedelta(seconds=n)), 0)
+    rec.apply(ev("light", "v0-0"), 0)
+    snap = rec.snapshot(0, 1)
+    assert [row[0] for row in snap.rows.users] == ["heavy"] and [u for u, _ in snap.rows.user_steps] == ["light"]

@@ -278,3 +278,22 @@ def test_dropped_vectors_are_stored_even_without_a_later_event(tmp_path):
             store.close()
     finally:
         new.close()
+
+
+def test_steps_stored_under_an_old_model_never_meet_the_new_vectors(tmp_path):
+    """Steps stored under model A and restored under model B moved no vector; the next flush stores those users
+    whole, so a later restore (its latest flush now says model B) does not apply A's steps with B's vectors."""
+    new = changed_model(tmp_path, "version", full=False)
+    try:
+        rec = rec_for(new, tmp_path)
+        rec.assign(0)
+        rec.apply(like("u", "v2", 2), 0)
+        live = rec.user("u").to_row()
+        rec.commit(0, 3)
+        rec.close()
+        again = rec_for(new, tmp_path)
+        again.assign(0)
+        assert again.user("u").to_row() == live
+        again.close()
+    finally:
+        new.close()

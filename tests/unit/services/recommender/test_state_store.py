@@ -150,3 +150,17 @@ def test_a_garbled_log_record_raises_a_changelog_error(store):
     store.db.execute("UPDATE log SET body = substr(body, 1, length(body) - 3)")
     with pytest.raises(ChangelogError, match="cut short"):
         store.load()
+
+
+def test_a_file_upgraded_but_still_saying_schema_4_keeps_its_log(tmp_path):
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=42), full=True)
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 5
+    store.db.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")  # killed before the version was written
+    store.close()
+    store = PartitionStore(tmp_path, "watch.events", 0)
+    try:
+        rows = store.load()
+        assert rows.covisit == [("a", {"b": 1.0})] and rows.next_offset == 42, "never rewritten from no tables"
+    finally:
+        store.close()
