@@ -33,7 +33,7 @@ from services.recommender import metrics
 from services.recommender.changelog import ChangelogError, Marker, Restored
 from services.recommender.engine import PartitionState, Recommender, Snapshot
 from services.recommender.rows import Rows
-from services.recommender.state_store import PartitionStore
+from services.recommender.state_store import open_store
 from shared.ownership import partition_for
 from shared.runtime.heap import settle_heap
 
@@ -220,15 +220,12 @@ class Partitions:
             state = self.rec.partitions[partition]
             self._restored("local", partition, state, time.perf_counter() - started, "kept in memory")
             return "local"
-        store = await asyncio.to_thread(PartitionStore, self.rec.settings.state_dir, self.topic, partition,
-                                        self.rec.settings.snapshot_min_entries)
-        try:
-            local = await asyncio.to_thread(store.load)
-        except ChangelogError as exc:  # a garbled local file is only a cache: restore as if it were empty
+        store, local, unreadable = await asyncio.to_thread(open_store, self.rec.settings.state_dir, self.topic,
+                                                           partition, self.rec.settings.snapshot_min_entries)
+        if unreadable is not None:  # a garbled local file is only a cache: restore as if there were none
             metrics.state_file_rejected.inc()
-            log.error("%s[%d]: the local state file %s cannot be read (%s); restoring from elsewhere", self.topic,
-                      partition, store.path, exc)
-            local = Rows()
+            log.error("%s[%d]: the local state file cannot be read (%s); restoring from elsewhere", self.topic,
+                      partition, unreadable)
         source, rows, rewrite = "local", local, False
         if marker is not None and (local.next_offset is None or local.next_offset < marker.next_offset):
             source, rows, rewrite = await self._from_changelog(partition, marker, end)

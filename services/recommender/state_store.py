@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import time
 from pathlib import Path
 
 from services.recommender.changelog import ChangelogError, decode_row, encode_rows
@@ -176,6 +177,31 @@ class PartitionStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def open_store(folder: Path, topic: str, partition: int, min_entries: int = 2000) -> tuple[PartitionStore, Rows,
+                                                                                     str | None]:
+    """The partition's local file and what it holds; a file that SQLite cannot read or whose log does not
+    decode is a cache gone bad: it is moved aside (``.unreadable-<time>``, with its WAL) and a fresh one
+    opened, and the third value says why (None: the file was read). A file of another schema still raises
+    StateSchemaError: that one is the operator's to move."""
+    try:
+        store = PartitionStore(folder, topic, partition, min_entries)
+    except sqlite3.DatabaseError as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    else:
+        try:
+            return store, store.load(), None
+        except (ChangelogError, sqlite3.DatabaseError) as exc:
+            store.close()
+            why = f"{type(exc).__name__}: {exc}"
+    path = folder / f"{topic}-{partition}.sqlite"
+    aside = path.with_name(f"{path.name}.unreadable-{time.time_ns()}")
+    for suffix in ("", "-wal", "-shm"):
+        found = path.with_name(path.name + suffix)
+        if found.exists():
+            found.rename(aside.with_name(aside.name + suffix))
+    return PartitionStore(folder, topic, partition, min_entries), Rows(), f"{why} (moved to {aside.name})"
 
 
 def _read_tables(db: sqlite3.Connection, tables: set[str]) -> Rows:

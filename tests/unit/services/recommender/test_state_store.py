@@ -164,3 +164,57 @@ def test_a_file_upgraded_but_still_saying_schema_4_keeps_its_log(tmp_path):
         assert rows.covisit == [("a", {"b": 1.0})] and rows.next_offset == 42, "never rewritten from no tables"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("damage", ["not sqlite", "garbled log"])
+def test_an_unreadable_file_is_moved_aside_and_a_fresh_one_opened(tmp_path, damage):
+    from services.recommender.state_store import open_store
+
+    store = PartitionStore(tmp_path, "watch.events", 3)
+    store.commit(Rows(covisit=[("a", {"b": 1.0})], next_offset=9), full=True)
+    if damage == "garbled log":
+        store.db.execute("UPDATE log SET body = substr(body, 1, length(body) - 3)")
+    store.close()
+    if damage == "not sqlite":
+        (tmp_path / "watch.events-3.sqlite").write_bytes(b"this is not a database" * 300)
+    store, rows, why = open_store(tmp_path, "watch.events", 3)
+    try:
+        assert rows == Rows() and rows.next_offset is None and store.load() == Rows()
+        assert why is not None and "moved to watch.events-3.sqlite.unreadable-" in why
+        assert len(list(tmp_path.glob("watch.events-3.sqlite.unreadable-*"))) >= 1
+        store.commit(Rows(covisit=[("c", {"d": 2.0})], next_offset=1), full=True)  # the fresh file works
+        assert store.load().covisit == [("c", {"d": 2.0})]
+    finally:
+        store.close()
+    store, rows, why = open_store(tmp_path, "watch.events", 3)
+    store.close()
+    assert why is None and rows.next_offset == 1
+
+
+def test_damaged_log_bodies_raise_only_changelog_errors(store):
+    """Any byte of a record changed, or the record cut anywhere: a ChangelogError (or rows), never another error."""
+    import random
+
+    from services.recommender.changelog import ChangelogError, encode_rows
+    from services.recommender.core.user_state import Step
+    from services.recommender.state_store import frame, unframe
+
+    rows = Rows(users=[("u", '{"events": 1}', b"\x00" * 16, None, None)],
+                user_steps=[("w", [Step("e", 1.7e9, None, "v", 1.0, True, True)])],
+                popularity=[("v", 1.0, 2.0, 3.0, 0.0)], covisit=[("v", {"x": 1.5})], ranker=(b"\x00" * 8, 2))
+    [body] = frame(encode_rows(rows))
+    whole = Rows()
+    unframe(body, whole)
+    assert whole == rows
+    rng, refused = random.Random(5), 0
+    for _ in range(400):
+        damaged = bytearray(body)
+        if rng.random() < 0.5:
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        else:
+            damaged = damaged[:rng.randrange(len(damaged))]
+        try:
+            unframe(bytes(damaged), Rows())
+        except ChangelogError:
+            refused += 1
+    assert refused > 100, "most damage is noticed (a changed byte inside a number or an id may still decode)"
