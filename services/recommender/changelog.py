@@ -2,8 +2,9 @@
 
 Kafka Streams' changelog design without transactions (Tansu 0.6 cannot give aiokafka a producer id, and
 hands aborted records to read_committed readers): partition ``p`` of ``watch.events`` has its state in
-partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``s/<user>`` (a user's steps since the previous flush,
-``user_state.Step``: how a delta stores a user, whose whole row only a snapshot holds), ``p/<video>``,
+partition ``p`` of ``<group>.changelog``. One record per row, keyed by the row (``u/<user>``, ``s/<user>``
+(a user's steps since the previous flush, ``user_state.Step``: how a delta stores a user, whose whole row only
+a snapshot holds), ``p/<video>``,
 ``c/<video>``, ``t/<video>`` (transitions), ``h/<topic or concept>`` (trends), ``f/<video>`` (first-day views),
 ``r``), so compaction on Apache
 Kafka keeps the newest of each; each record carries its flush's id in a header. A flush ends with a commit marker (key ``m``) that says how many records the flush
@@ -175,7 +176,7 @@ def decode_row(key: bytes | None, value: bytes | None, into: Rows, users: bool =
 
 
 def decode_steps(value: bytes) -> list[Step]:
-    """A user's steps (``user_state.Step`` as JSON arrays) back; raises ValueError or TypeError."""
+    """A user's steps (``user_state.Step`` as JSON arrays) back; raises ChangelogError (or orjson's ValueError)."""
     steps = orjson.loads(value)
     if not isinstance(steps, list) or not all(isinstance(s, list) and len(s) == len(Step._fields) for s in steps):
         raise ChangelogError("user steps that are not arrays of their fields")

@@ -189,8 +189,7 @@ class Recommender:
         """The users ``rows`` hold, their steps applied, and those whose vectors were dropped (another model's)."""
         users = {uid: UserState.from_row(meta, lo, sh, ne) for uid, meta, lo, sh, ne in rows.users}
         dropped = self._drop_foreign_vectors(users, rows.model_version, partition)
-        other_model = bool(dropped) or (rows.model_version is not None and self.catalogue.model_version is not None
-                                        and rows.model_version != self.catalogue.model_version)
+        other_model = bool(dropped) or self._other_version(rows.model_version)
         self.replay(users, rows.user_steps, vectors=not other_model)
         if other_model:  # their steps stay stored under the old model: the next flush replaces them with whole rows,
             dropped |= {user for user, _ in rows.user_steps}  # or a later restore would give them the new vectors
@@ -200,7 +199,8 @@ class Recommender:
         """The users ``rows`` hold, as :meth:`install` would hold them (for tools and tests)."""
         return self._users(rows, -1)[0]
 
-    def replay(self, users: dict[str, UserState], user_steps: list[tuple[str, list[Step]]], vectors: bool = True) -> None:
+    def replay(self, users: dict[str, UserState], user_steps: list[tuple[str, list[Step]]],
+               vectors: bool = True) -> None:
         """Apply stored steps to their users (in place; a user without a row starts empty), with the videos'
         vectors the catalogue holds now: the same state as when they were applied, unless a video the step
         found is gone from the catalogue since (counted). ``vectors`` False: the steps were applied with another
@@ -219,13 +219,19 @@ class Recommender:
         if missing:
             metrics.replayed_steps_without_vector.inc(missing)
 
-    def _drop_foreign_vectors(self, users: dict[str, UserState], stored_version: str | None, partition: int) -> set[str]:
+    def _other_version(self, stored_version: str | None) -> bool:
+        """Whether state stored under ``stored_version`` was built with another model than the catalogue's."""
+        version = self.catalogue.model_version
+        return version is not None and stored_version is not None and stored_version != version
+
+    def _drop_foreign_vectors(self, users: dict[str, UserState], stored_version: str | None,
+                              partition: int) -> set[str]:
         """User vectors written for another model (another version, or another size than the catalogue's)
         live in another space: they are dropped here and rebuilt from later watch events; the users'
         seen and disliked videos stay. Returns those users: the next commit stores their whole rows, without the
         vectors, together with the current version (their steps stored after those rows apply in the new space)."""
         dim, version = self.catalogue.store.dim, self.catalogue.model_version
-        other_version = version is not None and stored_version is not None and stored_version != version
+        other_version = self._other_version(stored_version)
         dropped = set()
         for user_id, user in users.items():
             vectors = [v for v in (user.long, user.short, user.negative) if v is not None]

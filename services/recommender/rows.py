@@ -60,25 +60,16 @@ class Rows:
             sum(len(row) for _, row in self.covisit) + sum(len(row) for _, row in self.transitions) + \
             sum(len(row) for _, row in self.trends) + len(self.first_views)
 
-    def fold(self, later: Rows) -> None:
-        """Apply ``later`` (a delta) on top of these rows, in place: later values replace earlier ones by key,
-        and neighbour patches are applied pair by pair (many deltas in a row: :class:`Folding`)."""
-        folding = Folding(self)
-        folding.add(later)
-        folded = folding.rows()
-        for name in ("users", "user_steps", "popularity", "covisit", "transitions", "trends", "first_views"):
-            getattr(self, name)[:] = getattr(folded, name)
-        self.ranker, self.next_offset, self.model_version = folded.ranker, folded.next_offset, folded.model_version
-
 
 NEIGHBOUR_TABLES = ("covisit", "transitions", "trends", "first_views")
 
 
 class Folding:
     """Rows folded one flush after another (a full snapshot, then its deltas) in dictionaries, so that each
-    flush costs what it holds, not the state so far; :meth:`rows` gives the result."""
+    flush costs what it holds, not the state so far: later values replace earlier ones by key, neighbour
+    patches are applied pair by pair, a user's steps follow their row; :meth:`rows` gives the result."""
 
-    def __init__(self, base: Rows | None = None) -> None:
+    def __init__(self) -> None:
         self.users: dict[str, UserRow] = {}
         self.steps: dict[str, list[Step]] = {}  # a user's steps after their row (or from an empty state)
         self.popularity: dict[str, PopularityRow] = {}
@@ -86,8 +77,6 @@ class Folding:
         self.ranker: tuple[bytes, int] | None = None
         self.next_offset: int | None = None
         self.model_version: str | None = None
-        if base is not None:
-            self.add(base)
 
     def add(self, later: Rows) -> None:
         for row in later.users:
@@ -113,8 +102,9 @@ class Folding:
 
     def rows(self) -> Rows:
         tables = {name: [(video, row) for video, row in table.items() if row] for name, table in self.tables.items()}
-        return Rows(users=list(self.users.values()), user_steps=list(self.steps.items()), popularity=list(self.popularity.values()), **tables,
-                    ranker=self.ranker, next_offset=self.next_offset, model_version=self.model_version)
+        return Rows(users=list(self.users.values()), user_steps=list(self.steps.items()),
+                    popularity=list(self.popularity.values()), **tables, ranker=self.ranker,
+                    next_offset=self.next_offset, model_version=self.model_version)
 
 
 def patch_row(row: dict[str, float], patch: dict[str, float]) -> None:

@@ -227,7 +227,8 @@ def test_user_vectors_of_another_model_are_dropped_at_load_and_rebuilt(tmp_path,
         rec.close()
         store = PartitionStore(tmp_path / "state", "watch.events", 0)
         try:
-            assert store.model_version() == new.catalogue.model_version and len(rec.users_of(store.load())["u"].long) == dim
+            assert store.model_version() == new.catalogue.model_version
+            assert len(rec.users_of(store.load())["u"].long) == dim
         finally:
             store.close()
         again = rec_for(new, tmp_path)

@@ -27,7 +27,7 @@ from services.recommender.core.sessions import K, SessionIndex
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState
 from services.recommender.engine import Recommender
-from services.recommender.rows import Rows
+from services.recommender.rows import Folding, Rows
 from services.recommender.state_store import SCHEMA_VERSION, PartitionStore
 from shared.events import WatchEvent
 from shared.settings import RecommenderSettings
@@ -267,7 +267,7 @@ def test_deltas_store_only_the_changed_pairs_and_every_store_folds_them_to_the_s
     rec.assign(0)
     st = rec.partitions[0]
     st.covisit.max_neighbours = st.transitions.max_neighbours = 3
-    store, folded, merged = st.store, Rows(), GlobalStats(3600, rec.prior)
+    store, folding, merged = st.store, Folding(), GlobalStats(3600, rec.prior)
     rng = np.random.default_rng(3)
     trimmed = sizes = 0
     for n in range(240):
@@ -279,11 +279,11 @@ def test_deltas_store_only_the_changed_pairs_and_every_store_folds_them_to_the_s
                 trimmed += sum(w == 0 for w in patch.values())
                 sizes += len(patch) < len(st.covisit.counts.get(video, {}))
             snap.write()
-            folded.fold(snap.rows)
+            folding.add(snap.rows)
             merged.apply(0, snap.rows)
     assert trimmed > 0, "rows were trimmed, and the dropped pairs travelled as weight 0"
     assert sizes > 0, "a delta holds less than the whole row"
-    back = store.load()
+    back, folded = store.load(), folding.rows()
     for table, rows_back, rows_folded, view in ((st.covisit, back.covisit, folded.covisit, merged.covisit),
                                                (st.transitions, back.transitions, folded.transitions, merged.transitions)):
         want = {a: row for a, row in table.counts.items() if row}
