@@ -11,7 +11,8 @@
 5. ``--apply-only``: the engine's apply path in-process (no broker, no storage), with online learning on
    its default share against the same events with learning off, and a digest of the state it ends with
    (an optimisation of the path must leave it unchanged); then learning on with a flush's snapshot (the
-   changed rows and users, taken on the consumer's thread) every ``FLUSH_EVERY`` events.
+   changed rows and users, taken on the consumer's thread) every ``FLUSH_EVERY`` events; and (``--mature-warm``)
+   learning on and off once the state has matured, after 150,000 of the broker figure's events.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import multiprocessing
 import tracemalloc
 import tempfile
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.progress import track
 
 from benchmarks.common import percentile_ms, write_result
 from services.recommender.core.catalogue import Catalogue, VideoInfo
@@ -323,6 +326,42 @@ def apply_only(n_events: int, warm: int, dim: int) -> dict:
     return out
 
 
+def mature(n_events: int, warm: int, dim: int, partitions: int = 6) -> dict:
+    """Events/s of ``Recommender.apply`` once the state has matured: the through-the-broker figure's events (every
+    one a completed view, 5,000 users, 2,000 videos, keyed to ``partitions`` partitions, statistics shared as
+    the service ranks with them) applied after ``warm`` of them, learning on and off. By then the co-visit
+    rows are full and every user has twenty recent positives, and the learning step reads all of that for
+    its features; the broker figure (50,000 events from an empty state) does not reach that point."""
+    rng = np.random.default_rng(1)
+    vecs = clustered(2000, rng, dim=dim)
+    videos = [f"v{i}" for i in range(2000)]
+    events = [e.model_copy(update={"ts": NOW + timedelta(milliseconds=i), "event_id": f"e{i}"})
+              for i, e in enumerate(make_events(warm + n_events, 5000, videos, rng))]
+    keys = [zlib.crc32(e.user_id.encode()) % partitions for e in events]
+    out = {"events": n_events, "warm_up_events": warm, "partitions": partitions}
+    default = RecommenderSettings().learn_fraction
+    for name, fraction in (("learning_on", default), ("learning_off", 0.0)):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = EdgeVectorStore(Path(tmp) / "videos", dim)
+            cat = Catalogue(store)
+            cat.add_many([(VideoInfo(v, f"t{i % 10}", f"c{i % 50}", NOW.timestamp() - 86400, None, ""), vecs[i])
+                          for i, v in enumerate(videos)])
+            rec = Recommender(RecommenderSettings(state_dir=Path(tmp) / "state", learn_fraction=fraction), cat,
+                              "bench", clock=lambda: NOW.timestamp() + 86400, shared_stats=True)
+            for partition in range(partitions):
+                rec.assign(partition)
+            for e, partition in track(zip(events[:warm], keys), total=warm, description=f"maturing ({name})"):
+                rec.apply(e, partition)
+            t = time.perf_counter()
+            for e, partition in zip(events[warm:], keys[warm:]):
+                rec.apply(e, partition)
+            out[f"{name}_events_per_s"] = round(n_events / (time.perf_counter() - t), 1)
+            rec.close()
+            store.close()
+    out["ratio_learning_on_to_off"] = round(out["learning_on_events_per_s"] / out["learning_off_events_per_s"], 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", type=int, default=100_000)
@@ -334,6 +373,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip-feed", action="store_true", help="only the through-the-broker figures")
     p.add_argument("--skip-broker", action="store_true", help="only the feed-at-scale figures")
     p.add_argument("--apply-only", action="store_true", help="only the in-process apply path, learning on and off")
+    p.add_argument("--mature-warm", type=int, default=150_000,
+                   help="--apply-only: events applied before the matured state's pass is timed (0: no such pass)")
     args = p.parse_args(argv)
     from rich.console import Console
 
@@ -345,6 +386,11 @@ def main(argv: list[str] | None = None) -> dict:
                       f"({result['ratio_learning_on_to_off']:.2f}x); state {result['learning_on_state_digest']}; "
                       f"with a flush's snapshot every {FLUSH_EVERY:,} events "
                       f"{result['learning_on_flushing_events_per_s']:,.0f} ({result['ratio_flushing_to_not']:.2f}x)")
+        if args.mature_warm:
+            grown = result["mature"] = mature(20_000, args.mature_warm, result["dim"])
+            console.print(f"after {args.mature_warm:,} events (rows full, 20 recent positives a user): "
+                          f"{grown['learning_on_events_per_s']:,.0f} events/s learning on, "
+                          f"{grown['learning_off_events_per_s']:,.0f} off ({grown['ratio_learning_on_to_off']:.2f}x)")
         console.print(f"wrote {write_result('recommender_apply_only', result)}")
         return result
     if args.skip_feed:
