@@ -29,7 +29,7 @@ from services.recommender.core.trends import keys_of
 from services.recommender.core.user_state import Applied, Step, UserState, apply_step, step_of
 from services.recommender.reach_index import ReachIndex
 from services.recommender.rows import Rows
-from services.recommender.state_store import PartitionStore
+from services.recommender.state_store import PartitionStore, open_store
 from shared.events import WatchEvent
 from shared.settings import RecommenderSettings
 
@@ -147,11 +147,18 @@ class Recommender:
 
     def assign(self, partition: int) -> int | None:
         """Load a partition's state from its local file; returns the offset to resume from (None: never
-        consumed). A partition already held resumes from its state in memory, which may be ahead of the disk."""
+        consumed). A partition already held resumes from its state in memory, which may be ahead of the disk.
+        A file that cannot be read is moved aside and counted (``open_store``), and the partition starts empty:
+        without a changelog (``partitions.py`` restores from one) its events must be read again from the start."""
         if partition in self.partitions:
             return self.partitions[partition].next_offset
-        store = PartitionStore(self.settings.state_dir, self.topic, partition, self.settings.snapshot_min_entries)
-        self.install(partition, store.load(), store)
+        store, rows, unreadable = open_store(self.settings.state_dir, self.topic, partition,
+                                             self.settings.snapshot_min_entries)
+        if unreadable is not None:
+            metrics.state_file_rejected.inc()
+            log.error("%s[%d]: the local state file cannot be read (%s); starting the partition empty", self.topic,
+                      partition, unreadable)
+        self.install(partition, rows, store)
         return self.partitions[partition].next_offset
 
     def install(self, partition: int, rows: Rows, store: PartitionStore | None = None) -> PartitionState:

@@ -429,3 +429,23 @@ def test_a_user_with_many_steps_since_the_last_flush_is_stored_whole(recommender
     rec.apply(ev("light", "v0-0"), 0)
     snap = rec.snapshot(0, 1)
     assert [row[0] for row in snap.rows.users] == ["heavy"] and [u for u, _ in snap.rows.user_steps] == ["light"]
+
+
+def test_a_local_file_that_cannot_be_read_is_moved_aside_and_the_partition_starts_empty(recommender, tmp_path):
+    """``Recommender.assign`` (replays, the engine used alone) opens the file as the service does: a garbled one is
+    a cache gone bad, moved aside and counted, not an error that stops the caller."""
+    from services.recommender import metrics
+
+    settings = RecommenderSettings(state_dir=tmp_path / "garbled")
+    settings.state_dir.mkdir()
+    (settings.state_dir / "watch.events-2.sqlite").write_bytes(b"not a database" * 500)
+    rejected = metrics.state_file_rejected._value.get()
+    rec = Recommender(settings, recommender.catalogue, "watch.events")
+    try:
+        assert rec.assign(2) is None, "nothing was read: the partition's events are read again from the start"
+        assert metrics.state_file_rejected._value.get() == rejected + 1
+        assert list(settings.state_dir.glob("watch.events-2.sqlite.unreadable-*"))
+        rec.apply(ev("someone", "v1-0", "like"), 2)
+        assert rec.user("someone").recent_positive == ["v1-0"], "the fresh file takes the partition's events"
+    finally:
+        rec.close()
