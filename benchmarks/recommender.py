@@ -6,7 +6,8 @@
    the retrieval alone, against a brute-force numpy cosine ranking over the same vectors.
 2. Memory per 10k users (Python allocations while their state is built, tracemalloc).
 3. Events/s through the real broker: the recommender process applying and storing events, against
-   a bare aiokafka consumer that only parses them.
+   a bare aiokafka consumer that only parses them; ``--warm-events N``: timed after N more that the service
+   applies first (a matured state; written to ``recommender_broker_only_matured.json``).
 4. Freshness p99 (watch event published -> the feed reflects it) under a background load.
 5. ``--apply-only``: the engine's apply path in-process (no broker, no storage), with online learning on
    its default share against the same events with learning off, and a digest of the state it ends with
@@ -167,11 +168,12 @@ def stored(folder: Path) -> int:
     return total
 
 
-def drain_time(folder: Path, n_events: int, timeout_s: float = 300.0) -> tuple[float, int]:
+def drain_time(folder: Path, n_events: int, timeout_s: float = 300.0, after: int = 0) -> tuple[float, int]:
     """(seconds, events) from the service's first stored flush to the one that stores the ``n_events``-th: the
-    events applied and stored in that time, over it (what was stored before the first flush is not timed)."""
+    events applied and stored in that time, over it (what was stored before the first flush is not timed);
+    ``after``: timed from the first flush that stores at least that many instead (a warm-up before it)."""
     t0 = time.perf_counter()
-    while (first := stored(folder)) == 0 and time.perf_counter() - t0 < timeout_s:
+    while (first := stored(folder)) <= max(0, after - 1) and time.perf_counter() - t0 < timeout_s:
         time.sleep(0.01)
     t = time.perf_counter()
     while stored(folder) < n_events and time.perf_counter() - t0 < timeout_s:
@@ -230,8 +232,11 @@ def service_videos(n: int, rng: np.random.Generator) -> list[VideoEmbedded]:
             for i, v in enumerate(clustered(n, rng, dim=space.video_dim))]
 
 
-def through_broker(n_events: int, probes: int, load_per_s: int, console, env: dict | None = None) -> dict:
-    """``env``: more settings for the recommender process (e.g. its changelog off)."""
+def through_broker(n_events: int, probes: int, load_per_s: int, console, env: dict | None = None,
+                   warm: int = 0) -> dict:
+    """``env``: more settings for the recommender process (e.g. its changelog off); ``warm``: events of the same
+    kind the service applies first, untimed, so the timed ones meet a matured state (full co-visit rows, every
+    user with 20 recent positives: what a learning step reads grows with them)."""
     rng = np.random.default_rng(1)
     vids = service_videos(2000, rng)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
@@ -242,11 +247,11 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
         # the events wait in the topic before the service starts, as they do for the bare consumer: both drain
         # the same backlog, and neither shares the two cores with the producer while it is timed
         video_ids = [v.video_id for v in vids]
-        asyncio.run(produce(broker.bootstrap, make_events(n_events, 5000, video_ids, rng), topics.WATCH_EVENTS.name,
-                            "user_id"))
+        asyncio.run(produce(broker.bootstrap, make_events(warm + n_events, 5000, video_ids, rng),
+                            topics.WATCH_EVENTS.name, "user_id"))
         del vids  # 2,000 lists of 2,048 floats: each full collection of this process (the probes' client) walks them
         with ServiceProcess("recommender", free_port(), env=env) as proc:
-            ours_s, drained = drain_time(Path(tmp) / "state", n_events)
+            ours_s, drained = drain_time(Path(tmp) / "state", warm + n_events, 300.0 + warm / 500, after=warm)
             raw_s = asyncio.run(raw_consume(broker.bootstrap, n_events))
 
             background = [e.model_dump_json().encode() for e in make_events(load_per_s * 2, 5000, video_ids, rng)]
@@ -272,7 +277,8 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
             flushes = {line.split('kind="')[1].split('"')[0]: int(float(line.rsplit(" ", 1)[1]))
                        for line in httpx.get(f"{proc.url}/metrics", timeout=10).text.splitlines()
                        if line.startswith("clipstream_recommender_changelog_flushes_total{")}
-    return {"events": n_events, "timed_events": drained, "recommender_events_per_s": round(drained / ours_s, 1),
+    return {"events": n_events, "warm_up_events": warm, "timed_events": drained,
+            "recommender_events_per_s": round(drained / ours_s, 1),
             "raw_aiokafka_events_per_s": round(n_events / raw_s, 1),
             "ratio_to_raw": round((drained / ours_s) / (n_events / raw_s), 3), "background_load_per_s": load_per_s,
             "probes": probes,
@@ -370,6 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--probes", type=int, default=200)
     p.add_argument("--load", type=int, default=5000, help="background events/s during the freshness probes")
+    p.add_argument("--warm-events", type=int, default=0,
+                   help="events the service applies, untimed, before the timed ones (a matured state)")
     p.add_argument("--skip-feed", action="store_true", help="only the through-the-broker figures")
     p.add_argument("--skip-broker", action="store_true", help="only the feed-at-scale figures")
     p.add_argument("--apply-only", action="store_true", help="only the in-process apply path, learning on and off")
@@ -406,11 +414,13 @@ def main(argv: list[str] | None = None) -> dict:
         broker = {"recommender_events_per_s": float("nan"), "raw_aiokafka_events_per_s": float("nan"),
                   "ratio_to_raw": float("nan"), "freshness_p99_ms": None}
     else:
-        broker = through_broker(args.events, args.probes, args.load, console)
-    console.print(f"through the broker: {broker['recommender_events_per_s']:,.0f} events/s applied and stored vs "
-                  f"{broker['raw_aiokafka_events_per_s']:,.0f} raw ({broker['ratio_to_raw']:.2f}x); freshness p99 "
-                  f"{broker['freshness_p99_ms']} ms under {args.load:,} events/s (goal < 100)")
-    name = "recommender" + ("_broker_only" if args.skip_feed else "_feed_only" if args.skip_broker else "")
+        broker = through_broker(args.events, args.probes, args.load, console, warm=args.warm_events)
+    matured = f" after {args.warm_events:,} untimed" if args.warm_events else ""
+    console.print(f"through the broker{matured}: {broker['recommender_events_per_s']:,.0f} events/s applied and "
+                  f"stored vs {broker['raw_aiokafka_events_per_s']:,.0f} raw ({broker['ratio_to_raw']:.2f}x); "
+                  f"freshness p99 {broker['freshness_p99_ms']} ms under {args.load:,} events/s (goal < 100)")
+    name = "recommender" + ("_broker_only" if args.skip_feed else "_feed_only" if args.skip_broker else "") + \
+        ("_matured" if args.warm_events else "")
     path = write_result(name, {"feed": feed, "broker": broker})
     console.print(f"wrote {path}")
     return {"feed": feed, "broker": broker}
