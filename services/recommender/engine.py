@@ -152,12 +152,7 @@ class Recommender:
         without a changelog (``partitions.py`` restores from one) its events must be read again from the start."""
         if partition in self.partitions:
             return self.partitions[partition].next_offset
-        store, rows, unreadable = open_store(self.settings.state_dir, self.topic, partition,
-                                             self.settings.snapshot_min_entries)
-        if unreadable is not None:
-            metrics.state_file_rejected.inc()
-            log.error("%s[%d]: the local state file cannot be read (%s); starting the partition empty", self.topic,
-                      partition, unreadable)
+        store, rows, _ = open_store(self.settings.state_dir, self.topic, partition, self.settings.snapshot_min_entries)
         self.install(partition, rows, store)
         return self.partitions[partition].next_offset
 

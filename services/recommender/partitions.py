@@ -220,12 +220,9 @@ class Partitions:
             state = self.rec.partitions[partition]
             self._restored("local", partition, state, time.perf_counter() - started, "kept in memory")
             return "local"
-        store, local, unreadable = await asyncio.to_thread(open_store, self.rec.settings.state_dir, self.topic,
-                                                           partition, self.rec.settings.snapshot_min_entries)
-        if unreadable is not None:  # a garbled local file is only a cache: restore as if there were none
-            metrics.state_file_rejected.inc()
-            log.error("%s[%d]: the local state file cannot be read (%s); restoring from elsewhere", self.topic,
-                      partition, unreadable)
+        # a garbled local file is only a cache: open_store moves it aside, and the restore goes on as if there were none
+        store, local, _ = await asyncio.to_thread(open_store, self.rec.settings.state_dir, self.topic, partition,
+                                                  self.rec.settings.snapshot_min_entries)
         source, rows, rewrite = "local", local, False
         if marker is not None and (local.next_offset is None or local.next_offset < marker.next_offset):
             source, rows, rewrite = await self._from_changelog(partition, marker, end)

@@ -20,13 +20,17 @@ refused.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import struct
 import time
 from pathlib import Path
 
+from services.recommender import metrics
 from services.recommender.changelog import ChangelogError, decode_row, encode_rows
 from services.recommender.rows import Folding, Rows
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 5
 UPGRADABLE = {2, 3, 4}  # tables of rows: read once (``_read_tables``) and rewritten as a log
@@ -183,8 +187,8 @@ def open_store(folder: Path, topic: str, partition: int, min_entries: int = 2000
                                                                                      str | None]:
     """The partition's local file and what it holds; a file that SQLite cannot read or whose log does not
     decode is a cache gone bad: it is moved aside (``.unreadable-<time>``, with its WAL) and a fresh one
-    opened, and the third value says why (None: the file was read). A file of another schema still raises
-    StateSchemaError: that one is the operator's to move."""
+    opened, counted (``state_file_rejected``) and logged, and the third value says why (None: the file was read).
+    A file of another schema still raises StateSchemaError: that one is the operator's to move."""
     try:
         store = PartitionStore(folder, topic, partition, min_entries)
     except sqlite3.DatabaseError as exc:
@@ -201,6 +205,9 @@ def open_store(folder: Path, topic: str, partition: int, min_entries: int = 2000
         found = path.with_name(path.name + suffix)
         if found.exists():
             found.rename(aside.with_name(aside.name + suffix))
+    metrics.state_file_rejected.inc()
+    log.error("%s[%d]: the local state file cannot be read (%s); moved to %s and a fresh one opened: the partition "
+              "is restored from the changelog, or its events are read again", topic, partition, why, aside.name)
     return PartitionStore(folder, topic, partition, min_entries), Rows(), f"{why} (moved to {aside.name})"
 
 
