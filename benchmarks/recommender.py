@@ -173,7 +173,7 @@ def drain_time(folder: Path, n_events: int, timeout_s: float = 300.0, after: int
     events applied and stored in that time, over it (what was stored before the first flush is not timed);
     ``after``: timed from the first flush that stores at least that many instead (a warm-up before it)."""
     t0 = time.perf_counter()
-    while (first := stored(folder)) <= max(0, after - 1) and time.perf_counter() - t0 < timeout_s:
+    while (first := stored(folder)) < max(1, after) and time.perf_counter() - t0 < timeout_s:
         time.sleep(0.01)
     t = time.perf_counter()
     while stored(folder) < n_events and time.perf_counter() - t0 < timeout_s:
@@ -296,6 +296,16 @@ def state_digest(rec: Recommender, partition: int, next_offset: int) -> str:
     return h.hexdigest()[:16]
 
 
+def bench_catalogue(folder: Path, videos: list[str], vecs: np.ndarray, topics: int) -> tuple[EdgeVectorStore,
+                                                                                         Catalogue]:
+    """An in-process catalogue of ``videos`` (a day old, ``topics`` topics, 50 creators) in ``folder``."""
+    store = EdgeVectorStore(folder / "videos", vecs.shape[1])
+    cat = Catalogue(store)
+    cat.add_many([(VideoInfo(v, f"t{i % topics}", f"c{i % 50}", NOW.timestamp() - 86400, None, ""), vecs[i])
+                  for i, v in enumerate(videos)])
+    return store, cat
+
+
 def apply_only(n_events: int, warm: int, dim: int) -> dict:
     """Events/s of ``Recommender.apply`` over 2,000 videos and 5,000 users (mixed actions), learning on and off."""
     rng = np.random.default_rng(0)
@@ -310,10 +320,7 @@ def apply_only(n_events: int, warm: int, dim: int) -> dict:
     for name, fraction, flush in (("learning_on", default, False), ("learning_off", 0.0, False),
                                   ("learning_on_flushing", default, True)):
         with tempfile.TemporaryDirectory() as tmp:
-            store = EdgeVectorStore(Path(tmp) / "videos", dim)
-            cat = Catalogue(store)
-            cat.add_many([(VideoInfo(v, f"t{i % 20}", f"c{i % 50}", NOW.timestamp() - 86400, None, ""), vecs[i])
-                          for i, v in enumerate(videos)])
+            store, cat = bench_catalogue(Path(tmp), videos, vecs, topics=20)
             rec = Recommender(RecommenderSettings(state_dir=Path(tmp) / "state", learn_fraction=fraction), cat, "bench")
             rec.assign(0)
             for e in events[:warm]:
@@ -348,10 +355,7 @@ def mature(n_events: int, warm: int, dim: int, partitions: int = 6) -> dict:
     default = RecommenderSettings().learn_fraction
     for name, fraction in (("learning_on", default), ("learning_off", 0.0)):
         with tempfile.TemporaryDirectory() as tmp:
-            store = EdgeVectorStore(Path(tmp) / "videos", dim)
-            cat = Catalogue(store)
-            cat.add_many([(VideoInfo(v, f"t{i % 10}", f"c{i % 50}", NOW.timestamp() - 86400, None, ""), vecs[i])
-                          for i, v in enumerate(videos)])
+            store, cat = bench_catalogue(Path(tmp), videos, vecs, topics=10)
             rec = Recommender(RecommenderSettings(state_dir=Path(tmp) / "state", learn_fraction=fraction), cat,
                               "bench", clock=lambda: NOW.timestamp() + 86400, shared_stats=True)
             for partition in range(partitions):
