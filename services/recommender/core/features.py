@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from services.recommender.core.row_arrays import CODES, summed
+
 if TYPE_CHECKING:
     from services.recommender.core.feed import FeedContext
 
@@ -48,33 +50,35 @@ def covisit_votes(ctx: FeedContext, recent: int = RECENT) -> dict[str, float]:
 
 
 def _votes_by_window(ctx: FeedContext) -> dict[int, dict[str, float]]:
-    raw: dict[str, float] = {}
-    windows: dict[int, dict[str, float]] = {}
-    counts = ctx.covisit.counts
+    """Both windows' votes from one sum over the rows' arrays (``row_arrays.py``): the same values, to the bit,
+    and the same order (a candidate where it first appears, the most recent item's row first), as adding the
+    rows up pair by pair into a dictionary."""
+    parts, cut = [], None
     for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
         if age == LAST_FEW:
-            windows[LAST_FEW] = dict(raw)
-        decay = RECENCY ** age
-        get = raw.get
-        for other, count in counts.get(item, {}).items():
-            raw[other] = get(other, 0.0) + decay * count
-    windows.setdefault(LAST_FEW, dict(raw))
-    windows[RECENT] = raw
-    if not raw:
-        return windows
-    ids = list(raw)
-    damp = np.maximum(ctx.popularity.totals_of(ids), 1.0) ** POP_DAMPING
-    for window, votes in windows.items():  # a window's candidates are the first ones of ``raw``'s, in its order
-        if votes:
-            damped = np.fromiter(votes.values(), float, len(votes)) / damp[:len(votes)]
+            cut = sum(len(codes) for codes, _ in parts)
+        arrays = ctx.covisit.row_arrays(item)
+        if arrays is not None:
+            parts.append((arrays[0], arrays[1] * RECENCY ** age))
+    codes, raw, early, n_early = summed(parts, cut)
+    if not len(codes):
+        return {LAST_FEW: {}, RECENT: {}}
+    ids = CODES.names(codes)
+    damp = np.maximum(ctx.popularity.totals_by_code(codes), 1.0) ** POP_DAMPING
+    windows = {}
+    for window, votes in ((LAST_FEW, early[:n_early]), (RECENT, raw)):
+        if len(votes):
+            damped = votes / damp[:len(votes)]
             windows[window] = dict(zip(ids, _over(damped, float(damped.max())).tolist()))
+        else:
+            windows[window] = {}
     return windows
 
 
 def sequential_votes(ctx: FeedContext) -> dict[str, float]:
     """What users watched after the user's last positives (``NEXT_WEIGHTS``, the most recent first):
     the transitions rows summed with those weights, over the strongest vote (so in [0, 1]); once per
-    request. Empty without transitions statistics."""
+    request. Empty without transitions statistics. (Three rows: a loop over them is faster than reading them as arrays.)"""
     if ctx.next_votes is None:
         votes: dict[str, float] = {}
         rows = ctx.transitions.counts if ctx.transitions is not None else {}

@@ -51,6 +51,7 @@ class MergedRows:
         """Pairs of ``video``'s row of one partition set (weight 0: removed); the sum moves by the difference."""
         row = mine.setdefault(video, {})
         merged = self.into.counts[video]
+        self.into.arrays.forget(video)
         get, was = merged.get, row.get
         for other, w in patch.items():  # patch_row(row, patch) in the same pass
             old = was(other, 0.0)

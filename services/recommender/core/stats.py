@@ -8,6 +8,8 @@ from itertools import repeat
 
 import numpy as np
 
+from services.recommender.core.row_arrays import CODES, RowArrays
+
 _NONE = (0.0, 0.0)
 Dirty = defaultdict[str, set[str]]
 """The pairs of each row changed since the last flush (``engine.PartitionState``)."""
@@ -40,6 +42,8 @@ class Popularity:
         self.scores: dict[str, tuple[float, float]] = {}  # video -> (score, at time)
         self.hot: dict[str, float] = {}  # video -> its hot score at the same time
         self.totals: dict[str, float] = {}
+        self._changed: set[str] = set()  # videos whose total changed since :meth:`totals_by_code` last read
+        self._by_code = np.zeros(0)  # all-time totals by code (``row_arrays.CODES``), as of the last read
         self.peak_total = 0.0  # the largest all-time total (totals only grow)
         # every score decays at the same rate, so the top score's video is the same at any time: the
         # largest log(score) + at / tau, which only grows, names it (top_score() at any time, O(1))
@@ -53,6 +57,7 @@ class Popularity:
         """A positive event of ``weight`` at ``ts``; a merge gives the entry's ``total`` and ``hot`` score too."""
         self.now = max(self.now, ts)
         self.totals[video] = self.totals.get(video, 0.0) + (weight if total is None else total)
+        self._changed.add(video)
         self.peak_total = max(self.peak_total, self.totals[video])
         h = weight if hot is None else hot
         score, at = self.scores.get(video, (0.0, ts))
@@ -83,6 +88,7 @@ class Popularity:
         self.scores[video] = (score, at)
         self.hot[video] = hot
         self.totals[video] = total
+        self._changed.add(video)
         self.peak_total = max(self.peak_total, total)
         self.now = max(self.now, at)
         self._raise_peak(score, at, hot)
@@ -99,6 +105,7 @@ class Popularity:
         self.scores.pop(video, None)  # re-added at the end, as add() after a pop did (ties in top() keep that order)
         self.hot.pop(video, None)
         self.totals.pop(video, None)
+        self._changed.add(video)
         if not entries:
             self._top.clear()
             return
@@ -147,6 +154,19 @@ class Popularity:
     def totals_of(self, videos: list[str]) -> np.ndarray:
         return np.fromiter(map(self.totals.get, videos, repeat(0.0)), float, len(videos))
 
+    def totals_by_code(self, codes: np.ndarray) -> np.ndarray:
+        """:meth:`totals_of` the videos of ``codes`` (``row_arrays.CODES``): one array read, where looking up
+        two thousand ids in ``totals`` (each id's string read to compare) is most of a learning step's votes."""
+        changed = list(self._changed)
+        at = CODES.encode(changed)  # may hand out codes
+        self._changed.clear()
+        if len(self._by_code) < len(CODES.of):
+            grown = np.zeros(max(len(CODES.of), 2 * len(self._by_code)))
+            grown[:len(self._by_code)] = self._by_code
+            self._by_code = grown
+        self._by_code[at] = list(map(self.totals.get, changed, repeat(0.0)))
+        return self._by_code[codes]
+
     def top(self, n: int, now: float | None = None, hot: bool = False) -> list[tuple[str, float]]:
         """The n most popular videos (``hot``: by hot score); recomputed at most once a second of stream time
         (trending may lag the stream by up to a second; a feed is not held up by sorting every video each time)."""
@@ -182,6 +202,12 @@ class CoVisitation:
     def __init__(self, max_neighbours: int = 100) -> None:
         self.max_neighbours = max_neighbours
         self.counts: dict[str, dict[str, float]] = defaultdict(dict)
+        self.arrays = RowArrays()  # rows read as arrays for votes, until they change
+
+    def row_arrays(self, item: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Row ``item`` as (codes, weights) arrays (``row_arrays.py``), None when it is empty."""
+        row = self.counts.get(item)
+        return self.arrays.get(item, row) if row else None
 
     def add(self, item: str, previous: tuple[str, ...] | list[str], weight: float = 1.0,
             dirty: Dirty | None = None) -> list[tuple[str, str, float]]:
@@ -193,7 +219,9 @@ class CoVisitation:
         this runs for every positive event, twice the co-visit window of dict updates."""
         changed: list[tuple[str, str, float]] = []
         counts, cap = self.counts, self.max_neighbours * 2
+        forget = self.arrays.kept.pop  # rows read as arrays are read again once changed
         row = counts[item]
+        forget(item, None)
         mine: set[str] | None = None  # dirty[item], looked up at the first pair (no entry for an event without any)
         for other in previous:
             if other == item:
@@ -209,6 +237,7 @@ class CoVisitation:
                 row = self._trim(item, row, changed, mine)
             back = counts[other]
             value = back[item] = back.get(item, 0.0) + weight
+            forget(other, None)
             theirs = dirty[other] if dirty is not None else None
             if theirs is None:
                 changed.append((other, item, value))
@@ -225,6 +254,7 @@ class CoVisitation:
         order = sorted(row, key=row.__getitem__, reverse=True)  # reverse=True keeps ties in their order
         keep = self.max_neighbours
         kept = self.counts[a] = {b: row[b] for b in order[:keep]}
+        self.arrays.forget(a)
         if dirty is None:
             changed.extend((a, dropped, 0.0) for dropped in order[keep:])
         else:
@@ -234,6 +264,7 @@ class CoVisitation:
     def merge(self, other: CoVisitation) -> None:
         """Add ``other``'s weights (another partition's) to these, pair by pair; rows are not trimmed here."""
         for a, row in other.counts.items():
+            self.arrays.forget(a)
             mine = self.counts[a]
             for b, w in row.items():
                 mine[b] = mine.get(b, 0.0) + w
@@ -266,11 +297,13 @@ class Transitions(CoVisitation):
             if len(self._gains) >= 256:
                 self._gains.clear()
             gains = self._gains[weight] = [weight * self.unit // d for d in range(1, self.steps + 1)]
+        forget = self.arrays.kept.pop
         for gain, other in zip(gains, reversed(previous[-self.steps:])):
             if other == item:
                 continue
             row = counts[other]
             value = row[item] = row.get(item, 0.0) + gain
+            forget(other, None)
             theirs = dirty[other] if dirty is not None else None
             if theirs is None:
                 changed.append((other, item, value))

@@ -11,11 +11,11 @@ import pytest
 from services.recommender.core.features import (
     FEATURES,
     candidate_features,
-    over_strongest,
     retrieved,
     retrieves,
     sample_negatives,
     sequential_votes,
+    session_votes,
 )
 from services.recommender.core.feed import (
     FeedContext,
@@ -179,7 +179,13 @@ def test_session_knn_votes_by_weighted_overlap_over_set_sizes():
     sx, sy = 0.5 / 2, 1.5 / (2 ** 0.5 * 2)
     raw = {"a": sx + sy, "b": sy, "c": sx, "d": sy, "e": sy}
     assert votes == pytest.approx(raw)
-    assert over_strongest(votes) == pytest.approx({k: v / raw["a"] for k, v in raw.items()})
+    index = SessionIndex(users)
+    ctx = FeedContext("me", users["me"], 10, 0.0, None, Popularity(3600), CoVisitation(), np.zeros(len(FEATURES)),
+                      sessions=index)
+    assert session_votes(ctx) == pytest.approx({k: v / raw["a"] for k, v in raw.items()})
+    users["x"].recent_positive.append("g")  # x's positives change: the index hears of it, and x votes for g too
+    index.update("x", ["a", "c"], users["x"].recent_positive)
+    assert index.votes("me", users["me"].recent_positive)["g"] == pytest.approx(0.5 / (2 ** 0.5 * 3 ** 0.5))
     assert "f" not in votes, "z shares nothing"
     assert SessionIndex(users).votes("nobody", []) == {}
 
