@@ -78,7 +78,8 @@ def _votes_by_window(ctx: FeedContext) -> dict[int, dict[str, float]]:
 def sequential_votes(ctx: FeedContext) -> dict[str, float]:
     """What users watched after the user's last positives (``NEXT_WEIGHTS``, the most recent first):
     the transitions rows summed with those weights, over the strongest vote (so in [0, 1]); once per
-    request. Empty without transitions statistics. (Three rows: a loop over them is faster than reading them as arrays.)"""
+    request. Empty without transitions statistics. (Three rows: a loop over them is faster than reading
+    them as arrays.)"""
     if ctx.next_votes is None:
         votes: dict[str, float] = {}
         rows = ctx.transitions.counts if ctx.transitions is not None else {}

@@ -50,7 +50,7 @@ CODES = Codes()
 
 class RowArrays:
     """(codes, weights) of the rows of one neighbour table, read lazily and kept until the row changes: the
-    table :meth:`forget`\ s a row it adds to, replaces or trims. At most ``limit`` rows are kept (past that all
+    table forgets (:meth:`forget`) a row it adds to, replaces or trims. At most ``limit`` rows are kept (past that all
     are dropped: a catalogue of 100k videos does not hold every row twice). A kept entry is also checked
     against the row it was read from (the same dict, of the same size), so a row replaced or grown elsewhere
     is read again.
@@ -59,7 +59,7 @@ class RowArrays:
     event and reads twenty a learning step, one event in ten; keeping them in step cost each event more than
     reading the rows again saved (``benchmarks.recommender --apply-only``'s matured pass)."""
 
-    def __init__(self, limit: int = 8192) -> None:
+    def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
         self.kept: dict[str, tuple[Mapping[str, float], int, np.ndarray, np.ndarray]] = {}
 
