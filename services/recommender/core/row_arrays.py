@@ -1,7 +1,7 @@
 """Neighbour rows as numpy arrays, so that votes summed over many rows cost a few array passes.
 
 A learning step and a feed sum the co-visit rows of a user's last twenty positives (up to 200 pairs each): four
-thousand dictionary updates in Python, most of a matured learning step's time. Here each row is read once into
+thousand dictionary updates in Python, the largest part of a matured learning step. Here each row is read once into
 (codes, weights) arrays, the codes from one process-wide table of video ids (``CODES``: never stored, never
 compared across processes, so the order codes are handed out in changes nothing), and kept until the row
 changes (the table that owns the row calls :meth:`RowArrays.forget`). :func:`summed` then adds the rows up
@@ -57,7 +57,7 @@ class RowArrays:
 
     Forgetting beats keeping the arrays in step with the row: a matured state changes about twenty rows an
     event and reads twenty a learning step, one event in ten; keeping them in step cost each event more than
-    reading the rows again saved (``benchmarks.recommender --apply-only``'s matured pass)."""
+    reading the rows again saved (the matured pass of ``benchmarks.recommender --apply-only``, profiled)."""
 
     def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
@@ -79,22 +79,16 @@ def summed(parts: list[tuple[np.ndarray, np.ndarray]], cut: int | None = None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The weights of ``parts`` ((codes, weights) each) summed by code, as a loop adding them one after another
     into a dictionary would: (the codes in the order they first appear, their sums, the sums of only the
-    first ``cut`` weights of the parts laid end to end, how many codes appear in those). ``cut`` None: all."""
-    if not parts:
-        return summed_flat(np.zeros(0, np.int64), np.zeros(0), cut)
-    return summed_flat(np.concatenate([c for c, _ in parts]), np.concatenate([w for _, w in parts]), cut)
-
-
-def summed_flat(codes: np.ndarray, weights: np.ndarray, cut: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """:func:`summed` of the parts laid end to end.
+    first ``cut`` weights of the parts laid end to end, how many codes appear in those). ``cut`` None: all.
 
     ``np.bincount`` adds each code's weights in the order given, starting from 0, so the sums are the loop's
     to the bit. Over the whole code space when it is small next to the parts (:func:`by_space`, no sort), else
     over the codes that appear (:func:`by_unique`); the two give the same arrays."""
-    if not len(codes):
+    if not parts:
         empty = np.zeros(0)
         return np.zeros(0, np.int64), empty, empty, 0
+    codes = np.concatenate([c for c, _ in parts])
+    weights = np.concatenate([w for _, w in parts])
     cut = len(codes) if cut is None else cut
     way = by_space if len(CODES.of) <= 4 * len(codes) else by_unique
     order, first, inverse, size = way(codes)
