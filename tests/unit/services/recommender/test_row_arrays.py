@@ -8,7 +8,6 @@ import random
 import numpy as np
 import pytest
 
-from services.recommender.core import row_arrays
 from services.recommender.core.features import FEATURES, LAST_FEW, POP_DAMPING, RECENCY, RECENT, covisit_votes
 from services.recommender.core.feed import FeedContext
 from services.recommender.core.global_stats import GlobalStats
@@ -132,4 +131,3 @@ def test_kept_rows_are_read_again_once_changed_and_stay_bounded():
 def test_row_arrays_of_an_empty_row_is_none():
     cov = CoVisitation()
     assert cov.row_arrays("nothing") is None
-    assert row_arrays.CODES is CODES
