@@ -88,11 +88,17 @@ class Partitions:
         self.dirty: set[int] = set()  # partitions whose state moved since it was last stored
         self.flushed_at = 0.0
         self.batch_at = 0.0  # when the last batch of events was handled (monotonic): how busy the stream is
-        self.in_batch = False  # state is stored only between batches, never half way through one
+        # a batch is open from its first record to after_batch; the consumer lets the loop run between its records
+        # (shared.consumer.YIELD_AFTER_S), where a partition's state and position agree, so a flush may store
+        # them then; an idle-time flush still waits for no batch to be open, and a revocation for its end
+        self.in_batch = False
         self.between_batches = asyncio.Event()
         self.between_batches.set()
         self.writer: asyncio.Task | None = None  # the flush in progress, one at a time
         self.sent_back: set[int] = set()  # partitions sent back to their position during this batch
+        # revoked and not yet assigned again: a record of theirs still in a batch (which runs on between its
+        # records, see in_batch) is skipped, never a reason to take the partition back
+        self.leaving: set[int] = set()
         self.restoring: dict[int, asyncio.Task] = {}
         self.assignments = 0  # rebalances this replica has completed (an empty assignment counts)
         self.warm: dict[int, PartitionState] = {}  # revoked partitions kept until the rebalance ends
@@ -123,7 +129,8 @@ class Partitions:
             metrics.events.labels("not_owned").inc()
             tp = TopicPartition(record.topic, partition)
             consumer = self.consumer
-            if consumer is not None and tp in consumer.assignment() and partition not in self.sent_back:
+            if consumer is not None and tp in consumer.assignment() and partition not in self.sent_back \
+                    and partition not in self.leaving:
                 self.sent_back.add(partition)
                 await self.take(tp)
             return False
@@ -183,6 +190,7 @@ class Partitions:
     async def assigned(self, tps: list[TopicPartition]) -> None:
         consumer = self.consumer
         self.generation = generation_of(consumer)
+        self.leaving.clear()
         try:
             await asyncio.gather(*(self.take(tp) for tp in tps))
         finally:
@@ -293,6 +301,7 @@ class Partitions:
         # the group coordinator runs beside the batch handler: let the batch in hand finish (and move the
         # positions) before storing and dropping the partitions it touches
         partitions = [tp.partition for tp in tps]
+        self.leaving.update(partitions)
         for partition in partitions:
             self.serving.discard(partition)
             if self.claims is not None:

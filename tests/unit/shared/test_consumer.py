@@ -90,3 +90,44 @@ def test_every_dead_letter_series_exists_at_zero_before_the_first_letter():
         assert value == 0.0, reason
     assert REGISTRY.get_sample_value("clipstream_unitzero_messages_total",
                                      {"topic": topics.VIDEOS_UPLOADED.name, "outcome": "dead_lettered"}) == 0.0
+
+
+async def test_a_batch_lets_the_event_loop_run_between_its_records(monkeypatch):
+    """Another task on the loop (a feed request) runs while a batch is handled, only between two records."""
+    import asyncio
+
+    from shared import consumer
+
+    monkeypatch.setattr(consumer, "YIELD_AFTER_S", 0.0)  # a turn after every record
+    settings = KafkaSettings()
+    broker = make_broker("unit-turns", settings)
+    handled: list[str] = []
+    observed: list[int] = []
+    inside: list[bool] = []
+
+    async def handler(event: WatchEvent) -> None:
+        inside.append(True)
+        handled.append(event.video_id)
+        inside.pop()
+
+    async def after_batch(records) -> None:
+        observed.append(-len(records))
+
+    consume(broker, topics.WATCH_EVENTS, handler, service="unitturns", group_id="unit-turns", settings=settings,
+            after_batch=after_batch)
+
+    async def other_task() -> None:
+        while len(handled) < 10:
+            assert not inside, "the loop ran inside a record"
+            observed.append(len(handled))
+            await asyncio.sleep(0)
+
+    async with TestKafkaBroker(broker) as br:
+        watcher = asyncio.create_task(other_task())
+        bodies = [json.dumps({**GOOD, "video_id": f"v{i}"}).encode() for i in range(10)]
+        await br.publish_batch(*bodies, topic="watch.events")
+        await asyncio.wait_for(watcher, 5)
+    assert handled == [f"v{i}" for i in range(10)]
+    during = [n for n in observed if 0 < n < 10]
+    assert during == sorted(during) and len(set(during)) >= 5, observed
+    assert observed.index(-10) > observed.index(during[0]), "the other task ran before the batch ended"

@@ -276,3 +276,22 @@ def test_a_partition_given_back_unchanged_keeps_its_state_in_memory(tmp_path, ca
         assert not a.parts.warm
 
     asyncio.run(run())
+
+
+def test_a_record_of_a_partition_being_revoked_is_skipped_not_taken_back(tmp_path, catalogue):
+    """aiokafka still lists a partition as assigned while its revocation runs, and a batch runs on between its
+    records meanwhile: a record of the partition then must not restore and claim it again."""
+    log = MemoryChangelog()
+
+    async def run():
+        a = await serving(tmp_path / "a", catalogue, log, "a", 20)
+        await a.parts.revoked([TP])
+        assert TP in a.consumer.assignment() and a.rec.position(P) is None
+        claims_before = list(a.claims.sent)
+        assert not await a.parts.admit(Record(TOPIC, P, 20, b"u", None))
+        assert a.rec.position(P) is None and not a.parts.restoring and not a.parts.serves("u0")[0]
+        assert a.claims.sent == claims_before and a.claims.sent[-1] == (P, 1, False), "released, not claimed again"
+        await a.parts.assigned([TP])  # the next assignment gives it back: taken again, where it was stored
+        assert a.rec.position(P) == 20 and a.consumer.seeks[-1] == (P, 20)
+
+    asyncio.run(run())
