@@ -358,7 +358,7 @@ class RecommenderSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown scorer features {unknown}; known: {', '.join(SCORER_WEIGHTS)}")
         return {**SCORER_WEIGHTS, **value}
-    learn_fraction: float = Field(0.1, ge=0, le=1)
+    learn_fraction: float = Field(0.05, ge=0, le=1)
     """Share of positive watch events the ranker learns from (0 keeps the weights above fixed)."""
     learn_rate: float = Field(0.1, gt=0)
     """Step size of the ranker's online pairwise logistic regression."""
