@@ -14,12 +14,6 @@ passes ``admit``, asked before each record is decoded (False: skip it, it is alr
 or not where the state is), and ``settled``, told after each admitted record is done, applied or
 dead-lettered alike: so a dead letter moves the position exactly as an applied record does, in
 order, and the valid records after it are applied.
-
-A batch handled one record at a time lets the event loop run every ``YIELD_AFTER_S`` (between two
-records, never inside one): HTTP requests on the same loop wait a few milliseconds, not for the rest of
-a batch of up to ``max_poll_records``. Such a service's state is therefore read between records too, so
-it must be whole at every record boundary (the recommender moves a partition's position right after the
-record's state changes, with no await in between).
 """
 
 from __future__ import annotations
@@ -46,7 +40,6 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[E], Awaitable[None]]
-YIELD_AFTER_S = 0.005  # a batch in hand lets the event loop run at least this often (see the module note)
 
 
 class Reject(Exception):
@@ -186,13 +179,8 @@ def consume(
     async def on_message(bodies: list[bytes], msg: KafkaMessage) -> None:
         records = msg.raw_message
         if concurrency <= 1:
-            clock = time.perf_counter
-            turn = clock() + YIELD_AFTER_S
             for record in records:
                 await handle_one(record.value, record)
-                if clock() >= turn:  # between records: feeds and heartbeats on this loop wait ms, not a batch
-                    await asyncio.sleep(0)
-                    turn = clock() + YIELD_AFTER_S
             if after_batch is not None:
                 await after_batch(list(records))
             return

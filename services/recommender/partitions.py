@@ -88,16 +88,13 @@ class Partitions:
         self.dirty: set[int] = set()  # partitions whose state moved since it was last stored
         self.flushed_at = 0.0
         self.batch_at = 0.0  # when the last batch of events was handled (monotonic): how busy the stream is
-        # a batch is open from its first record to after_batch; the consumer lets the loop run between its records
-        # (shared.consumer.YIELD_AFTER_S), where a partition's state and position agree, so a flush may store
-        # them then; an idle-time flush still waits for no batch to be open, and a revocation for its end
-        self.in_batch = False
+        self.in_batch = False  # state is stored only between batches, never half way through one
         self.between_batches = asyncio.Event()
         self.between_batches.set()
         self.writer: asyncio.Task | None = None  # the flush in progress, one at a time
         self.sent_back: set[int] = set()  # partitions sent back to their position during this batch
-        # revoked and not yet assigned again: a record of theirs still in a batch (which runs on between its
-        # records, see in_batch) is skipped, never a reason to take the partition back
+        # revoked and not yet assigned again: a record of theirs in a batch that ran on while the revocation
+        # awaited (aiokafka still lists them as assigned then) is skipped, never a reason to take them back
         self.leaving: set[int] = set()
         self.restoring: dict[int, asyncio.Task] = {}
         self.assignments = 0  # rebalances this replica has completed (an empty assignment counts)
