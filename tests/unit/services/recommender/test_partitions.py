@@ -279,8 +279,8 @@ def test_a_partition_given_back_unchanged_keeps_its_state_in_memory(tmp_path, ca
 
 
 def test_a_record_of_a_partition_being_revoked_is_skipped_not_taken_back(tmp_path, catalogue):
-    """aiokafka still lists a partition as assigned while its revocation runs, and a batch runs on between its
-    records meanwhile: a record of the partition then must not restore and claim it again."""
+    """aiokafka still lists a partition as assigned while its revocation runs, and a batch can run while the
+    revocation awaits: a record of the partition then must not restore and claim it again."""
     log = MemoryChangelog()
 
     async def run():
