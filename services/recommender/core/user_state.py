@@ -25,11 +25,15 @@ def _decay(half_life: float) -> float:
     return 0.5 ** (1.0 / half_life)
 
 
-def _mix(current: np.ndarray | None, vector: np.ndarray, weight: float, keep: float) -> np.ndarray:
-    """keep * current + weight * vector in float32, in place (the same bits as the expression, no temporaries)."""
-    update = (weight * vector).astype(np.float32, copy=False)
+def _scaled(vector: np.ndarray, weight: float) -> np.ndarray:
+    return (weight * vector).astype(np.float32, copy=False)
+
+
+def _mix(current: np.ndarray | None, update: np.ndarray, keep: float) -> np.ndarray:
+    """keep * current + update in float32, in place (the same bits as the expression, no temporaries); a
+    new vector is a copy of ``update``, so one update can be mixed into several vectors."""
     if current is None:
-        return update
+        return update.copy()
     current *= keep
     current += update
     return current
@@ -172,10 +176,11 @@ def apply_step(state: UserState, step: Step, vector: np.ndarray | None, *, long_
         _push(state.seen, state._seen_set, video, seen_limit)
     before = tuple(state.recent_positive[-covisit_window:])
     if vector is not None and weight > 0:
-        state.long = _mix(state.long, vector, weight, _decay(long_half_life))
-        state.short = _mix(state.short, vector, weight, _decay(short_half_life))
+        update = _scaled(vector, weight)  # once for both vectors
+        state.long = _mix(state.long, update, _decay(long_half_life))
+        state.short = _mix(state.short, update, _decay(short_half_life))
     elif vector is not None and weight < 0:
-        state.negative = _mix(state.negative, vector, -weight, _decay(long_half_life))
+        state.negative = _mix(state.negative, _scaled(vector, -weight), _decay(long_half_life))
     if weight > 0:
         state.recent_positive.append(video)
         del state.recent_positive[:-max(covisit_window, 20)]

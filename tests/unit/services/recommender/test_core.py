@@ -49,6 +49,19 @@ def test_user_vectors_follow_positive_and_negative_signals():
     assert st.seen == ["a", "b"] and st.recent_positive == ["a"]
 
 
+def test_long_and_session_vectors_are_mixed_from_one_update_but_never_share_memory():
+    """The weighted vector is computed once per event for both; a first event gives each its own copy, so
+    the second event decays each by its own half-life to different values (half-lives of KW)."""
+    st = UserState()
+    apply_event(st, ev("u", "a"), basis(0), **KW)
+    assert st.long is not st.short and not np.shares_memory(st.long, st.short)
+    assert st.long[0] == st.short[0] > 0
+    apply_event(st, ev("u", "b"), basis(1), **KW)
+    keep_long, keep_short = 0.5 ** (1 / KW["long_half_life"]), 0.5 ** (1 / KW["short_half_life"])
+    assert st.long[0] == pytest.approx(st.short[0] * keep_long / keep_short)
+    assert st.long[1] == st.short[1] > 0
+
+
 def test_duplicate_event_ids_count_once():
     st = UserState()
     e = ev("u", "a")
