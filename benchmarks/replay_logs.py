@@ -110,6 +110,10 @@ VARIANTS: dict[str, dict] = {
     "hot half-life 30 days (as trending's: no short-term count)": {"hot_half_life_s": 30 * 86400.0},
     "learning rate 0.03 (not 0.1)": {"learn_rate": 0.03},
     "learning rate 0.3 (not 0.1)": {"learn_rate": 0.3},
+    "learning share 0.1 (not 0.05)": {"learn_fraction": 0.1},
+    "co-visit window 5 (not 10)": {"covisit_window": 5},
+    "co-visit window 20 (not 10)": {"covisit_window": 20},
+    "hot half-life 1 hour (not 1 day), hot prior 0.5": {"hot_half_life_s": 3600.0, "scorer_weights": {"hot": 0.5}},
 }
 
 
