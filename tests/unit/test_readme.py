@@ -519,11 +519,15 @@ def test_replay_references_table():
 
 
 def test_replay_sensitivity_table():
-    data = result("replay_sensitivity_yoochoose")["rows"]
-    rows = bench_table("`replay_sensitivity` (")
-    assert [r[0] for r in rows] == [d["variant"] for d in data]
-    for (_, ndcg, ratio), d in zip(rows, data):
-        assert shown_as(ndcg, d["ndcg@10"]) and shown_as(ratio, d["ratio"])
+    """One row per variant (in any order), a column per tuning log: "NDCG@10 (ratio x)" as measured."""
+    logs = [{d["variant"]: d for d in result(f"replay_sensitivity_{name}")["rows"]} for name in ("yoochoose", "movielens")]
+    rows = bench_table("`replay_sensitivity_yoochoose.json`")
+    assert sorted(r[0] for r in rows) == sorted(logs[0]) == sorted(logs[1])
+    for variant, *cells in rows:
+        for cell, measured in zip(cells, logs, strict=True):
+            ndcg, ratio = re.fullmatch(r"(\S+) \((\S+)\)", cell).groups()
+            d = measured[variant]
+            assert shown_as(ndcg, d["ndcg@10"]) and shown_as(ratio, d["ratio"]), (variant, cell, d)
 
 
 STYLIZATION_ROWS = {
