@@ -16,6 +16,9 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+import numpy as np
+
+from services.recommender.core.row_arrays import CODES
 from services.recommender.core.user_state import UserState
 
 SESSION = 20  # the user's last positives that define the current session
@@ -30,12 +33,14 @@ class SessionIndex:
         self.users = users
         self.by_item: dict[str, set[str]] = defaultdict(set)
         self.size: dict[str, int] = {}  # distinct recent positives per user
+        self._codes: dict[str, np.ndarray] = {}  # a user's distinct recent positives as codes, once it has voted
         for user_id, state in users.items():
             self.update(user_id, (), state.recent_positive)
 
     def update(self, user_id: str, before: Iterable[str], after: Iterable[str]) -> None:
         """``user_id``'s recent positives went from ``before`` to ``after``."""
         old, new = set(before), set(after)
+        self._codes.pop(user_id, None)  # read again at its next vote
         for item in old - new:
             holders = self.by_item.get(item)
             if holders is not None:
@@ -80,14 +85,28 @@ class SessionIndex:
         return heapq.nlargest(K, scored)
 
     def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
-        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each."""
-        users = self.users
-        votes: dict[str, float] = {}
-        for sim, other in self.neighbours(user_id, recent):
-            get = votes.get
-            for item in dict.fromkeys(users[other].recent_positive):
-                votes[item] = get(item, 0.0) + sim
-        return votes
+        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each,
+        in the order the items are first met (the most similar neighbour's first, each in its own order).
+
+        Summed over arrays (a hundred neighbours of twenty items each, once per feed and learning step):
+        ``np.bincount`` adds each item's similarities one after another from 0, in the neighbours' order, as a
+        loop of dictionary updates would, so the votes are the same to the bit."""
+        near = self.neighbours(user_id, recent)
+        if not near:
+            return {}
+        arrays = [self._codes_of(other) for _, other in near]
+        codes = np.concatenate(arrays)
+        weights = np.repeat(np.array([sim for sim, _ in near]), [len(a) for a in arrays])
+        items, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        sums = np.bincount(inverse, weights, len(items))
+        order = np.argsort(first)
+        return dict(zip(CODES.names(items[order]), sums[order].tolist()))
+
+    def _codes_of(self, user_id: str) -> np.ndarray:
+        codes = self._codes.get(user_id)
+        if codes is None:
+            codes = self._codes[user_id] = CODES.encode(dict.fromkeys(self.users[user_id].recent_positive))
+        return codes
 
     def votes_for(self, user_id: str, recent: list[str], item: str) -> bool:
         """Whether ``item`` is among :meth:`votes` (``item in votes(user_id, recent)``), without counting them:

@@ -190,6 +190,30 @@ def test_session_knn_votes_by_weighted_overlap_over_set_sizes():
     assert SessionIndex(users).votes("nobody", []) == {}
 
 
+def test_session_knn_votes_are_the_loop_over_neighbours_to_the_bit_and_in_its_order():
+    """The votes, summed over arrays, equal a loop of dictionary updates over the neighbours (the most similar
+    first, each one's distinct items in its order): the same floats and the same key order, also after users'
+    positives change."""
+    rng = np.random.default_rng(3)
+    users = states(**{f"u{i}": [f"v{j}" for j in rng.integers(0, 60, int(rng.integers(1, 25)))] for i in range(400)})
+    index = SessionIndex(users)
+
+    def loop(user: str) -> list[tuple[str, float]]:
+        votes: dict[str, float] = {}
+        for sim, other in index.neighbours(user, users[user].recent_positive):
+            for item in dict.fromkeys(users[other].recent_positive):
+                votes[item] = votes.get(item, 0.0) + sim
+        return list(votes.items())
+
+    for step in range(3):
+        for user in list(users)[:50]:
+            assert list(index.votes(user, users[user].recent_positive).items()) == loop(user)
+        for user in list(users)[step::7]:  # some users like more videos
+            before = list(users[user].recent_positive)
+            users[user].recent_positive.append(f"v{rng.integers(0, 60)}")
+            index.update(user, before, users[user].recent_positive)
+
+
 def test_the_session_index_follows_the_events_and_equals_one_built_from_the_states(rec):
     rng = np.random.default_rng(1)
     for n in range(300):
