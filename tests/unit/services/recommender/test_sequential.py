@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +25,7 @@ from services.recommender.core.feed import (
     UserVectorSource,
 )
 from services.recommender.core.global_stats import GlobalStats
-from services.recommender.core.sessions import K, SessionIndex
+from services.recommender.core.sessions import K, SAMPLE, SESSION, SessionIndex
 from services.recommender.core.stats import CoVisitation, Popularity, Transitions
 from services.recommender.core.user_state import UserState
 from services.recommender.engine import Recommender
@@ -190,28 +192,27 @@ def test_session_knn_votes_by_weighted_overlap_over_set_sizes():
     assert SessionIndex(users).votes("nobody", []) == {}
 
 
-def test_session_knn_votes_are_the_loop_over_neighbours_to_the_bit_and_in_its_order():
-    """The votes, summed over arrays, equal a loop of dictionary updates over the neighbours (the most similar
-    first, each one's distinct items in its order): the same floats and the same key order, also after users'
-    positives change."""
+def test_session_knn_neighbours_are_heapq_nlargest_over_key_tuples_ties_included():
+    """The neighbours, ranked over arrays, are those (and the similarities) of ``heapq.nlargest`` over
+    (last_ts, id) for the SAMPLE most recent and (similarity, id) for the K most similar: with more sharing
+    users than SAMPLE, and last_ts and similarities tied across many users (ties go to the larger id)."""
     rng = np.random.default_rng(3)
-    users = states(**{f"u{i}": [f"v{j}" for j in rng.integers(0, 60, int(rng.integers(1, 25)))] for i in range(400)})
+    users = states(**{f"u{i}": [f"v{j}" for j in rng.integers(0, 30, int(rng.integers(1, 8)))] for i in range(1500)})
+    for state in users.values():
+        state.last_ts = float(rng.integers(0, 30))  # a few dozen distinct times for 1,500 users
     index = SessionIndex(users)
 
-    def loop(user: str) -> list[tuple[str, float]]:
-        votes: dict[str, float] = {}
-        for sim, other in index.neighbours(user, users[user].recent_positive):
-            for item in dict.fromkeys(users[other].recent_positive):
-                votes[item] = votes.get(item, 0.0) + sim
-        return list(votes.items())
+    def reference(user: str) -> list[tuple[float, str]]:
+        overlap, distinct = index._overlap(user, users[user].recent_positive[-SESSION:])
+        sampled = heapq.nlargest(SAMPLE, overlap, key=lambda u: (users[u].last_ts, u)) if len(overlap) > SAMPLE \
+            else overlap
+        norm = math.sqrt(distinct)
+        return heapq.nlargest(K, [(overlap[u] / (norm * math.sqrt(index.size[u])), u) for u in sampled])
 
-    for step in range(3):
-        for user in list(users)[:50]:
-            assert list(index.votes(user, users[user].recent_positive).items()) == loop(user)
-        for user in list(users)[step::7]:  # some users like more videos
-            before = list(users[user].recent_positive)
-            users[user].recent_positive.append(f"v{rng.integers(0, 60)}")
-            index.update(user, before, users[user].recent_positive)
+    overlapping = [len(index._overlap(u, users[u].recent_positive)[0]) for u in list(users)[:40]]
+    assert max(overlapping) > SAMPLE, "the sample is taken"
+    for user in list(users)[:40]:
+        assert index.neighbours(user, users[user].recent_positive) == reference(user)
 
 
 def test_the_session_index_follows_the_events_and_equals_one_built_from_the_states(rec):
