@@ -88,7 +88,8 @@ class SessionIndex:
 
     def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
         """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each.
-        (A loop: summed over arrays of the neighbours' item codes, measured, it saved a tenth of the loop.)"""
+        A loop on purpose: summed over arrays of the neighbours' item codes it took a tenth less (measured), as
+        the dictionary the features read is built either way."""
         users = self.users
         votes: dict[str, float] = {}
         for sim, other in self.neighbours(user_id, recent):
