@@ -124,7 +124,7 @@ def create_app(root: Settings) -> FastAPI:
         broker, topics.WATCH_EVENTS, on_watch_events, service=metrics.SERVICE, group_id=group,
         settings=kafka, with_record=True, after_batch=parts.after_batch, admit=parts.admit,
         settled=parts.settled, own_position=parts.own_position, restarted=parts.restarted,
-        listener=Rebalance(parts))
+        listener=Rebalance(parts), max_records=settings.max_poll_records)
     readers: dict = {}
 
     @asynccontextmanager
