@@ -383,7 +383,7 @@ class RecommenderSettings(BaseSettings):
     max_poll_records: int = Field(2000, ge=1)
     """Most watch events one consumer batch takes (the recommender's own; other services keep the Kafka
     setting's 500). Between two batches the consumer loses about 25 ms, whatever the fetch wait (measured), so on
-    a backlog batches of 500 drained 5,000-6,200 events/s and batches of 2,000 drained 9,300-12,500; in steady
+    a backlog batches of 500 drained 4,900-7,300 events/s and batches of 2,000 drained 8,700-13,100; in steady
     traffic a batch holds what arrived since the last one."""
     flush_interval_s: float = Field(0.25, ge=0)
     """State and offsets are stored at most this often (a crash replays what was not stored)."""
