@@ -55,7 +55,8 @@ class KafkaSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(25, ge=1)
     """Longest a fetch waits for data (bounds end-to-end latency on brokers that do not wake early)."""
     max_poll_records: int = Field(500, ge=1)
-    """Messages handled per batch; offsets are committed once per batch."""
+    """Messages handled per batch; offsets are committed once per batch. The recommender's watch events take
+    ``CLIPSTREAM_RECOMMENDER_MAX_POLL_RECORDS`` instead."""
     request_timeout_ms: int = Field(2000, ge=100)
     """Longest a producer request (publish, metadata) waits for the broker; consumers keep 40 s (a group join may wait longer)."""
     replication_factor: int = Field(1, ge=1)
