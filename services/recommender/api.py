@@ -78,11 +78,9 @@ def create_router(max_k: int) -> APIRouter:
                                             partition=partition).model_dump(), status_code=421)
         rec = engine(request)
         started = time.perf_counter()
-        known = user_id in rec.user_partition
-        items = rec.feed(user_id, k, observe) if known else rec.cold_feed(k, observe)
+        items = rec.feed(user_id, k, observe)
         metrics.feed_seconds.observe(time.perf_counter() - started)
-        return Feed(user_id=user_id, cold_start=not known or rec.user(user_id).is_cold,
-                    items=[item(rec, c) for c in items])
+        return Feed(user_id=user_id, cold_start=rec.user(user_id).is_cold, items=[item(rec, c) for c in items])
 
     @api.get("/videos/{video_id}/similar", response_model=list[Similar], tags=["feed"])
     async def similar(video_id: str, request: Request, k: K = 10) -> list[Similar]:

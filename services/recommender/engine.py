@@ -98,9 +98,6 @@ def _patches(table: CoVisitation, changed: dict[str, set[str]]) -> list[tuple[st
     return [(a, dict(zip(bs, map(counts.get(a, empty).get, bs, repeat(0.0))))) for a, bs in changed.items()]
 
 
-COLD_FEED_S = 1.0  # how long a cold-start feed is served again (Recommender.cold_feed)
-
-
 class Recommender:
     def __init__(self, settings: RecommenderSettings, catalogue: Catalogue, topic: str,
                  queries: QueryVectors | None = None, clock: Callable[[], float] = time.time,
@@ -125,7 +122,6 @@ class Recommender:
         self.own_first_views = FirstViews()
         self._weights: np.ndarray | None = None
         self.reach: ReachIndex | None = None  # users' vectors and bars for creator insights (None: off)
-        self._cold_feeds: dict[int, tuple[float, list[Candidate]]] = {}  # k -> (when, feed): see cold_feed
 
     @property
     def popularity(self) -> Popularity:
@@ -485,16 +481,6 @@ class Recommender:
                           s.mmr_lambda, s.creator_cap, transitions=self.transitions, content=s.content_vectors,
                           sessions=sessions)
         return run_feed(ctx, observe)
-
-    def cold_feed(self, k: int, observe: Observer | None = None) -> list[Candidate]:
-        """:meth:`feed` of a user with no state here: the same for every such user, so ranked at most once per
-        ``COLD_FEED_S`` of the clock for each ``k`` (it may lag the stream by that much, as trending does). A new
-        user's first requests, and a client polling until its first event lands, cost a lookup, not a ranking."""
-        now = self.clock()
-        cached = self._cold_feeds.get(k)
-        if cached is None or not 0 <= now - cached[0] < COLD_FEED_S:
-            cached = self._cold_feeds[k] = (now, self.feed("", k, observe, now))
-        return list(cached[1])
 
     def similar(self, video_id: str, k: int) -> list[tuple[str, float]] | None:
         vector = self.catalogue.vector(video_id)

@@ -84,32 +84,3 @@ def test_decay_arithmetic_never_overflows(at, now):
     pop.add("a", 1.0, now)
     for value in (pop.top_score(now), pop.score("a", now), *pop.scores_at(["a", "b"], now)):
         assert not math.isnan(value) and value >= 0
-
-
-def test_a_cold_start_feed_is_ranked_once_per_window_and_then_follows_the_stream(tmp_path):
-    from services.recommender.engine import COLD_FEED_S
-
-    now = [WALL]
-    store = EdgeVectorStore(tmp_path / "videos", DIM)
-    cat = Catalogue(store)
-    for i in range(8):
-        vec = np.zeros(DIM, np.float32)
-        vec[i % DIM] = 1
-        cat.add(VideoInfo(f"v{i}", f"topic{i % 2}", "c", WALL - 30 * 86400, None, f"video {i}"), vec)
-    rec = Recommender(RecommenderSettings(state_dir=tmp_path / "state"), cat, "watch.events", clock=lambda: now[0])
-    try:
-        for n in range(6):
-            rec.apply(event(f"u{n}", "v3", n), 0)
-        first = [c.video_id for c in rec.cold_feed(4)]
-        assert first == [c.video_id for c in rec.feed("newcomer", 4)]  # what the full ranking gives
-        assert first[0] == "v3"
-        for n in range(30):  # v6 overtakes v3 within the window: the cached feed stands until it ends
-            rec.apply(event(f"w{n}", "v6", 10 + n), 1)
-        assert [c.video_id for c in rec.cold_feed(4)] == first
-        now[0] += COLD_FEED_S
-        assert [c.video_id for c in rec.cold_feed(4)] == [c.video_id for c in rec.feed("newcomer", 4)]
-        assert rec.cold_feed(4)[0].video_id == "v6"
-        assert len(rec.cold_feed(2)) == 2  # each size has its own
-    finally:
-        rec.close()
-        store.close()
