@@ -90,3 +90,25 @@ def test_every_dead_letter_series_exists_at_zero_before_the_first_letter():
         assert value == 0.0, reason
     assert REGISTRY.get_sample_value("clipstream_unitzero_messages_total",
                                      {"topic": topics.VIDEOS_UPLOADED.name, "outcome": "dead_lettered"}) == 0.0
+
+
+def test_a_consumer_with_its_own_positions_commits_in_the_background_and_others_after_each_batch():
+    """A service that keeps its positions with its state (``admit``) never waits for the group's commit after a
+    batch (aiokafka commits in the background); every other consumer commits a batch once it is handled."""
+    from faststream import AckPolicy
+
+    settings = KafkaSettings()
+    broker = make_broker("unit", settings)
+
+    async def handler(event, record) -> None:
+        pass
+
+    async def admit(record) -> bool:
+        return True
+
+    own = consume(broker, topics.WATCH_EVENTS, handler, service="unit", group_id="a", settings=settings,
+                  with_record=True, admit=admit, settled=lambda record: None)
+    plain = consume(broker, topics.VIDEOS_EMBEDDED, handler, service="unit", group_id="b", settings=settings,
+                    with_record=True)
+    assert own.ack_policy is AckPolicy.ACK_FIRST
+    assert plain.ack_policy is AckPolicy.NACK_ON_ERROR
