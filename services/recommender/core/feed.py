@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class FeedContext:
     content: bool = True  # False: the vectors carry no content (vector sources, features and diversity off)
     sessions: SessionIndex | None = None  # the user's partition's session index (None: no session-kNN)
     session_votes: dict[str, float] | None = None  # session-kNN votes, computed once per request
+    nearest: dict[bytes, list[str]] = field(default_factory=dict)  # vector bytes -> its nearest videos, per request
 
 
 Observer = Callable[[str, float, int, int], None]  # stage, seconds, items in, items out
@@ -81,7 +82,10 @@ class UserVectorSource:
         query = getattr(ctx.state, self.vector)
         if query is None or not ctx.content or not len(ctx.catalogue):
             return []
-        return [Candidate(v, self.name, "") for v, _ in ctx.catalogue.search(query, ctx.n, ctx.state.seen)]
+        key = np.ascontiguousarray(query).tobytes()  # a new user's two vectors are one: searched once
+        if key not in ctx.nearest:
+            ctx.nearest[key] = [v for v, _ in ctx.catalogue.search(query, ctx.n, ctx.state.seen)]
+        return [Candidate(v, self.name, "") for v in ctx.nearest[key]]
 
 
 def _explained(ctx: FeedContext, source: str, votes: dict[str, float], rows: Mapping[str, Mapping[str, float]],

@@ -462,3 +462,26 @@ def test_a_local_file_that_cannot_be_read_is_moved_aside_and_the_partition_start
         assert rec.user("someone").recent_positive == ["v1-0"], "the fresh file takes the partition's events"
     finally:
         rec.close()
+
+
+def test_the_long_term_and_session_sources_search_once_when_the_two_vectors_are_one(recommender):
+    """After a user's first positive both vectors are that video's: one catalogue search serves both sources,
+    with the same candidates; once the vectors part, each source searches with its own."""
+    rec = recommender
+    calls, search = [], rec.catalogue.search
+
+    def counted(vector, *args, **kwargs):
+        calls.append(np.array(vector, copy=True))
+        return search(vector, *args, **kwargs)
+
+    rec.catalogue.search = counted
+    stages: dict[str, int] = {}
+    rec.apply(ev("u", "v0-0", "like"), 0)
+    rec.feed("u", 5, lambda stage, s, n_in, n_out: stages.setdefault(stage, n_out), now=T0.timestamp())
+    assert len(calls) == 1
+    assert stages["long_term"] == stages["session"] > 0
+    rec.apply(ev("u", "v1-0", "like", ts=T0 + timedelta(seconds=5)), 0)
+    assert not np.array_equal(rec.user("u").long, rec.user("u").short)
+    calls.clear()
+    rec.feed("u", 5, now=T0.timestamp() + 5)
+    assert len(calls) == 2 and not np.array_equal(calls[0], calls[1])
