@@ -112,3 +112,41 @@ def test_a_consumer_with_its_own_positions_commits_in_the_background_and_others_
                     with_record=True)
     assert own.ack_policy is AckPolicy.ACK_FIRST
     assert plain.ack_policy is AckPolicy.NACK_ON_ERROR
+
+
+async def test_a_failed_batch_of_a_consumer_with_its_own_positions_is_fetched_again_from_its_start(monkeypatch):
+    """Nothing was committed for such a batch (module note), so a failure the consumer cannot dead-letter sends
+    the consumer back to the batch's first record of each partition, as FastStream's nack does for the others."""
+    from faststream.kafka import message
+
+    seeks: list[tuple] = []
+    monkeypatch.setattr(message.FAKE_CONSUMER, "seek", lambda partition, offset: seeks.append((partition, offset)))
+    settings = KafkaSettings()
+    broker = make_broker("unit", settings)
+
+    async def handler(event, record) -> None:
+        pass
+
+    async def admit(record) -> bool:
+        if json.loads(record.value)["video_id"] == "down":
+            raise ConnectionError("the dead-letter topic is unreachable")
+        return True
+
+    consume(broker, topics.WATCH_EVENTS, handler, service="unit", group_id="own", settings=settings,
+            with_record=True, admit=admit, settled=lambda record: None)
+    async with TestKafkaBroker(broker) as br:
+        with pytest.raises(ConnectionError):
+            await br.publish(json.dumps({**GOOD, "video_id": "down"}).encode(), topic="watch.events", key=b"u1")
+        await br.publish(json.dumps(GOOD).encode(), topic="watch.events", key=b"u1")
+    assert len(seeks) == 1
+    tp, offset = seeks[0]
+    assert (tp.topic, tp.partition) == ("watch.events", 0) and offset == 0
+
+
+def test_batch_starts_are_each_partitions_first_offset():
+    from types import SimpleNamespace
+
+    from shared.consumer import batch_starts
+
+    records = [SimpleNamespace(topic="t", partition=p, offset=o) for p, o in ((1, 7), (0, 3), (1, 5), (0, 4))]
+    assert {(tp.partition, off) for tp, off in batch_starts(records).items()} == {(0, 3), (1, 5)}
