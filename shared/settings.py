@@ -383,9 +383,9 @@ class RecommenderSettings(BaseSettings):
     """Largest feed or similar-list size a request may ask for."""
     max_poll_records: int = Field(2000, ge=1)
     """Most watch events one consumer batch takes (the recommender's own; other services keep the Kafka
-    setting's 500). Between two batches the consumer loses about 25 ms, whatever the fetch wait (measured), so on
-    a backlog batches of 500 drained 4,900-7,300 events/s and batches of 2,000 drained 8,700-13,100; in steady
-    traffic a batch holds what arrived since the last one."""
+    setting's 500). Each batch has a fixed cost besides its events, so on a backlog batches of 500 drained
+    4,900-7,300 events/s and batches of 2,000 drained 8,700-13,100 (measured while each batch still awaited its
+    group commit); in steady traffic a batch holds what arrived since the last one."""
     flush_interval_s: float = Field(0.25, ge=0)
     """State and offsets are stored at most this often (a crash replays what was not stored)."""
     group_id: str = Field("clipstream-recommender", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

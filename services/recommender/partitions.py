@@ -170,9 +170,6 @@ class Partitions:
         if time.monotonic() - self.flushed_at >= self.flush_interval_s:
             self.flush_soon()
         metrics.users.set(len(self.rec.user_partition))
-        # one turn of the loop between batches: the next getmany returns fetched records without one, and the
-        # writer, the statistics follower and waiting requests would wait until the fetched records run out
-        await asyncio.sleep(0)
 
     def report_lag(self) -> None:
         """Messages behind the partition's end, from the high watermark the last fetch reported."""
