@@ -62,8 +62,9 @@ def build(name: str, port: int | None = None, settings: Settings | None = None) 
 
 async def run(name: str, port: int | None = None) -> None:
     """``clipstream run NAME``: build the service's app and serve it until SIGTERM/SIGINT."""
-    from shared.service import serve
+    from shared.service import limit_blas, serve
 
     settings = Settings()
+    limit_blas(settings.service.blas_threads)
     listen, app = build(name, port, settings)
     await serve(app, ServiceSettings(host=listen.host, port=listen.port, log_level=settings.service.log_level))

@@ -183,6 +183,17 @@ async def serve(app: Any, settings: ServiceSettings) -> None:
     await uvicorn.Server(config).serve()
 
 
+def limit_blas(threads: int) -> None:
+    """At most ``threads`` BLAS threads in this process from now on (``ServiceSettings.blas_threads``); 0 leaves the
+    library's own default. Through threadpoolctl, which finds the BLAS numpy loaded, whichever it is (numpy is
+    imported here first: a library not loaded yet is not limited)."""
+    if threads > 0:
+        import numpy  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 def configure_logging(level: str = "info") -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "aiokafka"):

@@ -87,6 +87,11 @@ class ServiceSettings(BaseSettings):
     """Port for /metrics, /health and /ready."""
     log_level: str = "info"
     """Log level: debug, info, warning, error."""
+    blas_threads: int = Field(1, ge=0)
+    """Threads numpy's BLAS may use in a service process (0: the library's own default, one per core). A service
+    is one event loop, scaled out by processes and replicas, and its matrix products are small (a feed ranks a
+    few hundred candidates); an idle BLAS worker thread spins between calls and takes a core from the broker and
+    the other processes on the host."""
 
 
 class GatewaySettings(BaseSettings):

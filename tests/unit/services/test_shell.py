@@ -116,3 +116,22 @@ def test_the_gateway_refuses_to_start_exposed_with_the_demo_key_before_any_app_i
 def test_an_unknown_service_is_refused_with_the_list():
     with pytest.raises(SystemExit, match="available: encoder, gateway, generation, recommender, stylization"):
         build("transcoder")
+
+
+def test_a_service_process_limits_numpy_blas_to_the_threads_set_and_zero_leaves_it():
+    import threadpoolctl
+
+    from shared.service import limit_blas
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    before = threadpoolctl.ThreadpoolController()  # restored at the end: the limit is process-wide
+    try:
+        limit_blas(0)
+        assert blas_threads() == [pool["num_threads"] for pool in before.info() if pool["user_api"] == "blas"]
+        limit_blas(1)
+        assert blas_threads() and set(blas_threads()) == {1}
+    finally:
+        for pool in before.lib_controllers:
+            pool.set_num_threads(pool.num_threads)
