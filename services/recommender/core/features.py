@@ -10,6 +10,7 @@ hundreds. The ranker (``ranker.py``) learns the weights online.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -40,39 +41,52 @@ def over_strongest(votes: dict[str, float]) -> dict[str, float]:
     return {k: v / top for k, v in votes.items()} if top > 0 else votes
 
 
+VoteArrays = tuple[np.ndarray, np.ndarray]
+"""(codes, votes over the strongest) of one source, in the order its dictionary holds them (``row_arrays.CODES``)."""
+CovisitArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""The co-visit votes of both windows: (codes, RECENT's votes, LAST_FEW's votes), each over its strongest; the
+shorter window's candidates are the first ``len`` of the codes (a candidate where it first appears, the most recent
+item's row first)."""
+
+
 def covisit_votes(ctx: FeedContext, recent: int = RECENT) -> dict[str, float]:
     """Candidates co-visited with the user's last ``recent`` (RECENT or LAST_FEW) positive items, each
     vote decayed by the item's age in the user's history and damped by the candidate's all-time
     popularity, over the strongest vote (so in [0, 1]); both windows in one pass, once per request."""
     if ctx.votes is None:
-        ctx.votes = _votes_by_window(ctx)
+        codes, raw, early = covisit_arrays(ctx)
+        ids = CODES.names(codes)
+        ctx.votes = {RECENT: dict(zip(ids, raw.tolist())), LAST_FEW: dict(zip(ids, early.tolist()))}
     return ctx.votes[recent]
 
 
-def _votes_by_window(ctx: FeedContext) -> dict[int, dict[str, float]]:
-    """Both windows' votes from one sum over the rows' arrays (``row_arrays.py``): the same values, to the bit,
-    and the same order (a candidate where it first appears, the most recent item's row first), as adding the
-    rows up pair by pair into a dictionary."""
-    parts, cut = [], None
-    for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
-        if age == LAST_FEW:
-            cut = sum(len(codes) for codes, _ in parts)
-        arrays = ctx.covisit.row_arrays(item)
-        if arrays is not None:
-            parts.append((arrays[0], arrays[1] * RECENCY ** age))
-    codes, raw, early, n_early = summed(parts, cut)
-    if not len(codes):
-        return {LAST_FEW: {}, RECENT: {}}
-    ids = CODES.names(codes)
-    damp = np.maximum(ctx.popularity.totals_by_code(codes), 1.0) ** POP_DAMPING
-    windows = {}
-    for window, votes in ((LAST_FEW, early[:n_early]), (RECENT, raw)):
-        if len(votes):
-            damped = votes / damp[:len(votes)]
-            windows[window] = dict(zip(ids, _over(damped, float(damped.max())).tolist()))
-        else:
-            windows[window] = {}
-    return windows
+def covisit_arrays(ctx: FeedContext) -> CovisitArrays:
+    """Both windows' votes (:data:`CovisitArrays`) from one sum over the rows' arrays (``row_arrays.py``): the same
+    values, to the bit, and the same order, as adding the rows up pair by pair into a dictionary; once per request.
+    A learning step reads them so, without a dictionary (:func:`candidate_features` looks its few videos up)."""
+    if ctx.vote_arrays is None:
+        parts, cut = [], None
+        for age, item in enumerate(reversed(ctx.state.recent_positive[-RECENT:])):
+            if age == LAST_FEW:
+                cut = sum(len(codes) for codes, _ in parts)
+            arrays = ctx.covisit.row_arrays(item)
+            if arrays is not None:
+                parts.append((arrays[0], arrays[1] * RECENCY ** age))
+        codes, raw, early, n_early = summed(parts, cut)
+        if len(codes):
+            damp = np.maximum(ctx.popularity.totals_by_code(codes), 1.0) ** POP_DAMPING
+            raw, early = raw / damp, early[:n_early] / damp[:n_early]
+        ctx.vote_arrays = (codes, _strongest_one(raw), _strongest_one(early))
+    return ctx.vote_arrays
+
+
+def _last_few(ctx: FeedContext) -> VoteArrays:
+    codes, _, early = covisit_arrays(ctx)
+    return codes[:len(early)], early
+
+
+def _strongest_one(votes: np.ndarray) -> np.ndarray:
+    return _over(votes, float(votes.max())) if len(votes) else votes
 
 
 def sequential_votes(ctx: FeedContext) -> dict[str, float]:
@@ -95,9 +109,36 @@ def session_votes(ctx: FeedContext) -> dict[str, float]:
     """Session-kNN votes (``sessions.py``) for the user, over the strongest (so in [0, 1]); once per request.
     Empty without an index."""
     if ctx.session_votes is None:
-        raw = ctx.sessions.votes(ctx.user_id, ctx.state.recent_positive) if ctx.sessions else {}
-        ctx.session_votes = over_strongest(raw)
+        codes, votes = session_arrays(ctx)
+        ctx.session_votes = dict(zip(CODES.names(codes), votes.tolist()))
     return ctx.session_votes
+
+
+def session_arrays(ctx: FeedContext) -> VoteArrays:
+    """:func:`session_votes` as arrays (:data:`VoteArrays`); once per request."""
+    if ctx.knn_arrays is None:
+        if ctx.sessions is not None:
+            codes, sums = ctx.sessions.vote_arrays(ctx.user_id, ctx.state.recent_positive)
+        else:
+            codes, sums = np.zeros(0, np.int64), np.zeros(0)
+        ctx.knn_arrays = (codes, _strongest_one(sums))
+    return ctx.knn_arrays
+
+
+def _column(ids: list[str], votes: dict[str, float] | None, arrays: Callable[[], VoteArrays]) -> np.ndarray:
+    """Each of ``ids``' vote (0 without one): from the dictionary when a source built it, else looked up in the
+    arrays (a learning step's few videos: no dictionary of every candidate built for them)."""
+    if votes is not None:
+        return np.fromiter(map(votes.get, ids, repeat(0.0)), float, len(ids))
+    codes, values = arrays()
+    out = np.zeros(len(ids))
+    if len(codes):
+        wanted = CODES.encode(ids)
+        order = np.argsort(codes)
+        at = np.minimum(np.searchsorted(codes, wanted, sorter=order), len(codes) - 1)
+        found = codes[order[at]] == wanted
+        out[found] = values[order[at[found]]]
+    return out
 
 
 def topic_share(ctx: FeedContext, rows: np.ndarray) -> np.ndarray:
@@ -131,28 +172,29 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     trending = _over(trending, pop.top_score(ctx.now))
     hot = _over(hot, pop.top_score(ctx.now, hot=True))
     popularity = _over(np.log1p(pop.totals_of(ids)), float(np.log1p(pop.peak_total)))
-    votes = covisit_votes(ctx)
-    covisit = np.fromiter(map(votes.get, ids, repeat(0.0)), float, n)
+    votes = ctx.votes
+    covisit = _column(ids, None if votes is None else votes[RECENT], lambda: covisit_arrays(ctx)[:2])
     last_row = ctx.covisit.counts.get(st.recent_positive[-1], {}) if st.recent_positive else {}
     covisit_last = _over(np.fromiter(map(last_row.get, ids, repeat(0.0)), float, n),
                          max(last_row.values(), default=0.0))
     age = ctx.now - ctx.catalogue.created[rows]
     fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
     young = np.clip(1.0 - np.log1p(np.maximum(age, 0.0) / HOUR) / np.log1p(YEAR_H), 0.0, 1.0)
-    recent_votes = covisit_votes(ctx, LAST_FEW)
-    covisit_recent = np.fromiter(map(recent_votes.get, ids, repeat(0.0)), float, n)
+    covisit_recent = _column(ids, None if votes is None else votes[LAST_FEW], lambda: _last_few(ctx))
     next_votes = sequential_votes(ctx)
     sequential = np.fromiter(map(next_votes.get, ids, repeat(0.0)), float, n)
-    knn_votes = session_votes(ctx)
-    session_knn = np.fromiter(map(knn_votes.get, ids, repeat(0.0)), float, n)
+    session_knn = _column(ids, ctx.session_votes, lambda: session_arrays(ctx))
     columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh,
                young, covisit_recent, topic_share(ctx, rows), sequential, session_knn, hot)
     return np.stack(columns, axis=1)
 
 
 def retrieved(ctx: FeedContext) -> set[str]:
-    """Every candidate the behavioural sources (co-visitation, transitions, session-kNN) find for the user."""
-    return set(covisit_votes(ctx)).union(sequential_votes(ctx), session_votes(ctx))  # one set built, not four
+    """Every candidate the behavioural sources (co-visitation, transitions, session-kNN) find for the user (from
+    the votes' arrays: no dictionary of votes built for it)."""
+    found = set(CODES.names(np.concatenate((covisit_arrays(ctx)[0], session_arrays(ctx)[0]))))
+    found.update(sequential_votes(ctx))
+    return found
 
 
 def retrieves(ctx: FeedContext, video: str) -> bool:

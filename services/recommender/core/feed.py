@@ -19,6 +19,8 @@ from services.recommender.core.catalogue import Catalogue
 from services.recommender.core.features import (
     NEXT_WEIGHTS,
     RECENT,
+    CovisitArrays,
+    VoteArrays,
     candidate_features,
     covisit_votes,
     sequential_votes,
@@ -52,11 +54,13 @@ class FeedContext:
     mmr_lambda: float = 0.8
     creator_cap: int = 3
     votes: dict[int, dict[str, float]] | None = None  # co-visit votes per window, computed once per request
+    vote_arrays: CovisitArrays | None = None  # the same votes as arrays (features.py), computed once per request
     transitions: Transitions | None = None  # what users watched next (None: no sequential signal)
     next_votes: dict[str, float] | None = None  # sequential votes, computed once per request
     content: bool = True  # False: the vectors carry no content (vector sources, features and diversity off)
     sessions: SessionIndex | None = None  # the user's partition's session index (None: no session-kNN)
     session_votes: dict[str, float] | None = None  # session-kNN votes, computed once per request
+    knn_arrays: VoteArrays | None = None  # the same votes as arrays (features.py), computed once per request
     nearest: dict[bytes, list[str]] = field(default_factory=dict)  # vector bytes -> its nearest videos, per request
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import repeat
 
 import numpy as np
 
+from services.recommender.core.row_arrays import CODES, summed
 from services.recommender.core.user_state import UserState
 
 SESSION = 20  # the user's last positives that define the current session
@@ -87,16 +89,26 @@ class SessionIndex:
         return sorted(((float(scores[i]), names[i]) for i in _largest(scores, names, K)), reverse=True)
 
     def votes(self, user_id: str, recent: list[str]) -> dict[str, float]:
-        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each.
-        A loop on purpose: summed over arrays of the neighbours' item codes it took a tenth less (measured), as
-        the dictionary the features read is built either way."""
+        """Session-kNN scores of the items the neighbours liked: the summed similarity of those that liked each."""
+        codes, sums = self.vote_arrays(user_id, recent)
+        return dict(zip(CODES.names(codes), sums.tolist()))
+
+    def vote_arrays(self, user_id: str, recent: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`votes` as arrays (the items' codes in ``row_arrays.CODES``, in the order the dictionary holds
+        them, and their sums): the neighbours' items encoded at once and summed by ``row_arrays.summed``, the
+        same sums, to the bit, as adding each neighbour's similarity into a dictionary one item after another (a
+        learning step reads them so, without the dictionary)."""
         users = self.users
-        votes: dict[str, float] = {}
+        names: list[str] = []
+        weights: list[float] = []
         for sim, other in self.neighbours(user_id, recent):
-            get = votes.get
-            for item in dict.fromkeys(users[other].recent_positive):
-                votes[item] = get(item, 0.0) + sim
-        return votes
+            items = dict.fromkeys(users[other].recent_positive)
+            names.extend(items)
+            weights.extend(repeat(sim, len(items)))
+        if not names:
+            return np.zeros(0, np.int64), np.zeros(0)
+        codes, sums, _, _ = summed([(CODES.encode(names), np.array(weights))])
+        return codes, sums
 
     def votes_for(self, user_id: str, recent: list[str], item: str) -> bool:
         """Whether ``item`` is among :meth:`votes` (``item in votes(user_id, recent)``), without counting them:

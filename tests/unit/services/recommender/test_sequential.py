@@ -13,6 +13,7 @@ import pytest
 from services.recommender.core.features import (
     FEATURES,
     candidate_features,
+    covisit_votes,
     retrieved,
     retrieves,
     sample_negatives,
@@ -319,3 +320,41 @@ def test_deltas_store_only_the_changed_pairs_and_every_store_folds_them_to_the_s
                                                (st.transitions, back.transitions, folded.transitions, merged.transitions)):
         want = {a: row for a, row in table.counts.items() if row}
         assert dict(rows_back) == dict(rows_folded) == {a: dict(r) for a, r in view.counts.items()} == want
+
+
+def test_session_knn_votes_summed_over_arrays_equal_the_dictionary_loop_to_the_bit_and_in_order():
+    """``SessionIndex.votes`` (the neighbours' items encoded at once and summed by ``row_arrays.summed``) against
+    the loop it replaced, each neighbour's similarity added into a dictionary item by item: equal keys in equal
+    order and equal floats (==), over users whose positives overlap in every way."""
+    rng = np.random.default_rng(11)
+    users = states(**{f"u{i}": [f"v{j}" for j in rng.integers(0, 60, int(rng.integers(1, 25)))] for i in range(400)})
+    index = SessionIndex(users)
+    for user in list(users)[:60]:
+        loop: dict[str, float] = {}
+        for sim, other in index.neighbours(user, users[user].recent_positive):
+            for item in dict.fromkeys(users[other].recent_positive):
+                loop[item] = loop.get(item, 0.0) + sim
+        assert list(index.votes(user, users[user].recent_positive).items()) == list(loop.items()), user
+
+
+def test_a_learning_steps_features_read_from_the_vote_arrays_equal_the_feeds_read_from_the_dictionaries(rec):
+    """A learning step looks its few videos' votes up in the arrays (no dictionary of every candidate built); a
+    feed reads the dictionaries its sources built. Both give every feature the same value, to the bit."""
+    rng = np.random.default_rng(5)
+    for n in range(400):
+        rec.apply(ev(f"u{rng.integers(0, 25)}", f"v{rng.integers(0, 12)}", n, n), 0)
+    st = rec.partitions[0]
+    compared = 0
+    for user in st.users:
+        def ctx() -> FeedContext:
+            return FeedContext(user, rec.user(user), 0, T0.timestamp(), rec.catalogue, st.popularity, st.covisit,
+                               rec.scorer_weights(), transitions=st.transitions, sessions=st.sessions)
+
+        learning, feed = ctx(), ctx()
+        assert set(covisit_votes(feed)) | set(session_votes(feed)) | set(sequential_votes(feed)) == retrieved(learning)
+        x = candidate_features(learning, rec.catalogue.ids)
+        assert learning.votes is None and learning.session_votes is None, "no dictionary built for a step"
+        y = candidate_features(feed, rec.catalogue.ids)
+        assert np.array_equal(x, y), user
+        compared += int(np.count_nonzero(x[:, [FEATURES.index("covisit"), FEATURES.index("session_knn")]]))
+    assert compared > 50, "votes were there to compare"
