@@ -33,7 +33,7 @@ from shared.inference import ModelError
 from shared.ownership import changelog_topic, members_topic
 from shared.replay import Tail
 from shared.runtime.admin import ensure_recommender_topics
-from shared.runtime.heap import freeze_after_full_collections, settle_heap
+from shared.runtime.heap import freeze_after_collections, settle_heap
 from shared.search import QueryEncoder
 from shared.service import build_app
 from shared.settings import RecommenderSettings, Settings
@@ -161,7 +161,7 @@ def create_app(root: Settings) -> FastAPI:
                     Tail(bootstrap, changelog, start=start, idle_ms=kafka.fetch_max_wait_ms,
                          max_partition_fetch_bytes=4 << 20))
             settle_heap()
-            freeze_after_full_collections()  # the state the stream adds, too (heap.py)
+            freeze_after_collections()  # the state the stream adds, too (heap.py)
             try:
                 yield
             finally:  # the broker has stopped: no batch is in flight any more

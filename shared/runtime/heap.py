@@ -11,7 +11,7 @@ the state here does not form.
 A state that keeps growing after start-up (users and co-visit rows the stream adds) brings the
 walks back: every time the tracked objects grow by a quarter, Python runs a full collection over
 all of them, and in the recommender under the broker benchmark those took up to 125-170 ms, each a
-stall of its event loop. ``freeze_after_full_collections`` freezes what survives each collection of the
+stall of its event loop. ``freeze_after_collections`` freezes what survives each collection of the
 older generations (1 and 2), right after it (no garbage is left then to be frozen), so full collections walk
 only what was created since. What is alive then includes short-lived objects in reference cycles (a request's
 or a task's), which, frozen, would never be collected once they die; so the first full collection after
@@ -59,7 +59,7 @@ class _Freezer:
 _freezer = _Freezer()
 
 
-def freeze_after_full_collections(on: bool = True, revisit_s: float = REVISIT_S,
+def freeze_after_collections(on: bool = True, revisit_s: float = REVISIT_S,
                                   clock: Callable[[], float] = time.monotonic) -> None:
     """After each collection of generation 1 or 2, freeze its survivors (``on``; idempotent), and let the first full
     collection ``revisit_s`` seconds (by ``clock``) after the last such walk everything again; or stop doing so."""

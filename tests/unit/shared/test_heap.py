@@ -2,7 +2,7 @@ import gc
 import weakref
 
 from shared.runtime import heap
-from shared.runtime.heap import freeze_after_full_collections, settle_heap
+from shared.runtime.heap import freeze_after_collections, settle_heap
 
 
 def test_settle_heap_freezes_what_is_alive_and_keeps_it_usable():
@@ -24,8 +24,8 @@ def test_survivors_of_an_older_collection_are_frozen_and_garbage_is_not():
         pass
 
     gc.unfreeze()
-    freeze_after_full_collections()
-    freeze_after_full_collections()  # idempotent: one hook
+    freeze_after_collections()
+    freeze_after_collections()  # idempotent: one hook
     try:
         assert sum(c is heap._freezer for c in gc.callbacks) == 1
         alive = [Node() for _ in range(100)]
@@ -42,7 +42,7 @@ def test_survivors_of_an_older_collection_are_frozen_and_garbage_is_not():
         gc.collect(1)
         assert gc.get_freeze_count() >= frozen + 10 and len(alive) + len(young) == 110
     finally:
-        freeze_after_full_collections(on=False)
+        freeze_after_collections(on=False)
         gc.unfreeze()
     assert heap._freezer not in gc.callbacks
 
@@ -56,7 +56,7 @@ def test_a_cycle_frozen_alive_is_collected_by_the_first_full_collection_after_th
     now = [0.0]
     gc.unfreeze()
     gc.disable()  # only the collections below run
-    freeze_after_full_collections(revisit_s=600, clock=lambda: now[0])
+    freeze_after_collections(revisit_s=600, clock=lambda: now[0])
     try:
         held = Node()
         held.me = held
@@ -78,6 +78,6 @@ def test_a_cycle_frozen_alive_is_collected_by_the_first_full_collection_after_th
         gc.collect()
         assert gone() is not None, "the time counts from the last walk of everything"
     finally:
-        freeze_after_full_collections(on=False)
+        freeze_after_collections(on=False)
         gc.unfreeze()
         gc.enable()
