@@ -60,7 +60,7 @@ _freezer = _Freezer()
 
 
 def freeze_after_collections(on: bool = True, revisit_s: float = REVISIT_S,
-                                  clock: Callable[[], float] = time.monotonic) -> None:
+                             clock: Callable[[], float] = time.monotonic) -> None:
     """After each collection of generation 1 or 2, freeze its survivors (``on``; idempotent), and let the first full
     collection ``revisit_s`` seconds (by ``clock``) after the last such walk everything again; or stop doing so."""
     if _freezer in gc.callbacks:
