@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import multiprocessing
 import tracemalloc
 import tempfile
@@ -51,6 +52,7 @@ from shared.vectors import EdgeVectorStore
 DIM = 512
 FLUSH_EVERY = 2500  # events between two flushes in --apply-only's flushing pass (0.25 s at 10,000 events/s)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+APPLY_LAG = "clipstream_recommender_apply_lag_seconds"  # the service's histogram: record timestamp to applied
 
 
 def clustered(n: int, rng: np.random.Generator, clusters: int = 50, dim: int = DIM) -> np.ndarray:
@@ -177,6 +179,33 @@ def applied_events(url: str) -> int:
                    and ('result="applied"' in line or 'result="duplicate"' in line)))
 
 
+def histogram_buckets(url: str, name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts from the service's /metrics: upper bound (inf for +Inf) -> count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == f"{name}_bucket"}
+
+
+def quantile_between(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+    """The ``q`` quantile (0-1) of what a histogram counted between two reads of its buckets, as Prometheus'
+    ``histogram_quantile`` gives it (linear inside the bucket; the last finite bound when it falls past it); None
+    when nothing was counted."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank, lower, below = q * counts[-1], 0.0, 0.0
+    for bound, count in zip(bounds, counts):
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * ((rank - below) / (count - below) if count > below else 0.0)
+        lower, below = bound, count
+    return lower
+
+
 def drain_time(folder: Path, n_events: int, timeout_s: float = 300.0, after: int = 0,
                applied: Callable[[], int] | None = None) -> tuple[float, int]:
     """(seconds, events) from the service's first stored flush to the one that stores the ``n_events``-th: the
@@ -284,7 +313,9 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
                 if not ready.wait(60):
                     raise RuntimeError(f"the background load did not start (exit code {loader.exitcode})")
                 settle_heap()  # a collector pause in the client would count as the service's
+                lag_before = histogram_buckets(proc.url, APPLY_LAG)
                 fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, video_ids[:probes]))
+                lag_after = histogram_buckets(proc.url, APPLY_LAG)
                 if not loader.is_alive():
                     raise RuntimeError(f"the background load stopped during the probes (exit code {loader.exitcode})")
             finally:
@@ -301,6 +332,10 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
             "ratio_to_raw": round((drained / ours_s) / (n_events / raw_s), 3), "background_load_per_s": load_per_s,
             "probes": probes,
             "freshness_p50_ms": round(percentile_ms(fresh, 50), 1), "freshness_p99_ms": round(percentile_ms(fresh, 99), 1),
+            # every event applied during the probes, the load's too: from its record's timestamp to applied (the
+            # service's histogram); what the probes add on top is the wait for a poll and the poll itself
+            **{f"apply_lag_p{q}_ms": None if v is None else round(v * 1000, 1)
+               for q in (50, 99) for v in [quantile_between(lag_before, lag_after, q / 100)]},
             "changelog_flushes": flushes}
 
 
@@ -440,7 +475,8 @@ def main(argv: list[str] | None = None) -> dict:
     matured = f" after {args.warm_events:,} untimed" if args.warm_events else ""
     console.print(f"through the broker{matured}: {broker['recommender_events_per_s']:,.0f} events/s applied and "
                   f"stored vs {broker['raw_aiokafka_events_per_s']:,.0f} raw ({broker['ratio_to_raw']:.2f}x); "
-                  f"freshness p99 {broker['freshness_p99_ms']} ms under {args.load:,} events/s (goal < 100)")
+                  f"freshness p99 {broker['freshness_p99_ms']} ms under {args.load:,} events/s (goal < 100); "
+                  f"apply lag p50 {broker.get('apply_lag_p50_ms')} ms, p99 {broker.get('apply_lag_p99_ms')} ms")
     name = "recommender" + ("_broker_only" if args.skip_feed else "_feed_only" if args.skip_broker else "") + \
         ("_matured" if args.warm_events else "")
     path = write_result(name, {"feed": feed, "broker": broker})

@@ -31,7 +31,11 @@ async def on_watch_event(rec: Recommender, event: WatchEvent, record: Any) -> No
     (EVENTS_DUPLICATE if applied.duplicate else EVENTS_APPLIED).inc()
     if not applied.video_known:
         metrics.unknown_videos.inc()
-    metrics.freshness.observe(max(0.0, time.time() - event.ts.timestamp()))
+    now = time.time()
+    metrics.freshness.observe(max(0.0, now - event.ts.timestamp()))
+    sent = getattr(record, "timestamp", None)  # ms; -1 or None: the record carries none
+    if sent is not None and sent >= 0:
+        metrics.apply_lag.observe(max(0.0, now - sent / 1000))
 
 
 async def dead_letter(producer: AIOKafkaProducer, record: Any, rejection: Rejection, max_bytes: int) -> None:

@@ -13,6 +13,9 @@ events = counter(SERVICE, "events_applied",
 unknown_videos = counter(SERVICE, "unknown_video_events", "Watch events for videos not (yet) in the catalogue.")
 freshness = histogram(SERVICE, "freshness", "Event time to state applied.",
                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+apply_lag = histogram(SERVICE, "apply_lag", "Record timestamp (its producer's send, or the broker's append) to state "
+                      "applied: the pipeline's own delay, whatever time the event itself carries.",
+                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 stage_seconds = histogram(SERVICE, "feed_stage_duration", "Time per feed pipeline stage.", ("stage",))
 feed_seconds = histogram(SERVICE, "feed_duration", "Time to build one feed.")
 candidates = counter(SERVICE, "candidates", "Candidates contributed, by source.", ("source",))
