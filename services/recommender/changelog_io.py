@@ -103,10 +103,16 @@ class ChangelogLog:
     # ---------------------------------------------------------------- writing
 
     def wants_full(self, partition: int) -> bool:
-        """Whether the next flush of ``partition`` must be a full snapshot (see ``changelog.py``)."""
+        """Whether the next flush of ``partition`` should be a full snapshot (see ``changelog.py``): it must
+        (:meth:`must_full`), or the deltas since the last one outweigh it (a flush may then put it off)."""
         pos = self.positions.setdefault(partition, Position())
         after = pos.since_snapshot - pos.snapshot_entries  # written since the snapshot
         return pos.force or after > max(self.snapshot_min_entries, pos.snapshot_entries)
+
+    def must_full(self, partition: int) -> bool:
+        """Whether the next flush of ``partition`` must be a full snapshot: nothing is known of its log, or the log
+        is behind the state."""
+        return self.positions.setdefault(partition, Position()).force
 
     async def write(self, partition: int, rows: Rows, full: bool, generation: int,
                     delta: Rows | None = None) -> list[tuple[bytes, bytes]]:

@@ -338,15 +338,24 @@ class Partitions:
                 await self.flush()
 
     def _snapshot(self, partitions: list[int] | None) -> list[Snapshot]:
-        snaps = []
+        """The snapshots of one flush (``partitions``: of those only, all now). A full snapshot of a partition holds
+        the event loop for its whole state (12-23 ms a partition at 50,000 events over six), so a flush of the
+        partitions that are dirty takes at most one that is only due (its deltas outweigh its last one); the others
+        write a delta and take theirs at a later flush. One that must be full (nothing known of its changelog, a
+        video's vector changed) or a flush of named partitions (they move, or the service stops) is never put off."""
+        snaps, took_full = [], False
         self.dirty |= {p for p, st in self.rec.partitions.items() if st.full_requested}  # stored, even if idle
         for partition in sorted(partitions if partitions is not None else self.dirty):
             if partition not in self.dirty:
                 continue
             self.dirty.discard(partition)
             if self.rec.position(partition) is not None:  # else revoked since: its new owner has it
-                full = (self.changelog is not None and self.changelog.wants_full(partition)) or \
-                    self.rec.wants_full(partition)
+                log = self.changelog
+                due = (log is not None and log.wants_full(partition)) or self.rec.wants_full(partition)
+                must = partitions is not None or self.rec.partitions[partition].full_requested or \
+                    (log is not None and log.must_full(partition))
+                full = due and (must or not took_full)
+                took_full |= full
                 snaps.append(self.rec.snapshot(partition, full=full))
         self.flushed_at = time.monotonic()
         return snaps

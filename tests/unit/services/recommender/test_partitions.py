@@ -295,3 +295,44 @@ def test_a_record_of_a_partition_being_revoked_is_skipped_not_taken_back(tmp_pat
         assert a.rec.position(P) == 20 and a.consumer.seeks[-1] == (P, 20)
 
     asyncio.run(run())
+
+
+def test_a_flush_takes_at_most_one_full_snapshot_that_is_only_due_and_puts_the_others_off(tmp_path, catalogue):
+    """Two partitions whose deltas outweigh their snapshots together: a flush writes one of them in full and a delta
+    of the other, which takes its full snapshot at a later flush (each holds the event loop for its whole state).
+    A partition's first flush must be full, and both are."""
+    log = MemoryChangelog(snapshot_min_entries=250)
+    tps = [TopicPartition(TOPIC, p) for p in (0, 1)]
+
+    async def run():
+        rec = Recommender(RecommenderSettings(state_dir=tmp_path / "a", learn_fraction=1.0), catalogue, TOPIC,
+                          shared_stats=True)
+        consumer = FakeConsumer(1, set(tps))
+
+        async def dead_letter(record, why):
+            raise AssertionError(why)
+
+        parts = Partitions(rec, TOPIC, 2, flush_interval_s=3600, changelog=log.view("a"), claims=MemoryClaims(),
+                           dead_letter=dead_letter, consumer=lambda: consumer)
+        await parts.assigned(tps)
+        fulls_per_flush = []
+        for start in range(0, 600, 10):
+            for partition in (0, 1):
+                for i, event in enumerate(events(10, start=start)):
+                    record = Record(TOPIC, partition, start + i, event.user_id.encode(), None)
+                    assert await parts.admit(record)
+                    rec.apply(event, partition)
+                    parts.settled(record)
+            before = snapshots()
+            await parts.flush()
+            fulls_per_flush.append(snapshots() - before)
+        return fulls_per_flush
+
+    def snapshots() -> int:
+        return sum(Marker.model_validate_json(r.value).snapshot for p in (0, 1) for r in log.logs.get(p, [])
+                   if r.key == MARKER)
+
+    fulls = asyncio.run(run())
+    assert fulls[0] == 2, "each partition's first flush is a full snapshot, in the same flush"
+    assert max(fulls[1:]) == 1, f"never two only-due full snapshots in one flush: {fulls}"
+    assert sum(fulls[1:]) >= 4, "both partitions still take theirs as their deltas outweigh them"
