@@ -10,7 +10,7 @@ hundreds. The ranker (``ranker.py``) learns the weights online.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -80,11 +80,6 @@ def covisit_arrays(ctx: FeedContext) -> CovisitArrays:
     return ctx.vote_arrays
 
 
-def _last_few(ctx: FeedContext) -> VoteArrays:
-    codes, _, early = covisit_arrays(ctx)
-    return codes[:len(early)], early
-
-
 def _strongest_one(votes: np.ndarray) -> np.ndarray:
     return _over(votes, float(votes.max())) if len(votes) else votes
 
@@ -125,20 +120,44 @@ def session_arrays(ctx: FeedContext) -> VoteArrays:
     return ctx.knn_arrays
 
 
-def _column(ids: list[str], votes: dict[str, float] | None, arrays: Callable[[], VoteArrays]) -> np.ndarray:
-    """Each of ``ids``' vote (0 without one): from the dictionary when a source built it, else looked up in the
-    arrays (a learning step's few videos: no dictionary of every candidate built for them)."""
-    if votes is not None:
-        return np.fromiter(map(votes.get, ids, repeat(0.0)), float, len(ids))
-    codes, values = arrays()
-    out = np.zeros(len(ids))
-    if len(codes):
-        wanted = CODES.encode(ids)
-        order = np.argsort(codes)
-        at = np.minimum(np.searchsorted(codes, wanted, sorter=order), len(codes) - 1)
-        found = codes[order[at]] == wanted
-        out[found] = values[order[at[found]]]
+def _looked_up(votes: Mapping[str, float], ids: list[str]) -> np.ndarray:
+    """Each of ``ids``' vote (or weight) in a dictionary (0 without one)."""
+    return np.fromiter(map(votes.get, ids, repeat(0.0)), float, len(ids))
+
+
+def _places(codes: np.ndarray, ids: list[str]) -> np.ndarray:
+    """Each of ``ids``' place in ``codes`` (distinct codes of ``row_arrays.CODES``), -1 where it is not there."""
+    if not len(codes):
+        return np.full(len(ids), -1)
+    wanted = CODES.encode(ids)
+    order = np.argsort(codes)
+    at = order[np.minimum(np.searchsorted(codes, wanted, sorter=order), len(codes) - 1)]
+    return np.where(codes[at] == wanted, at, -1)
+
+
+def _taken(votes: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The votes at places ``at`` (0 at -1, or past the end: a shorter window's votes are a prefix)."""
+    out = np.zeros(len(at))
+    found = (at >= 0) & (at < len(votes))
+    out[found] = votes[at[found]]
     return out
+
+
+def _vote_columns(ctx: FeedContext, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The covisit, covisit_recent and session_knn columns: from the dictionaries a feed's sources built, else
+    (a learning step: a few videos) looked up in the arrays, with no dictionary of every candidate built."""
+    if ctx.votes is not None:
+        covisit, recent = _looked_up(ctx.votes[RECENT], ids), _looked_up(ctx.votes[LAST_FEW], ids)
+    else:
+        codes, raw, early = covisit_arrays(ctx)
+        at = _places(codes, ids)
+        covisit, recent = _taken(raw, at), _taken(early, at)
+    if ctx.session_votes is not None:
+        knn = _looked_up(ctx.session_votes, ids)
+    else:
+        codes, votes = session_arrays(ctx)
+        knn = _taken(votes, _places(codes, ids))
+    return covisit, recent, knn
 
 
 def topic_share(ctx: FeedContext, rows: np.ndarray) -> np.ndarray:
@@ -172,18 +191,13 @@ def candidate_features(ctx: FeedContext, ids: list[str]) -> np.ndarray:
     trending = _over(trending, pop.top_score(ctx.now))
     hot = _over(hot, pop.top_score(ctx.now, hot=True))
     popularity = _over(np.log1p(pop.totals_of(ids)), float(np.log1p(pop.peak_total)))
-    votes = ctx.votes
-    covisit = _column(ids, None if votes is None else votes[RECENT], lambda: covisit_arrays(ctx)[:2])
+    covisit, covisit_recent, session_knn = _vote_columns(ctx, ids)
     last_row = ctx.covisit.counts.get(st.recent_positive[-1], {}) if st.recent_positive else {}
-    covisit_last = _over(np.fromiter(map(last_row.get, ids, repeat(0.0)), float, n),
-                         max(last_row.values(), default=0.0))
+    covisit_last = _over(_looked_up(last_row, ids), max(last_row.values(), default=0.0))
     age = ctx.now - ctx.catalogue.created[rows]
     fresh = np.clip(1.0 - age / ctx.fresh_window_s, 0.0, 1.0)
     young = np.clip(1.0 - np.log1p(np.maximum(age, 0.0) / HOUR) / np.log1p(YEAR_H), 0.0, 1.0)
-    covisit_recent = _column(ids, None if votes is None else votes[LAST_FEW], lambda: _last_few(ctx))
-    next_votes = sequential_votes(ctx)
-    sequential = np.fromiter(map(next_votes.get, ids, repeat(0.0)), float, n)
-    session_knn = _column(ids, ctx.session_votes, lambda: session_arrays(ctx))
+    sequential = _looked_up(sequential_votes(ctx), ids)
     columns = (sim(st.long), sim(st.short), -sim(st.negative), trending, popularity, covisit, covisit_last, fresh,
                young, covisit_recent, topic_share(ctx, rows), sequential, session_knn, hot)
     return np.stack(columns, axis=1)
