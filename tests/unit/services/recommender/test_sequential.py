@@ -341,10 +341,20 @@ def test_a_learning_steps_features_read_from_the_vote_arrays_equal_the_feeds_rea
     """A learning step looks its few videos' votes up in the arrays (no dictionary of every candidate built); a
     feed reads the dictionaries its sources built. Both give every feature the same value, to the bit."""
     rng = np.random.default_rng(5)
+    only_older = 0
     for n in range(400):
         rec.apply(ev(f"u{rng.integers(0, 25)}", f"v{rng.integers(0, 12)}", n, n), 0)
-    st = rec.partitions[0]
-    compared = 0
+        if n == 60:  # a sparse state: rows of the older positives hold videos the last three's do not
+            _, only_older = features_both_ways(rec, rec.partitions[0])
+    compared, _ = features_both_ways(rec, rec.partitions[0])
+    assert compared > 50, "votes were there to compare"
+    assert only_older > 0, "videos voted for by the older positives only, not by the last three, were compared"
+
+
+def features_both_ways(rec, st) -> tuple[int, int]:
+    """Every user's features both ways, equal; (nonzero co-visit and session-kNN votes, videos with a co-visit vote
+    from the older positives only), summed over the users."""
+    votes = only_older = 0
     for user in st.users:
         def ctx() -> FeedContext:
             return FeedContext(user, rec.user(user), 0, T0.timestamp(), rec.catalogue, st.popularity, st.covisit,
@@ -356,5 +366,6 @@ def test_a_learning_steps_features_read_from_the_vote_arrays_equal_the_feeds_rea
         assert learning.votes is None and learning.session_votes is None, "no dictionary built for a step"
         y = candidate_features(feed, rec.catalogue.ids)
         assert np.array_equal(x, y), user
-        compared += int(np.count_nonzero(x[:, [FEATURES.index("covisit"), FEATURES.index("session_knn")]]))
-    assert compared > 50, "votes were there to compare"
+        votes += int(np.count_nonzero(x[:, [FEATURES.index("covisit"), FEATURES.index("session_knn")]]))
+        only_older += int(np.sum((x[:, FEATURES.index("covisit")] > 0) & (x[:, FEATURES.index("covisit_recent")] == 0)))
+    return votes, only_older
