@@ -171,19 +171,23 @@ def stored(folder: Path) -> int:
     return total
 
 
+def metrics_text(url: str) -> str:
+    """The service's /metrics, as text."""
+    return httpx.get(f"{url}/metrics", timeout=10).text
+
+
 def applied_events(url: str) -> int:
     """The service's count of watch events applied (and duplicates), from its /metrics."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = metrics_text(url)
     return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("clipstream_recommender_events_applied_total{")
                    and ('result="applied"' in line or 'result="duplicate"' in line)))
 
 
-def histogram_buckets(url: str, name: str) -> dict[float, float]:
-    """A histogram's cumulative bucket counts from the service's /metrics: upper bound (inf for +Inf) -> count."""
+def histogram_buckets(text: str, name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts in a /metrics text: upper bound (inf for +Inf) -> count."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{url}/metrics", timeout=10).text
     return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
             for s in family.samples if s.name == f"{name}_bucket"}
 
@@ -313,9 +317,9 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
                 if not ready.wait(60):
                     raise RuntimeError(f"the background load did not start (exit code {loader.exitcode})")
                 settle_heap()  # a collector pause in the client would count as the service's
-                lag_before = histogram_buckets(proc.url, APPLY_LAG)
+                lag_before = histogram_buckets(metrics_text(proc.url), APPLY_LAG)
                 fresh = asyncio.run(probe_freshness(broker.bootstrap, proc.url, video_ids[:probes]))
-                lag_after = histogram_buckets(proc.url, APPLY_LAG)
+                lag_after = histogram_buckets(metrics_text(proc.url), APPLY_LAG)
                 if not loader.is_alive():
                     raise RuntimeError(f"the background load stopped during the probes (exit code {loader.exitcode})")
             finally:
@@ -324,7 +328,7 @@ def through_broker(n_events: int, probes: int, load_per_s: int, console, env: di
                 if loader.is_alive():
                     loader.terminate()
             flushes = {line.split('kind="')[1].split('"')[0]: int(float(line.rsplit(" ", 1)[1]))
-                       for line in httpx.get(f"{proc.url}/metrics", timeout=10).text.splitlines()
+                       for line in metrics_text(proc.url).splitlines()
                        if line.startswith("clipstream_recommender_changelog_flushes_total{")}
     return {"events": n_events, "warm_up_events": warm, "timed_events": drained,
             "recommender_events_per_s": round(drained / ours_s, 1),

@@ -10,8 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from benchmarks.recommender import histogram_buckets
 from shared import topics
 from shared.events import Concept, VideoEmbedded, WatchEvent
 from shared.runtime.broker import EmbeddedBroker, free_port
@@ -142,15 +141,11 @@ async def test_duplicates_unknown_videos_and_late_events(service):
     assert "clipstream_recommender_unknown_video_events_total 1.0" in metrics
     assert 'clipstream_recommender_consumer_lag_messages{group="clipstream-recommender",partition="0",topic="watch.events"}' in metrics
     assert 'topic="videos.embedded"' in metrics and 'topic="clipstream-recommender.changelog"' in metrics
-    freshness, apply_lag = (buckets(metrics, f"clipstream_recommender_{name}_seconds") for name in ("freshness", "apply_lag"))
+    freshness, apply_lag = (histogram_buckets(metrics, f"clipstream_recommender_{name}_seconds")
+                            for name in ("freshness", "apply_lag"))
     assert freshness[300.0] < freshness[float("inf")], "the late event's own time, a day old, counts in freshness"
     assert apply_lag[60.0] == apply_lag[float("inf")] >= 4, "from each record's send: all of them within a minute"
     bob = feed(proc, "bob")
     assert not bob["cold_start"]
     assert not {"t1-v1", "t1-v2"} & {i["video_id"] for i in bob["items"]}, "the late event was applied too"
 
-
-def buckets(text: str, name: str) -> dict[float, float]:
-    """A histogram's cumulative bucket counts in a /metrics text: upper bound -> count."""
-    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
-            for s in family.samples if s.name == f"{name}_bucket"}

@@ -2,9 +2,8 @@
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.recommender import quantile_between
+from benchmarks.recommender import histogram_buckets, quantile_between
 
 
 def test_the_apply_lag_quantile_between_two_reads_of_a_histogram_is_prometheus_histogram_quantile():
@@ -13,8 +12,7 @@ def test_the_apply_lag_quantile_between_two_reads_of_a_histogram_is_prometheus_h
     lag = Histogram("lag_seconds", "test", buckets=(0.01, 0.1, 1.0), registry=registry)
 
     def buckets() -> dict[float, float]:
-        return {float(s.labels["le"]): s.value for f in text_string_to_metric_families(generate_latest(registry).decode())
-                for s in f.samples if s.name == "lag_seconds_bucket"}
+        return histogram_buckets(generate_latest(registry).decode(), "lag_seconds")
 
     for _ in range(50):
         lag.observe(5.0)  # before the first read: not counted
